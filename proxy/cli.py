@@ -1,0 +1,75 @@
+"""The one console script, `assistants-audit`. Each subcommand lives in the package it belongs to
+and is registered here by import path, so a command's dependencies load only when it runs."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from proxy import __version__
+
+# name -> "module:attribute" of a click.Command
+COMMANDS: dict[str, str] = {
+    "serve": "proxy.serve:serve",
+    "emulator": "emulator.cli:emulator",
+    "sql": "analytics.cli:sql",
+    "report": "analytics.cli:report",
+    "demo": "proxy.demo:demo",
+    "dashboards": "dashboards.cli:dashboards",
+    "bench": "bench.cli:bench",
+}
+
+_HELP = {
+    "serve": "Run the recording proxy in front of an Assistants API upstream.",
+    "emulator": "Run the offline Assistants API emulator (v1 and v2).",
+    "sql": "Run a SQL query against the audit store.",
+    "report": "Print the cost and usage audit report.",
+    "demo": "Emulator + proxy + scripted workload, then the report. No API key needed.",
+    "dashboards": "Build the Grafana dashboards (JSON) from code.",
+    "bench": "Run the side-by-side benchmark.",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._load(name, quiet=True) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    def _load(self, name: str, quiet: bool = False) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if quiet and exc.name == module_name:
+                return None  # not built yet
+            raise
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _HELP.get(name, "")) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="assistants-audit")
+def main() -> None:
+    """Observability and cost audit for the OpenAI Assistants API.
+
+    \b
+    Example:
+      assistants-audit serve --upstream https://my-resource.openai.azure.com
+      assistants-audit demo
+    """
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

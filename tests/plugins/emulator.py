@@ -1,0 +1,1 @@
+"""Fixtures for the emulator (owned by the emulator work)."""

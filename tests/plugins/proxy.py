@@ -1,0 +1,1 @@
+"""Fixtures for the proxy (owned by the proxy work)."""
