@@ -1,0 +1,194 @@
+"""Request line -> templated route, operation name and path ids.
+
+Runs once per exchange on the recorder thread, so it is a walk over a trie of path segments built
+at import time: no regex per call. The API prefix is whatever precedes the first known resource
+segment (`/v1`, a gateway base path, Azure's `/openai`), so any base URL works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+OPENAI = "openai"
+AZURE = "azure.ai.openai"
+
+# (method, template, operation). Templates use the path parameter names of the OpenAPI specs;
+# operations are named like the official SDK's resources (client.beta.threads.runs.steps.list
+# -> runs.steps.list). The v1-only routes are marked in V1_ONLY_OPERATIONS.
+_ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/assistants", "assistants.list"),
+    ("POST", "/assistants", "assistants.create"),
+    ("GET", "/assistants/{assistant_id}", "assistants.retrieve"),
+    ("POST", "/assistants/{assistant_id}", "assistants.update"),
+    ("DELETE", "/assistants/{assistant_id}", "assistants.delete"),
+    ("GET", "/assistants/{assistant_id}/files", "assistants.files.list"),
+    ("POST", "/assistants/{assistant_id}/files", "assistants.files.create"),
+    ("GET", "/assistants/{assistant_id}/files/{file_id}", "assistants.files.retrieve"),
+    ("DELETE", "/assistants/{assistant_id}/files/{file_id}", "assistants.files.delete"),
+    ("POST", "/threads", "threads.create"),
+    ("POST", "/threads/runs", "threads.create_and_run"),
+    ("GET", "/threads/{thread_id}", "threads.retrieve"),
+    ("POST", "/threads/{thread_id}", "threads.update"),
+    ("DELETE", "/threads/{thread_id}", "threads.delete"),
+    ("GET", "/threads/{thread_id}/messages", "messages.list"),
+    ("POST", "/threads/{thread_id}/messages", "messages.create"),
+    ("GET", "/threads/{thread_id}/messages/{message_id}", "messages.retrieve"),
+    ("POST", "/threads/{thread_id}/messages/{message_id}", "messages.update"),
+    ("DELETE", "/threads/{thread_id}/messages/{message_id}", "messages.delete"),
+    ("GET", "/threads/{thread_id}/messages/{message_id}/files", "messages.files.list"),
+    ("GET", "/threads/{thread_id}/messages/{message_id}/files/{file_id}", "messages.files.retrieve"),
+    ("GET", "/threads/{thread_id}/runs", "runs.list"),
+    ("POST", "/threads/{thread_id}/runs", "runs.create"),
+    ("GET", "/threads/{thread_id}/runs/{run_id}", "runs.retrieve"),
+    ("POST", "/threads/{thread_id}/runs/{run_id}", "runs.update"),
+    ("POST", "/threads/{thread_id}/runs/{run_id}/cancel", "runs.cancel"),
+    ("POST", "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", "runs.submit_tool_outputs"),
+    ("GET", "/threads/{thread_id}/runs/{run_id}/steps", "runs.steps.list"),
+    ("GET", "/threads/{thread_id}/runs/{run_id}/steps/{step_id}", "runs.steps.retrieve"),
+    ("GET", "/vector_stores", "vector_stores.list"),
+    ("POST", "/vector_stores", "vector_stores.create"),
+    ("GET", "/vector_stores/{vector_store_id}", "vector_stores.retrieve"),
+    ("POST", "/vector_stores/{vector_store_id}", "vector_stores.update"),
+    ("DELETE", "/vector_stores/{vector_store_id}", "vector_stores.delete"),
+    ("POST", "/vector_stores/{vector_store_id}/search", "vector_stores.search"),
+    ("GET", "/vector_stores/{vector_store_id}/files", "vector_stores.files.list"),
+    ("POST", "/vector_stores/{vector_store_id}/files", "vector_stores.files.create"),
+    ("GET", "/vector_stores/{vector_store_id}/files/{file_id}", "vector_stores.files.retrieve"),
+    ("POST", "/vector_stores/{vector_store_id}/files/{file_id}", "vector_stores.files.update"),
+    ("DELETE", "/vector_stores/{vector_store_id}/files/{file_id}", "vector_stores.files.delete"),
+    ("GET", "/vector_stores/{vector_store_id}/files/{file_id}/content", "vector_stores.files.content"),
+    ("POST", "/vector_stores/{vector_store_id}/file_batches", "vector_stores.file_batches.create"),
+    ("GET", "/vector_stores/{vector_store_id}/file_batches/{batch_id}", "vector_stores.file_batches.retrieve"),
+    ("POST", "/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", "vector_stores.file_batches.cancel"),
+    ("GET", "/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", "vector_stores.file_batches.list_files"),
+    ("GET", "/files", "files.list"),
+    ("POST", "/files", "files.create"),
+    ("GET", "/files/{file_id}", "files.retrieve"),
+    ("DELETE", "/files/{file_id}", "files.delete"),
+    ("GET", "/files/{file_id}/content", "files.content"),
+    ("POST", "/uploads", "uploads.create"),
+    ("POST", "/uploads/{upload_id}/parts", "uploads.parts.create"),
+    ("POST", "/uploads/{upload_id}/complete", "uploads.complete"),
+    ("POST", "/uploads/{upload_id}/cancel", "uploads.cancel"),
+)
+
+V1_ONLY_OPERATIONS = frozenset(
+    {
+        "assistants.files.list",
+        "assistants.files.create",
+        "assistants.files.retrieve",
+        "assistants.files.delete",
+        "messages.files.list",
+        "messages.files.retrieve",
+    }
+)
+
+# Azure OpenAI has no OpenAI-Beta header: Assistants v2 starts with api-version 2024-05-01-preview.
+_AZURE_V2_FROM = "2024-05-01"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    route: str  # templated, prefix stripped: /threads/{thread_id}/runs/{run_id}
+    operation: str  # runs.retrieve, ..., or "other"
+    provider: str  # openai | azure.ai.openai
+    ids: dict[str, str] = field(default_factory=dict)  # path parameters: {"thread_id": ..., ...}
+    prefix: str = ""  # what preceded the API path: /v1, /openai, /gateway/v1
+    azure_api_version: str | None = None  # the api-version query parameter
+    v1_only: bool = False  # an Assistants-v1-only route (assistant files, message files)
+
+    @property
+    def implied_azure_assistants_version(self) -> str | None:
+        """Assistants API version an Azure api-version selects (Azure sends no OpenAI-Beta)."""
+        v = self.azure_api_version
+        if not v:
+            return None
+        return "v2" if v[:10] >= _AZURE_V2_FROM else "v1"
+
+
+class _Node:
+    __slots__ = ("literals", "param", "param_name", "template", "methods")
+
+    def __init__(self) -> None:
+        self.literals: dict[str, _Node] = {}
+        self.param: _Node | None = None
+        self.param_name: str | None = None
+        self.template: str | None = None
+        self.methods: dict[str, str] = {}
+
+
+def _build() -> tuple[_Node, frozenset[str]]:
+    root = _Node()
+    for method, template, operation in _ROUTES:
+        node = root
+        for seg in template.strip("/").split("/"):
+            if seg.startswith("{"):
+                name = seg[1:-1]
+                if node.param is None:
+                    node.param = _Node()
+                    node.param_name = name
+                assert node.param_name == name, template  # one parameter name per position
+                node = node.param
+            else:
+                node = node.literals.setdefault(seg, _Node())
+        node.template = template
+        node.methods[method] = operation
+    return root, frozenset(root.literals)
+
+
+_TRIE, _ROOTS = _build()
+
+# Other OpenAI API families whose paths contain our resource names (e.g.
+# /v1/organization/usage/vector_stores): a prefix holding one of these is not a base path.
+_FOREIGN_SEGMENTS = frozenset(
+    {"organization", "chat", "responses", "batches", "fine_tuning", "audio", "images", "realtime", "usage", "containers"}
+)
+
+
+def _azure_api_version(query: str) -> str | None:
+    if "api-version=" not in query:
+        return None
+    for part in query.split("&"):
+        if part.startswith("api-version="):
+            return part[12:] or None
+    return None
+
+
+def _generic_template(segments: list[str]) -> str:
+    # Unknown paths still get a low-cardinality route: id-like segments become {id}.
+    out = []
+    for seg in segments:
+        has_digit = any(c.isdigit() for c in seg)
+        looks_like_id = has_digit and (len(seg) >= 12 or "_" in seg or "-" in seg)
+        out.append("{id}" if looks_like_id else seg)
+    return "/" + "/".join(out)
+
+
+def classify(method: str, path: str, query: str = "") -> RouteInfo:
+    """Classify one request line. Never raises; unknown paths get operation ``other``."""
+    segments = [s for s in path.split("/") if s]
+    start = next((i for i, s in enumerate(segments) if s in _ROOTS), None)
+    if start is not None and not _FOREIGN_SEGMENTS.isdisjoint(segments[:start]):
+        start = None
+    azure_version = _azure_api_version(query)
+    prefix_segments = segments[:start] if start is not None else []
+    provider = AZURE if azure_version or (prefix_segments[:1] == ["openai"]) else OPENAI
+    if start is None:
+        return RouteInfo(_generic_template(segments), "other", provider, {}, "", azure_version)
+    prefix = "/" + "/".join(prefix_segments) if prefix_segments else ""
+    rest = segments[start:]
+    node: _Node | None = _TRIE
+    ids: dict[str, str] = {}
+    for seg in rest:
+        assert node is not None
+        child = node.literals.get(seg)
+        if child is None and node.param is not None:
+            ids[node.param_name] = seg  # type: ignore[index]
+            child = node.param
+        node = child
+        if node is None:
+            break
+    if node is None or node.template is None:
+        return RouteInfo(_generic_template(rest), "other", provider, ids, prefix, azure_version)
+    operation = node.methods.get(method.upper(), "other")
+    return RouteInfo(node.template, operation, provider, ids, prefix, azure_version, operation in V1_ONLY_OPERATIONS)

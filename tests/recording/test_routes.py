@@ -1,0 +1,62 @@
+"""Route classification: templates, operations, ids and prefixes (OpenAI, gateway, Azure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.routes import AZURE, OPENAI, classify
+
+
+@pytest.mark.parametrize(
+    "method,path,route,operation,ids",
+    [
+        ("GET", "/v1/threads/thread_a/runs/run_b", "/threads/{thread_id}/runs/{run_id}", "runs.retrieve", {"thread_id": "thread_a", "run_id": "run_b"}),
+        ("POST", "/v1/threads/thread_a/runs", "/threads/{thread_id}/runs", "runs.create", {"thread_id": "thread_a"}),
+        ("POST", "/v1/threads/runs", "/threads/runs", "threads.create_and_run", {}),
+        ("POST", "/v1/threads/t/runs/r/submit_tool_outputs", "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", "runs.submit_tool_outputs", {"thread_id": "t", "run_id": "r"}),
+        ("POST", "/v1/threads/t/runs/r/cancel", "/threads/{thread_id}/runs/{run_id}/cancel", "runs.cancel", {"thread_id": "t", "run_id": "r"}),
+        ("GET", "/v1/threads/t/runs/r/steps", "/threads/{thread_id}/runs/{run_id}/steps", "runs.steps.list", {"thread_id": "t", "run_id": "r"}),
+        ("GET", "/v1/threads/t/runs/r/steps/s", "/threads/{thread_id}/runs/{run_id}/steps/{step_id}", "runs.steps.retrieve", {"thread_id": "t", "run_id": "r", "step_id": "s"}),
+        ("POST", "/v1/vector_stores/vs_1/files", "/vector_stores/{vector_store_id}/files", "vector_stores.files.create", {"vector_store_id": "vs_1"}),
+        ("POST", "/v1/vector_stores/vs_1/file_batches", "/vector_stores/{vector_store_id}/file_batches", "vector_stores.file_batches.create", {"vector_store_id": "vs_1"}),
+        ("POST", "/v1/vector_stores/vs_1/search", "/vector_stores/{vector_store_id}/search", "vector_stores.search", {"vector_store_id": "vs_1"}),
+        ("DELETE", "/v1/vector_stores/vs_1", "/vector_stores/{vector_store_id}", "vector_stores.delete", {"vector_store_id": "vs_1"}),
+        ("POST", "/v1/files", "/files", "files.create", {}),
+        ("GET", "/v1/files/file-1/content", "/files/{file_id}/content", "files.content", {"file_id": "file-1"}),
+        ("POST", "/v1/assistants/asst_1/files", "/assistants/{assistant_id}/files", "assistants.files.create", {"assistant_id": "asst_1"}),
+        ("GET", "/v1/threads/t/messages/m/files", "/threads/{thread_id}/messages/{message_id}/files", "messages.files.list", {"thread_id": "t", "message_id": "m"}),
+    ],
+)
+def test_openai_routes(method, path, route, operation, ids):
+    info = classify(method, path, "")
+    assert (info.route, info.operation, info.ids, info.provider, info.prefix) == (route, operation, ids, OPENAI, "/v1")
+
+
+def test_v1_only_routes_are_flagged():
+    assert classify("POST", "/v1/assistants/a/files", "").v1_only
+    assert classify("GET", "/v1/threads/t/messages/m/files/f", "").v1_only
+    assert not classify("POST", "/v1/assistants", "").v1_only
+
+
+def test_any_base_prefix_and_method_case():
+    info = classify("get", "/gateway/team-a/v1/assistants/asst_9", "")
+    assert (info.route, info.operation, info.prefix, info.ids) == ("/assistants/{assistant_id}", "assistants.retrieve", "/gateway/team-a/v1", {"assistant_id": "asst_9"})
+    assert classify("GET", "/threads/t", "").operation == "threads.retrieve"
+
+
+def test_azure():
+    info = classify("POST", "/openai/threads/t1/runs", "api-version=2024-05-01-preview&x=1")
+    assert (info.route, info.operation, info.provider, info.azure_api_version) == ("/threads/{thread_id}/runs", "runs.create", AZURE, "2024-05-01-preview")
+    assert info.implied_azure_assistants_version == "v2"
+    assert classify("GET", "/openai/assistants", "api-version=2024-02-15-preview").implied_azure_assistants_version == "v1"
+    assert classify("GET", "/openai/assistants", "").provider == AZURE
+
+
+def test_unknown_paths_are_other_with_low_cardinality_route():
+    info = classify("GET", "/v1/organization/usage/vector_stores", "start_time=1")
+    assert (info.operation, info.route) == ("other", "/v1/organization/usage/vector_stores")
+    assert classify("GET", "/v1/chat/completions/chatcmpl_123abc", "").route == "/v1/chat/completions/{id}"
+    # known resource, unknown sub-path or method
+    assert classify("GET", "/v1/threads/t/unknown", "").operation == "other"
+    assert classify("PATCH", "/v1/assistants/a", "").operation == "other"
+    assert classify("PATCH", "/v1/assistants/a", "").route == "/assistants/{assistant_id}"
