@@ -1,0 +1,108 @@
+"""The committed dashboard JSON is exactly what the code generates, and every panel is usable:
+a unit, a description, a datasource from the template variable, queries that parse."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from click.testing import CliRunner
+
+from dashboards.cli import dashboards
+from dashboards.panels import PROMETHEUS_UID, TEMPO_UID
+from dashboards.render import render_all
+from proxy.cli import main
+from tests.dashboards.helpers import JSON_DIR, all_panels, committed_dashboards, panel_queries
+
+EXPECTED = {
+    "latency.json": "Assistants API / Latency",
+    "failures.json": "Assistants API / Failures",
+    "vector-stores.json": "Assistants API / Vector-store storage & cost",
+    "cost.json": "Assistants API / Cost & usage",
+}
+
+
+def test_committed_json_matches_generated() -> None:
+    rendered = render_all()
+    committed = {p.name: p.read_text() for p in JSON_DIR.glob("*.json")}
+    assert sorted(rendered) == sorted(committed) == sorted(EXPECTED)
+    for name, text in rendered.items():
+        assert committed[name] == text, f"{name} is stale: run `python -m dashboards`"
+
+
+def test_build_writes_files_and_check_detects_drift(tmp_path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["dashboards", "build", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(EXPECTED)
+    assert runner.invoke(dashboards, ["build", "--check", "--out", str(tmp_path)]).exit_code == 0
+
+    (tmp_path / "cost.json").write_text("{}")
+    result = runner.invoke(dashboards, ["build", "--check", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "cost.json" in result.output
+
+
+def test_titles_uids_and_variables() -> None:
+    boards = committed_dashboards()
+    uids = set()
+    for name, board in boards.items():
+        assert board["title"] == EXPECTED[name]
+        uids.add(board["uid"])
+        variables = {v["name"]: v for v in board["templating"]["list"]}
+        assert set(variables) == {"datasource", "operation", "model"}
+        assert variables["datasource"]["query"] == "prometheus"
+        assert variables["datasource"]["current"]["value"] == PROMETHEUS_UID
+        for name_ in ("operation", "model"):
+            assert variables[name_]["includeAll"] and variables[name_]["allValue"] == ".*"
+    assert len(uids) == len(boards)
+
+
+def test_every_panel_has_unit_description_and_templated_datasource() -> None:
+    for name, board in committed_dashboards().items():
+        panels = [p for p in all_panels(board) if p["type"] != "row"]
+        assert len(panels) >= 5, name
+        for panel in panels:
+            where = f"{name}: {panel['title']}"
+            assert panel["fieldConfig"]["defaults"].get("unit"), where
+            assert len(panel.get("description", "")) > 60, where
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
+            assert panel["targets"], where
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == "${datasource}", where
+
+
+def test_queries_use_template_variables_where_they_apply() -> None:
+    queries = panel_queries(committed_dashboards())
+    raw = [t["expr"] for b in committed_dashboards().values() for p in all_panels(b) for t in p.get("targets", [])]
+    assert any('operation=~"$operation"' in e for e in raw)
+    assert any('model=~"$model"' in e for e in raw)
+    # Any query on an operation- or model-labelled metric that filters by it uses the variable.
+    for expr in raw:
+        assert 'operation="' not in expr and 'model="' not in expr, expr
+    assert all("$" not in q for _, _, q in queries)
+
+
+def test_run_failure_panel_links_to_tempo() -> None:
+    board = committed_dashboards()["failures.json"]
+    panel = next(p for p in all_panels(board) if p["title"].startswith("Run failures"))
+    urls = [link["url"] for link in panel["links"]] + [link["url"] for link in panel["fieldConfig"]["defaults"]["links"]]
+    assert len(urls) == 2
+    for url in urls:
+        assert url.startswith("/explore?")
+        assert TEMPO_UID in url
+        assert "${__from}" in url and "${__to}" in url
+
+
+def test_only_contract_metrics_are_queried() -> None:
+    from tests.dashboards.contract import CONTRACT_METRICS
+
+    used = set()
+    for _, _, expr in panel_queries(committed_dashboards()):
+        for name in re.findall(r"\b((?:assistants_audit|gen_ai_client)_[a-z_]+)", expr):
+            used.add(re.sub(r"_(bucket|sum|count)$", "", name))
+    unknown = used - set(CONTRACT_METRICS)
+    assert not unknown, f"panels query metrics the proxy does not expose: {sorted(unknown)}"
+    # Every dashboard JSON is valid JSON with no NaN/Infinity literals.
+    for path in JSON_DIR.glob("*.json"):
+        json.loads(path.read_text(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
