@@ -1,0 +1,276 @@
+"""Enrichment: fetch the run steps of runs whose steps the client never looked at.
+
+Clients that poll a run rarely list its steps, yet the steps carry the tool calls and the
+file_search results. When the recorder sees a run reach a terminal state and has seen none of
+its steps, the `EnrichmentSink` asks the `Enricher` to fetch them once, with the client's own
+credential and `OpenAI-Beta` header, outside any client request. The response is recorded as an
+ordinary exchange of origin ``enrichment``, so it goes through the same parser and sinks.
+
+The credential never leaves memory: the forwarder remembers it in a `CredentialCache` keyed by
+its fingerprint (a bounded dict), and the enricher looks it up by the fingerprint recorded on the
+run's exchange. After a restart (journal replay) there is no credential, so nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from proxy.exchange import SECRET_HEADERS, Exchange, Recorder, new_exchange_id
+from proxy.facts import Fact, RunSnapshot, StepSnapshot
+
+log = logging.getLogger("assistants_audit.enrich")
+
+TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
+FILE_SEARCH_INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
+# Headers copied from the client's request so the upstream sees the same identity and version.
+_COPIED_HEADERS = ("openai-beta", "openai-organization", "openai-project")
+
+
+class CredentialCache:
+    """Fingerprint -> credential headers, in memory only, bounded (least recently used dropped)."""
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        self._items: OrderedDict[str, tuple[tuple[str, str], ...]] = OrderedDict()
+        self._maxsize = maxsize
+        self._lock = threading.Lock()
+
+    def remember(self, fingerprint: str | None, headers: tuple[tuple[str, str], ...]) -> None:
+        if not fingerprint or not headers:
+            return
+        with self._lock:
+            self._items[fingerprint] = headers
+            self._items.move_to_end(fingerprint)
+            while len(self._items) > self._maxsize:
+                self._items.popitem(last=False)
+
+    def get(self, fingerprint: str | None) -> tuple[tuple[str, str], ...] | None:
+        if not fingerprint:
+            return None
+        with self._lock:
+            return self._items.get(fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichRequest:
+    """Occurs when a run reached a terminal state and none of its steps were seen."""
+
+    run_id: str
+    thread_id: str
+    api_prefix: str  # the client's path up to /threads (e.g. /v1, /openai)
+    query: str  # Azure's api-version, kept as the client sent it
+    headers: tuple[tuple[str, str], ...]  # OpenAI-Beta etc. from the client, secrets excluded
+    key_fingerprint: str | None
+
+
+class Enricher:
+    """Performs `EnrichRequest`s on the proxy's event loop with its pooled upstream session."""
+
+    def __init__(
+        self,
+        *,
+        upstream: str,
+        session: aiohttp.ClientSession,
+        recorder: Recorder,
+        credentials: CredentialCache,
+        loop: asyncio.AbstractEventLoop,
+        worker: str = "enricher",
+        max_concurrency: int = 4,
+        max_pages: int = 5,
+        timeout: float = 30.0,
+        delay: float = 2.0,
+    ) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.session = session
+        self.recorder = recorder
+        self.credentials = credentials
+        self.loop = loop
+        self.worker = worker
+        self.max_pages = max_pages
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        # Clients often list steps right after the run ends: wait a little, then ask again
+        # whether the steps are still unseen before spending an upstream call.
+        self.delay = delay
+        self.still_needed: Callable[[str], bool] = lambda run_id: True
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._pending: set[concurrent.futures.Future[None]] = set()
+        self._lock = threading.Lock()
+        self.skipped_no_credentials = 0
+
+    def schedule(self, request: EnrichRequest) -> bool:
+        """Called from the recorder thread. Returns False when it cannot be done (no credential)."""
+        credential = self.credentials.get(request.key_fingerprint)
+        if credential is None or self.loop.is_closed():
+            self.skipped_no_credentials += 1
+            return False
+        future = asyncio.run_coroutine_threadsafe(self._fetch_all(request, credential), self.loop)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+        return True
+
+    def _forget(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    async def close(self) -> None:
+        """Cancel what is still in flight (at shutdown): enrichment is best effort."""
+        with self._lock:
+            pending = list(self._pending)
+        for future in pending:
+            future.cancel()
+
+    async def _fetch_all(self, request: EnrichRequest, credential: tuple[tuple[str, str], ...]) -> None:
+        after: str | None = None
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if not self.still_needed(request.run_id):
+            return
+        async with self._semaphore:
+            for _ in range(self.max_pages):
+                after = await self._fetch_page(request, credential, after)
+                if after is None:
+                    return
+
+    async def _fetch_page(
+        self, request: EnrichRequest, credential: tuple[tuple[str, str], ...], after: str | None
+    ) -> str | None:
+        path = f"{request.api_prefix}/threads/{request.thread_id}/runs/{request.run_id}/steps"
+        params = [p for p in request.query.split("&") if p]
+        params += ["limit=100", "include[]=" + FILE_SEARCH_INCLUDE]
+        if after:
+            params.append("after=" + after)
+        query = "&".join(params)
+        headers = dict(request.headers)
+        headers.update(credential)
+        headers["accept"] = "application/json"
+        headers["user-agent"] = "assistants-audit-enricher"
+        started_wall = time.time()
+        started = time.perf_counter()
+        status: int | None = None
+        body = b""
+        response_headers: tuple[tuple[str, str], ...] = ()
+        error_type: str | None = None
+        ttfb: float | None = None
+        try:
+            async with self.session.get(
+                f"{self.upstream}{path}?{query}", headers=headers, timeout=self.timeout
+            ) as resp:
+                ttfb = time.perf_counter() - started
+                status = resp.status
+                response_headers = tuple((k.lower(), v) for k, v in resp.raw_headers_decoded())
+                body = await resp.read()
+        except asyncio.TimeoutError:
+            error_type = "upstream_timeout"
+        except aiohttp.ClientError as exc:
+            error_type = "upstream_unreachable"
+            log.info("enrichment of %s failed: %s", request.run_id, type(exc).__name__)
+        duration = time.perf_counter() - started
+        self.recorder.submit(
+            Exchange(
+                exchange_id=new_exchange_id(),
+                worker=self.worker,
+                origin="enrichment",
+                started_at=started_wall,
+                ttfb_s=ttfb,
+                duration_s=duration,
+                proxy_overhead_s=0.0,
+                method="GET",
+                path=path,
+                query=query,
+                request_headers=tuple(
+                    (k, v) for k, v in headers.items() if k.lower() not in SECRET_HEADERS
+                ),
+                key_fingerprint=request.key_fingerprint,
+                request_body=b"",
+                request_body_size=0,
+                status=status,
+                response_headers=response_headers,
+                response_body=body,
+                response_body_size=len(body),
+                error_type=error_type,
+                upstream=self.upstream,
+            )
+        )
+        if status != 200 or not body:
+            return None
+        return _next_cursor(body)
+
+
+def _next_cursor(body: bytes) -> str | None:
+    import orjson
+
+    try:
+        page = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(page, dict) and page.get("has_more") and page.get("last_id"):
+        return str(page["last_id"])
+    return None
+
+
+def _api_prefix(path: str) -> str | None:
+    index = path.find("/threads/")
+    return path[:index] if index >= 0 else None
+
+
+class EnrichmentSink:
+    """Watches facts for terminal runs whose steps were never seen and asks for them once."""
+
+    def __init__(self, enricher: Enricher, *, max_tracked: int = 100_000) -> None:
+        self.enricher = enricher
+        enricher.still_needed = lambda run_id: run_id not in self._steps_seen
+        self.max_tracked = max_tracked
+        self._steps_seen: OrderedDict[str, None] = OrderedDict()
+        self._requested: OrderedDict[str, None] = OrderedDict()
+        self.requested = 0
+
+    def _mark(self, table: OrderedDict[str, None], run_id: str) -> None:
+        table[run_id] = None
+        table.move_to_end(run_id)
+        while len(table) > self.max_tracked:
+            table.popitem(last=False)
+
+    def on_exchange(self, exchange: Exchange, facts: Sequence[Fact]) -> None:
+        terminal: list[RunSnapshot] = []
+        for fact in facts:
+            if isinstance(fact, StepSnapshot) and fact.run_id:
+                self._mark(self._steps_seen, fact.run_id)
+            elif isinstance(fact, RunSnapshot) and fact.status in TERMINAL_RUN_STATUSES:
+                terminal.append(fact)
+        if exchange.origin == "enrichment":
+            if exchange.status is not None and exchange.status < 500:
+                for fact in terminal:
+                    self._mark(self._steps_seen, fact.run_id)
+            return
+        for run in terminal:
+            if run.run_id in self._steps_seen or run.run_id in self._requested or not run.thread_id:
+                continue
+            prefix = _api_prefix(exchange.path)
+            if prefix is None:
+                continue
+            self._mark(self._requested, run.run_id)
+            request = EnrichRequest(
+                run_id=run.run_id,
+                thread_id=run.thread_id,
+                api_prefix=prefix,
+                query="&".join(p for p in exchange.query.split("&") if p.startswith("api-version=")),
+                headers=tuple((k, v) for k, v in exchange.request_headers if k in _COPIED_HEADERS),
+                key_fingerprint=exchange.key_fingerprint,
+            )
+            if self.enricher.schedule(request):
+                self.requested += 1
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
