@@ -13,4 +13,5 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 pytest_plugins = [
     "tests.plugins.emulator",
     "tests.plugins.proxy",
+    "tests.plugins.otlp",
 ]
