@@ -1,0 +1,701 @@
+"""Exchange -> typed Assistants facts. Pure: same Exchange in, same facts out (journal replay
+relies on it), no I/O, no clock; runs on the recorder thread, never on the event loop.
+
+The first fact is always the ExchangeFact. Then one fact per object seen: the response object,
+each list item, each non-delta stream event, each tool call of a step or of a required action,
+each submitted tool output, each file_search result. `seq` numbers them within the exchange.
+Content (message text, instructions, tool arguments/outputs, chunk text) is copied only when
+`capture_content` is on; lengths are always recorded.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from proxy.exchange import Exchange
+from proxy.facts import (
+    AssistantObservation,
+    ExchangeFact,
+    Fact,
+    FileObservation,
+    FileSearchResultFact,
+    MessageObservation,
+    RunSnapshot,
+    StepSnapshot,
+    ThreadObservation,
+    ToolCallFact,
+    VectorStoreFileObservation,
+    VectorStoreObservation,
+)
+from proxy.routes import RouteInfo, classify
+from proxy.sse import decode_all
+
+try:  # br is optional: without a decoder a br body is a parse error, never a crash
+    import brotli as _brotli  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the environment
+    try:
+        import brotlicffi as _brotli  # type: ignore[import-not-found,no-redef]
+    except ImportError:
+        _brotli = None
+
+Json = dict[str, Any]
+
+# Objects whose top-level `file_ids` only exist in Assistants v1 (v2 moved them to tool_resources
+# and attachments). Vector store file batches keep a v2 `file_ids`, so they are not listed.
+_V1_FILE_ID_OBJECTS = frozenset({"assistant", "thread.run", "thread.message"})
+_V1_FILE_ID_REQUESTS = frozenset(
+    {"assistants.create", "assistants.update", "messages.create", "runs.create", "threads.create_and_run"}
+)
+_RUN_SOURCES = {
+    "runs.create": "create",
+    "threads.create_and_run": "create_thread_and_run",
+    "runs.retrieve": "retrieve",
+    "runs.list": "list",
+    "runs.update": "update",
+    "runs.cancel": "cancel",
+    "runs.submit_tool_outputs": "submit_tool_outputs",
+}
+
+
+def ts(value: object) -> datetime | None:
+    """Unix seconds (int or float) -> aware UTC datetime; anything else -> None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _dict(value: object) -> Json:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _strs(value: object) -> tuple[str, ...]:
+    return tuple(v for v in _list(value) if isinstance(v, str))
+
+
+def api_version_from_beta(header: str | None) -> str | None:
+    """`OpenAI-Beta: assistants=v2` (possibly among other comma-separated flags) -> "v2"."""
+    if not header:
+        return None
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "assistants" and value.strip():
+            return value.strip().lower()
+    return None
+
+
+# --- body decoding ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Body:
+    data: Any = None  # parsed JSON (dict/list) or None
+    events: list[tuple[str, Any]] = field(default_factory=list)  # SSE: (event name, parsed data)
+    error: str | None = None
+    is_sse: bool = False
+
+
+def _decompress(raw: bytes, encoding: str | None) -> tuple[bytes, str | None]:
+    enc = (encoding or "").strip().lower()
+    if not raw or enc in ("", "identity"):
+        return raw, None
+    try:
+        if enc in ("gzip", "x-gzip"):
+            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw), None
+        if enc == "deflate":
+            try:
+                return zlib.decompressobj().decompress(raw), None
+            except zlib.error:  # servers that send raw deflate without the zlib wrapper
+                return zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw), None
+        if enc == "br":
+            if _brotli is None:
+                return b"", "unsupported_encoding:br"
+            return _brotli.decompress(raw), None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a parse error
+        return b"", f"bad_{enc}:{type(exc).__name__}"
+    return b"", f"unsupported_encoding:{enc}"
+
+
+def _decode_body(raw: bytes, content_type: str | None, encoding: str | None, truncated: bool) -> _Body:
+    body = _Body()
+    ctype = (content_type or "").lower()
+    data, err = _decompress(raw, encoding)
+    if err:
+        body.error = err
+        return body
+    if "text/event-stream" in ctype:
+        body.is_sse = True
+        for event in decode_all(data):
+            if event.data.startswith("[DONE]"):
+                continue
+            try:
+                body.events.append((event.event or "", orjson.loads(event.data)))
+            except orjson.JSONDecodeError:
+                body.error = body.error or "invalid_json_event"
+        return body
+    if not data.strip() or not ("json" in ctype or data.lstrip()[:1] in (b"{", b"[")):
+        return body  # empty, or not JSON (file content, multipart): nothing to parse, not an error
+    try:
+        body.data = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if truncated:
+            body.error = "truncated"
+        else:
+            try:
+                data.decode("utf-8")
+                body.error = "invalid_json"
+            except UnicodeDecodeError:
+                body.error = "invalid_utf8"
+        del exc
+    return body
+
+
+# --- the per-exchange context ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Ctx:
+    ex: Exchange
+    route: RouteInfo
+    capture: bool
+    observed_at: datetime
+    api_version: str | None
+    source: str
+    facts: list[Fact] = field(default_factory=list)
+    seq: int = 0
+    v1: bool = False
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def content(self, value: str | None) -> str | None:
+        return value if self.capture else None
+
+    def object_version(self, obj: Json) -> str | None:
+        """v1 when the object has a v1-only shape, else the version the request asked for."""
+        if _is_v1_object(obj):
+            self.v1 = True
+            return "v1"
+        return self.api_version
+
+
+def _tool_types(tools: object) -> tuple[str, ...]:
+    return tuple(t for t in (_str(_dict(tool).get("type")) for tool in _list(tools)) if t)
+
+
+def _is_v1_object(obj: Json) -> bool:
+    if "file_ids" in obj and obj.get("object") in _V1_FILE_ID_OBJECTS:
+        return True
+    return "retrieval" in _tool_types(obj.get("tools"))
+
+
+def _usage(obj: Json) -> tuple[int | None, int | None, int | None]:
+    usage = _dict(obj.get("usage"))
+    return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(usage.get("total_tokens"))
+
+
+# --- objects -> facts ------------------------------------------------------------------------
+
+
+def _run(ctx: _Ctx, obj: Json, source: str, event: str | None) -> None:
+    run_id = _str(obj.get("id"))
+    if not run_id:
+        return
+    prompt, completion, total = _usage(obj)
+    required = _dict(_dict(obj.get("required_action")).get("submit_tool_outputs"))
+    required_calls = _list(required.get("tool_calls")) if required else []
+    instructions = _str(obj.get("instructions"))
+    thread_id = _str(obj.get("thread_id"))
+    ctx.facts.append(
+        RunSnapshot(
+            exchange_id=ctx.ex.exchange_id,
+            seq=ctx.next_seq(),
+            observed_at=ctx.observed_at,
+            source=source,
+            event=event,
+            run_id=run_id,
+            thread_id=thread_id,
+            assistant_id=_str(obj.get("assistant_id")),
+            model=_str(obj.get("model")),
+            status=_str(obj.get("status")),
+            api_version=ctx.object_version(obj),
+            created_at=ts(obj.get("created_at")),
+            started_at=ts(obj.get("started_at")),
+            completed_at=ts(obj.get("completed_at")),
+            failed_at=ts(obj.get("failed_at")),
+            cancelled_at=ts(obj.get("cancelled_at")),
+            expires_at=ts(obj.get("expires_at")),
+            last_error_code=_str(_dict(obj.get("last_error")).get("code")),
+            last_error_message=_str(_dict(obj.get("last_error")).get("message")),
+            incomplete_reason=_str(_dict(obj.get("incomplete_details")).get("reason")),
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total,
+            tools=_tool_types(obj.get("tools")),
+            streamed=source == "stream",
+            required_action_count=len(required_calls) if required else None,
+            key_fingerprint=ctx.ex.key_fingerprint,
+            instructions_chars=len(instructions) if instructions is not None else None,
+            instructions=ctx.content(instructions),
+        )
+    )
+    for call in required_calls:
+        call = _dict(call)
+        fn = _dict(call.get("function"))
+        call_id = _str(call.get("id"))
+        if not call_id:
+            continue
+        args = _str(fn.get("arguments"))
+        ctx.facts.append(
+            _tool_call(ctx, call_id, "required_action", None, run_id, thread_id, _str(call.get("type")) or "function",
+                       function_name=_str(fn.get("name")), arguments_chars=len(args) if args is not None else None,
+                       arguments=ctx.content(args))
+        )
+
+
+def _tool_call(ctx: _Ctx, call_id: str, source: str, step_id: str | None, run_id: str | None, thread_id: str | None,
+               type_: str | None, **fields: Any) -> ToolCallFact:
+    base: dict[str, Any] = dict.fromkeys(
+        ("function_name", "arguments_chars", "arguments", "output_chars", "output", "code_input_chars", "code_input",
+         "code_outputs", "ranker", "score_threshold", "result_count")
+    )
+    base.update(fields)
+    return ToolCallFact(
+        exchange_id=ctx.ex.exchange_id, seq=ctx.next_seq(), observed_at=ctx.observed_at, tool_call_id=call_id,
+        source=source, step_id=step_id, run_id=run_id, thread_id=thread_id, type=type_, **base,
+    )
+
+
+def _step(ctx: _Ctx, obj: Json) -> None:
+    step_id = _str(obj.get("id"))
+    if not step_id:
+        return
+    prompt, completion, total = _usage(obj)
+    details = _dict(obj.get("step_details"))
+    run_id, thread_id = _str(obj.get("run_id")), _str(obj.get("thread_id"))
+    ctx.facts.append(
+        StepSnapshot(
+            exchange_id=ctx.ex.exchange_id,
+            seq=ctx.next_seq(),
+            observed_at=ctx.observed_at,
+            step_id=step_id,
+            run_id=run_id,
+            thread_id=thread_id,
+            assistant_id=_str(obj.get("assistant_id")),
+            type=_str(obj.get("type")),
+            status=_str(obj.get("status")),
+            created_at=ts(obj.get("created_at")),
+            completed_at=ts(obj.get("completed_at")),
+            failed_at=ts(obj.get("failed_at")),
+            cancelled_at=ts(obj.get("cancelled_at")),
+            expired_at=ts(obj.get("expired_at")),
+            last_error_code=_str(_dict(obj.get("last_error")).get("code")),
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total,
+            message_id=_str(_dict(details.get("message_creation")).get("message_id")),
+        )
+    )
+    for call in _list(details.get("tool_calls")):
+        _step_tool_call(ctx, _dict(call), step_id, run_id, thread_id)
+
+
+def _step_tool_call(ctx: _Ctx, call: Json, step_id: str, run_id: str | None, thread_id: str | None) -> None:
+    call_id = _str(call.get("id"))
+    type_ = _str(call.get("type"))
+    if not call_id:
+        return
+    fields: dict[str, Any] = {}
+    results: list[Any] = []
+    if type_ == "function":
+        fn = _dict(call.get("function"))
+        args, output = _str(fn.get("arguments")), _str(fn.get("output"))
+        fields = dict(function_name=_str(fn.get("name")), arguments_chars=len(args) if args is not None else None,
+                      arguments=ctx.content(args), output_chars=len(output) if output is not None else None,
+                      output=ctx.content(output))
+    elif type_ == "code_interpreter":
+        ci = _dict(call.get("code_interpreter"))
+        code = _str(ci.get("input"))
+        outputs = _list(ci.get("outputs"))
+        logs = "".join(_str(_dict(o).get("logs")) or "" for o in outputs)
+        fields = dict(code_input_chars=len(code) if code is not None else None, code_input=ctx.content(code),
+                      code_outputs=len(outputs), output_chars=len(logs), output=ctx.content(logs))
+    elif type_ == "file_search":
+        fs = _dict(call.get("file_search"))
+        ranking = _dict(fs.get("ranking_options"))
+        results = _list(fs.get("results"))
+        fields = dict(ranker=_str(ranking.get("ranker")), score_threshold=_float(ranking.get("score_threshold")),
+                      result_count=len(results) if "results" in fs else None)
+    elif type_ == "retrieval":
+        ctx.v1 = True
+    ctx.facts.append(_tool_call(ctx, call_id, "step", step_id, run_id, thread_id, type_, **fields))
+    for rank, result in enumerate(results, start=1):
+        result = _dict(result)
+        text = "".join(_str(_dict(part).get("text")) or "" for part in _list(result.get("content")))
+        has_content = "content" in result
+        ctx.facts.append(
+            FileSearchResultFact(
+                exchange_id=ctx.ex.exchange_id, observed_at=ctx.observed_at, tool_call_id=call_id, step_id=step_id,
+                run_id=run_id, thread_id=thread_id, rank=rank, file_id=_str(result.get("file_id")),
+                file_name=_str(result.get("file_name")), score=_float(result.get("score")),
+                content_chars=len(text) if has_content else None, content=ctx.content(text) if has_content else None,
+            )
+        )
+
+
+def _message(ctx: _Ctx, obj: Json) -> None:
+    message_id = _str(obj.get("id"))
+    if not message_id:
+        return
+    texts: list[str] = []
+    annotations = 0
+    for part in _list(obj.get("content")):
+        text = _dict(_dict(part).get("text"))
+        value = _str(text.get("value"))
+        if value is not None:
+            texts.append(value)
+        annotations += len(_list(text.get("annotations")))
+    attachments = obj.get("attachments")
+    file_ids = _strs(obj.get("file_ids")) or tuple(
+        f for f in (_str(_dict(a).get("file_id")) for a in _list(attachments)) if f
+    )
+    ctx.object_version(obj)
+    content = "".join(texts)
+    ctx.facts.append(
+        MessageObservation(
+            exchange_id=ctx.ex.exchange_id, seq=ctx.next_seq(), observed_at=ctx.observed_at, message_id=message_id,
+            thread_id=_str(obj.get("thread_id")), run_id=_str(obj.get("run_id")),
+            assistant_id=_str(obj.get("assistant_id")), role=_str(obj.get("role")), status=_str(obj.get("status")),
+            created_at=ts(obj.get("created_at")), content_chars=len(content), content=ctx.content(content),
+            attachments=len(attachments) if isinstance(attachments, list) else None, file_ids=file_ids,
+            annotations=annotations,
+        )
+    )
+
+
+def _resources(obj: Json) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    resources = _dict(obj.get("tool_resources"))
+    return (_strs(_dict(resources.get("file_search")).get("vector_store_ids")),
+            _strs(_dict(resources.get("code_interpreter")).get("file_ids")))
+
+
+def _assistant(ctx: _Ctx, obj: Json, deleted: bool) -> None:
+    assistant_id = _str(obj.get("id"))
+    if not assistant_id:
+        return
+    vs_ids, ci_files = _resources(obj)
+    instructions = _str(obj.get("instructions"))
+    ctx.facts.append(
+        AssistantObservation(
+            exchange_id=ctx.ex.exchange_id, seq=ctx.next_seq(), observed_at=ctx.observed_at, assistant_id=assistant_id,
+            name=_str(obj.get("name")), model=_str(obj.get("model")),
+            api_version=None if deleted else ctx.object_version(obj), tools=_tool_types(obj.get("tools")),
+            vector_store_ids=vs_ids, code_interpreter_file_ids=ci_files, file_ids=_strs(obj.get("file_ids")),
+            created_at=ts(obj.get("created_at")), deleted=deleted,
+            instructions_chars=len(instructions) if instructions is not None else None,
+            instructions=ctx.content(instructions), key_fingerprint=ctx.ex.key_fingerprint,
+        )
+    )
+
+
+def _thread(ctx: _Ctx, obj: Json, deleted: bool) -> None:
+    thread_id = _str(obj.get("id"))
+    if not thread_id:
+        return
+    vs_ids, ci_files = _resources(obj)
+    ctx.facts.append(
+        ThreadObservation(
+            exchange_id=ctx.ex.exchange_id, observed_at=ctx.observed_at, thread_id=thread_id,
+            created_at=ts(obj.get("created_at")), vector_store_ids=vs_ids, code_interpreter_file_ids=ci_files,
+            deleted=deleted, key_fingerprint=ctx.ex.key_fingerprint,
+        )
+    )
+
+
+def _vector_store(ctx: _Ctx, obj: Json, deleted: bool) -> None:
+    vs_id = _str(obj.get("id"))
+    if not vs_id:
+        return
+    counts = _dict(obj.get("file_counts"))
+    expires_after = _dict(obj.get("expires_after"))
+    usage = obj.get("usage_bytes", obj.get("bytes"))
+    ctx.facts.append(
+        VectorStoreObservation(
+            exchange_id=ctx.ex.exchange_id, seq=ctx.next_seq(), observed_at=ctx.observed_at, source=ctx.source,
+            vector_store_id=vs_id, name=_str(obj.get("name")), status=_str(obj.get("status")),
+            usage_bytes=_int(usage), files_in_progress=_int(counts.get("in_progress", counts.get("processing"))),
+            files_completed=_int(counts.get("completed")), files_failed=_int(counts.get("failed")),
+            files_cancelled=_int(counts.get("cancelled")), files_total=_int(counts.get("total")),
+            created_at=ts(obj.get("created_at")), last_active_at=ts(obj.get("last_active_at")),
+            expires_at=ts(obj.get("expires_at")), expires_after_anchor=_str(expires_after.get("anchor")),
+            expires_after_days=_int(expires_after.get("days")), deleted=deleted,
+            key_fingerprint=ctx.ex.key_fingerprint,
+        )
+    )
+
+
+def _vector_store_file(ctx: _Ctx, obj: Json, deleted: bool, file_id: str | None = None, status: str | None = None) -> None:
+    file_id = file_id or _str(obj.get("id"))
+    if not file_id:
+        return
+    ctx.facts.append(
+        VectorStoreFileObservation(
+            exchange_id=ctx.ex.exchange_id, seq=ctx.next_seq(), observed_at=ctx.observed_at,
+            vector_store_id=_str(obj.get("vector_store_id")) or ctx.route.ids.get("vector_store_id"), file_id=file_id,
+            status=status if status is not None else _str(obj.get("status")), usage_bytes=_int(obj.get("usage_bytes")),
+            last_error_code=_str(_dict(obj.get("last_error")).get("code")), created_at=ts(obj.get("created_at")),
+            deleted=deleted,
+        )
+    )
+
+
+def _file(ctx: _Ctx, obj: Json, deleted: bool) -> None:
+    file_id = _str(obj.get("id"))
+    if not file_id:
+        return
+    ctx.facts.append(
+        FileObservation(
+            exchange_id=ctx.ex.exchange_id, seq=ctx.next_seq(), observed_at=ctx.observed_at, file_id=file_id,
+            filename=_str(obj.get("filename")), purpose=_str(obj.get("purpose")), bytes=_int(obj.get("bytes")),
+            status=_str(obj.get("status")), created_at=ts(obj.get("created_at")), deleted=deleted,
+            key_fingerprint=ctx.ex.key_fingerprint,
+        )
+    )
+
+
+def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -> None:
+    """Dispatch one API object (or list page) to its fact builder by its `object` field."""
+    if not isinstance(obj, dict):
+        return
+    kind = obj.get("object")
+    deleted = obj.get("deleted") is True
+    if kind == "list":
+        for item in _list(obj.get("data")):
+            _object(ctx, item, run_source, event)
+    elif kind == "thread.run":
+        _run(ctx, obj, run_source, event)
+    elif kind == "thread.run.step":
+        _step(ctx, obj)
+    elif kind == "thread.message":
+        _message(ctx, obj)
+    elif kind in ("assistant", "assistant.deleted"):
+        _assistant(ctx, obj, deleted)
+    elif kind in ("thread", "thread.deleted"):
+        _thread(ctx, obj, deleted)
+    elif kind in ("vector_store", "vector_store.deleted"):
+        _vector_store(ctx, obj, deleted)
+    elif kind in ("vector_store.file", "vector_store.file.deleted"):
+        _vector_store_file(ctx, obj, deleted)
+    elif kind == "file" or (kind == "file.deleted"):
+        _file(ctx, obj, deleted)
+    elif kind in ("assistant.file", "thread.message.file"):
+        ctx.v1 = True
+
+
+def _stream_events(ctx: _Ctx, events: list[tuple[str, Any]]) -> tuple[str | None, str | None]:
+    """Facts from streamed events; returns (error_type, error_code) of an `error` event."""
+    error: tuple[str | None, str | None] = (None, None)
+    for name, data in events:
+        if name == "error":
+            err = _dict(_dict(data).get("error")) or _dict(data)
+            error = (_str(err.get("type")) or "stream_error", _str(err.get("code")))
+        elif name.endswith(".delta") or name in ("thread.message.in_progress",):
+            continue  # deltas repeat what the completed object holds
+        elif name.startswith(("thread.run.", "thread.message.", "thread.created")):
+            _object(ctx, data, "stream", name)
+    return error
+
+
+def _tool_outputs(ctx: _Ctx, request: Json) -> None:
+    run_id, thread_id = ctx.route.ids.get("run_id"), ctx.route.ids.get("thread_id")
+    for item in _list(request.get("tool_outputs")):
+        item = _dict(item)
+        call_id = _str(item.get("tool_call_id"))
+        if not call_id:
+            continue
+        output = _str(item.get("output"))
+        ctx.facts.append(
+            _tool_call(ctx, call_id, "tool_output", None, run_id, thread_id, "function",
+                       output_chars=len(output) if output is not None else None, output=ctx.content(output))
+        )
+
+
+def _request_is_v1(operation: str, request: Json) -> bool:
+    if operation in _V1_FILE_ID_REQUESTS and "file_ids" in request:
+        return True
+    if "retrieval" in _tool_types(request.get("tools")):
+        return True
+    thread = _dict(request.get("thread")) or request
+    return any("file_ids" in _dict(m) for m in _list(thread.get("messages")))
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def _first_str(*values: object) -> str | None:
+    for value in values:
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _sdk(lang: str | None, version: str | None) -> str | None:
+    if lang and version:
+        return f"{lang} {version}"
+    return lang or None
+
+
+def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
+    """All facts of one exchange; the ExchangeFact first. Never raises on bad bodies."""
+    ex = exchange
+    route = classify(ex.method, ex.path, ex.query)
+    req_header = ex.header
+    beta = req_header("openai-beta")
+    api_version = api_version_from_beta(beta) or route.implied_azure_assistants_version
+    started = datetime.fromtimestamp(ex.started_at, tz=timezone.utc)
+    observed = datetime.fromtimestamp(ex.started_at + max(ex.duration_s, 0.0), tz=timezone.utc)
+    if ex.origin in ("sampler", "enrichment"):
+        source = ex.origin
+    else:
+        source = route.operation.rsplit(".", 1)[-1] if route.operation != "other" else "other"
+    ctx = _Ctx(ex, route, capture_content, observed, api_version, source, v1=route.v1_only)
+    run_source = _RUN_SOURCES.get(route.operation, source)
+
+    request = _decode_body(ex.request_body, req_header("content-type"), req_header("content-encoding"),
+                           ex.request_body_truncated)
+    req_json = _dict(request.data)
+    response_ctype = ex.header("content-type", response=True)
+    response_encoding = ex.header("content-encoding", response=True)
+    response = _decode_body(ex.response_body, response_ctype, response_encoding, ex.response_body_truncated)
+
+    if _request_is_v1(route.operation, req_json):
+        ctx.v1 = True
+    if route.operation == "runs.submit_tool_outputs":
+        _tool_outputs(ctx, req_json)
+    if route.operation == "vector_stores.file_batches.create":
+        for file_id in _strs(req_json.get("file_ids")):
+            _vector_store_file(ctx, {}, False, file_id=file_id, status=None)
+
+    error_type, error_code = ex.error_type, None
+    resp_json = response.data if isinstance(response.data, dict) else {}
+    if response.is_sse:
+        stream_error = _stream_events(ctx, response.events)
+        if error_type is None:
+            error_type, error_code = stream_error
+    else:
+        upstream_error = _dict(resp_json.get("error"))
+        if upstream_error:
+            error_type = error_type or _str(upstream_error.get("type")) or "error"
+            error_code = _str(upstream_error.get("code"))
+        elif ex.status is not None and ex.status < 400:
+            _object(ctx, response.data, run_source)
+    if error_type is None and ex.status is not None and ex.status >= 400:
+        error_type = f"http_{ex.status}"
+
+    parse_error = None
+    if response.error:
+        parse_error = f"response:{response.error}"
+    elif request.error:
+        parse_error = f"request:{request.error}"
+
+    ids = route.ids
+    first_run = next((f for f in ctx.facts if isinstance(f, RunSnapshot)), None)
+    lang, version = req_header("x-stainless-lang"), req_header("x-stainless-package-version")
+    poll_helper = req_header("x-stainless-poll-helper")
+    helper = ("poll" if poll_helper and poll_helper.lower() == "true" else None) or req_header(
+        "x-stainless-stream-helper") or req_header("x-stainless-helper-method")
+    resp_obj_id = _str(resp_json.get("id"))
+    resp_kind = resp_json.get("object")
+    exchange_fact = ExchangeFact(
+        exchange_id=ex.exchange_id,
+        observed_at=started,
+        worker=ex.worker,
+        origin=ex.origin,
+        started_at=started,
+        duration_ms=ex.duration_s * 1000.0,
+        ttfb_ms=ex.ttfb_s * 1000.0 if ex.ttfb_s is not None else None,
+        proxy_overhead_ms=ex.proxy_overhead_s * 1000.0,
+        method=ex.method,
+        path=ex.path,
+        route=route.route,
+        operation=route.operation,
+        provider=route.provider,
+        status_code=ex.status,
+        beta_header=beta,
+        api_version=api_version,
+        v1_semantics=ctx.v1,
+        azure_api_version=route.azure_api_version,
+        stream=req_json.get("stream") is True or response.is_sse,
+        upstream_request_id=ex.header("x-request-id", response=True),
+        processing_ms=_float(ex.header("openai-processing-ms", response=True)),
+        ratelimit_remaining_requests=_int(ex.header("x-ratelimit-remaining-requests", response=True)),
+        ratelimit_remaining_tokens=_int(ex.header("x-ratelimit-remaining-tokens", response=True)),
+        bytes_in=ex.request_body_size,
+        bytes_out=ex.response_body_size,
+        content_type=response_ctype,
+        content_encoding=response_encoding,
+        error_type=error_type,
+        error_code=error_code,
+        parse_error=parse_error,
+        body_truncated=ex.response_body_truncated or ex.request_body_truncated,
+        user_agent=req_header("user-agent"),
+        sdk=_sdk(lang, version),
+        sdk_lang=lang,
+        sdk_version=version,
+        helper=helper,
+        retry_count=_int(req_header("x-stainless-retry-count")),
+        key_fingerprint=ex.key_fingerprint,
+        run_id=_first_str(ids.get("run_id"), first_run.run_id if first_run else None),
+        thread_id=_first_str(ids.get("thread_id"), first_run.thread_id if first_run else None,
+                             resp_obj_id if resp_kind == "thread" else None, resp_json.get("thread_id")),
+        assistant_id=_first_str(ids.get("assistant_id"), req_json.get("assistant_id"),
+                                first_run.assistant_id if first_run else None,
+                                resp_obj_id if resp_kind == "assistant" else None),
+        vector_store_id=_first_str(ids.get("vector_store_id"), resp_obj_id if resp_kind == "vector_store" else None,
+                                   resp_json.get("vector_store_id")),
+        model=_first_str(req_json.get("model"), first_run.model if first_run else None, resp_json.get("model")),
+    )
+    return [exchange_fact, *ctx.facts]
+
