@@ -1,0 +1,613 @@
+"""Prometheus metrics for every exchange, run, tool call and vector store.
+
+Every metric is bound to the registry passed in. Runs count once, when a snapshot first shows
+a terminal status; per-run, per-tool-call and per-store state is kept in bounded LRUs so memory
+stays flat however long the proxy runs. No label ever carries a run, thread, message, file or
+key id; vector store ids appear only on the per-store gauges, capped to the N largest stores.
+
+Multiprocess (`serve --workers N`): set PROMETHEUS_MULTIPROC_DIR (see `enable_multiprocess`)
+before any metric exists; counters and histograms then live in per-process mmap files, and each
+worker also writes its vector-store view to a JSON file there on `flush()`. The admin endpoint
+serves `multiprocess_registry(dir)`, which sums the files of all workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from proxy.exchange import Exchange
+from proxy.facts import (
+    ExchangeFact,
+    Fact,
+    FileSearchResultFact,
+    RunSnapshot,
+    ToolCallFact,
+    VectorStoreObservation,
+)
+from proxy.sinks.common import LRU, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
+
+log = logging.getLogger("assistants_audit.metrics")
+
+# GenAI semantic-convention bucket boundaries (gen_ai.client.operation.duration / token.usage).
+GENAI_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+GENAI_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+EXCHANGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+RUN_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+POLL_BUCKETS = (0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233)
+RESULT_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50)
+FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+UNKNOWN = "unknown"
+OTHER = "other"
+CODE_INTERPRETER_SESSION_S = 3600.0  # a session is billed per thread per hour
+GIB = 1024**3
+DEFAULT_STORAGE_USD_PER_GIB_DAY = 0.10
+DEFAULT_FREE_STORAGE_GIB = 1.0
+
+_UPSTREAM_ERROR_KINDS = {
+    "upstream_unreachable": "unreachable",
+    "upstream_timeout": "timeout",
+    "upstream_reset": "reset",
+}
+_SAFE_LABEL = re.compile(r"^[A-Za-z0-9_.:/=+-]{1,64}$")
+_VS_STATE_PREFIX = "vector_stores_"
+
+
+class LabelCap:
+    """Admits at most `limit` distinct values of a free-form label; later newcomers become
+    "other". Values that look like anything but a short token are "other" too."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str | None, missing: str = UNKNOWN) -> str:
+        if value is None or value == "":
+            return missing
+        if not _SAFE_LABEL.match(value):
+            return OTHER
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self.limit:
+            return OTHER
+        self._seen.add(value)
+        return value
+
+
+def status_class(status: int | None) -> str:
+    return f"{status // 100}xx" if status else "error"
+
+
+def _ts(dt: datetime | None) -> float | None:
+    return dt.timestamp() if dt is not None else None
+
+
+def _load_prices(settings: object) -> Any:
+    """analytics.prices is optional at import time: without it no cost metric is emitted."""
+    try:
+        from analytics.prices import Prices
+    except ImportError:
+        log.warning("analytics.prices unavailable: cost metrics disabled")
+        return None
+    try:
+        return Prices.load(override_file=getattr(settings, "prices", None))
+    except Exception:  # a bad price file must not take metrics down with it
+        log.exception("could not load prices: cost metrics disabled")
+        return None
+
+
+@dataclass(slots=True)
+class _RunState:
+    polls: int = 0
+    unchanged_polls: int = 0
+    last_status: str | None = None
+    terminal: bool = False
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VectorStoreState:
+    """The latest observation of one vector store, as the gauges need it."""
+
+    vector_store_id: str
+    observed_at: float
+    usage_bytes: int
+    files_in_progress: int
+    files_completed: int
+    files_failed: int
+    files_cancelled: int
+    last_active_at: float | None
+    expires_at: float | None
+
+
+class VectorStoreCollector:
+    """Exposes the vector-store gauges at scrape time: org-wide totals over every live store,
+    per-store gauges only for the `limit` largest (so the series count is capped), and idle
+    time computed against the scrape clock."""
+
+    def __init__(
+        self,
+        states: Callable[[], Iterable[VectorStoreState]],
+        limit: int,
+        *,
+        usd_per_gib_day: float = DEFAULT_STORAGE_USD_PER_GIB_DAY,
+        free_gib: float = DEFAULT_FREE_STORAGE_GIB,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._states = states
+        self.limit = limit
+        self.usd_per_gib_day = usd_per_gib_day
+        self.free_gib = free_gib
+        self._clock = clock
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return list(self._families())
+
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
+        vs = ["vector_store_id"]
+        return (
+            GaugeMetricFamily("assistants_audit_vector_store_usage_bytes", "Vector store usage (top N stores by size)", labels=vs),
+            GaugeMetricFamily("assistants_audit_vector_store_files", "Files per vector store by status (top N)", labels=[*vs, "status"]),
+            GaugeMetricFamily("assistants_audit_vector_store_expires_at_seconds", "Expiry time, unix seconds (top N, stores with expiry)", labels=vs),
+            GaugeMetricFamily("assistants_audit_vector_store_idle_seconds", "Seconds since last_active_at (top N)", labels=vs),
+            GaugeMetricFamily("assistants_audit_vector_stores", "Live vector stores known"),
+            GaugeMetricFamily("assistants_audit_vector_store_total_usage_bytes", "Usage of all live vector stores"),
+            GaugeMetricFamily("assistants_audit_vector_store_storage_cost_usd_per_day", "Org-wide storage cost per day (first GiB free)"),
+        )
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        usage, files, expires, idle, count, total, cost = self._families()
+        states = list(self._states())
+        now = self._clock()
+        top = sorted(states, key=lambda s: (-s.usage_bytes, s.vector_store_id))[: self.limit]
+        for s in top:
+            usage.add_metric([s.vector_store_id], s.usage_bytes)
+            for status, n in (
+                ("in_progress", s.files_in_progress),
+                ("completed", s.files_completed),
+                ("failed", s.files_failed),
+                ("cancelled", s.files_cancelled),
+            ):
+                files.add_metric([s.vector_store_id, status], n)
+            if s.expires_at is not None:
+                expires.add_metric([s.vector_store_id], s.expires_at)
+            if s.last_active_at is not None:
+                idle.add_metric([s.vector_store_id], max(0.0, now - s.last_active_at))
+        total_bytes = sum(s.usage_bytes for s in states)
+        count.add_metric([], len(states))
+        total.add_metric([], total_bytes)
+        cost.add_metric([], max(0.0, total_bytes / GIB - self.free_gib) * self.usd_per_gib_day)
+        return (usage, files, expires, idle, count, total, cost)
+
+
+def _read_vector_store_files(path: str) -> list[VectorStoreState]:
+    """Merge every worker's vector-store file: the newest observation of each store wins."""
+    latest: dict[str, VectorStoreState] = {}
+    for name in glob.glob(os.path.join(path, f"{_VS_STATE_PREFIX}*.json")):
+        try:
+            with open(name, encoding="utf-8") as f:
+                rows = json.load(f)
+        except (OSError, ValueError):
+            continue  # a worker is mid-rename or died mid-write: its next flush fixes it
+        for row in rows.get("live", []):
+            s = VectorStoreState(**row)
+            cur = latest.get(s.vector_store_id)
+            if cur is None or s.observed_at >= cur.observed_at:
+                latest[s.vector_store_id] = s
+        for vs_id, at in rows.get("deleted", {}).items():
+            cur = latest.get(vs_id)
+            if cur is not None and at >= cur.observed_at:
+                del latest[vs_id]
+    return list(latest.values())
+
+
+class StoreHealth:
+    """What the audit store's recorder reports about itself. The recorder calls these from
+    its own thread; in multiprocess mode the gauges sum over live workers."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.queue_depth = Gauge(
+            "assistants_audit_store_queue_depth", "Exchanges waiting to be parsed and written",
+            registry=registry, multiprocess_mode="livesum",
+        )
+        self.flush_seconds = Histogram(
+            "assistants_audit_store_flush_seconds", "Time to flush a batch to the store",
+            registry=registry, buckets=FLUSH_BUCKETS,
+        )
+        self.spooled_records = Gauge(
+            "assistants_audit_store_spooled_records", "Records in the on-disk journal not yet in the store",
+            registry=registry, multiprocess_mode="livesum",
+        )
+        self.lost_records = Counter(
+            "assistants_audit_store_lost_records_total", "Records that could not be recorded (must stay 0)",
+            registry=registry,
+        )
+        self.errors = Counter(
+            "assistants_audit_store_errors_total", "Store write errors by kind", ["kind"], registry=registry,
+        )
+
+    def set_queue(self, depth: int, spooled: int) -> None:
+        self.queue_depth.set(depth)
+        self.spooled_records.set(spooled)
+
+    def observe_flush(self, seconds: float) -> None:
+        self.flush_seconds.observe(seconds)
+
+    def lost(self, n: int = 1) -> None:
+        self.lost_records.inc(n)
+
+    def error(self, kind: str) -> None:
+        self.errors.labels(kind=kind).inc()
+
+
+class MetricsSink:
+    """proxy.observers.Sink that turns exchanges and facts into Prometheus samples."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        settings: object,
+        prices: Any = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_runs: int = 20_000,
+        max_tool_calls: int = 50_000,
+        max_vector_stores: int = 10_000,
+        multiproc_dir: str | None = None,
+    ) -> None:
+        self.registry = registry
+        self.prices = prices if prices is not None else _load_prices(settings)
+        self._clock = clock
+        self._runs: LRU[str, _RunState] = LRU(max_runs)
+        self._tool_calls: LRU[str, list[bool]] = LRU(max_tool_calls)  # [counted, results counted]
+        self._ci_sessions: LRU[str, float] = LRU(max_runs)  # thread -> session start
+        self._vector_stores: LRU[str, VectorStoreState] = LRU(max_vector_stores)
+        self._deleted_stores: LRU[str, float] = LRU(max_vector_stores)
+        self._vs_dirty = False
+        self.multiproc_dir = multiproc_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self._models = LabelCap(100)
+        self._versions = LabelCap(200)
+        self._codes = LabelCap(100)
+        self._operations = LabelCap(300)
+        r = registry
+
+        ex = ["operation", "status_class", "api_version"]
+        self.exchanges = Counter("assistants_audit_exchanges_total", "Proxied client exchanges", ex, registry=r)
+        self.exchange_duration = Histogram(
+            "assistants_audit_exchange_duration_seconds", "Request received to last byte forwarded", ex,
+            registry=r, buckets=EXCHANGE_BUCKETS,
+        )
+        self.exchange_ttfb = Histogram(
+            "assistants_audit_exchange_ttfb_seconds", "Request received to upstream response head (first event when streamed)",
+            ["operation", "stream"], registry=r, buckets=EXCHANGE_BUCKETS,
+        )
+        self.proxy_overhead = Histogram(
+            "assistants_audit_proxy_overhead_seconds", "Time spent in the proxy's own code", ["operation"],
+            registry=r, buckets=OVERHEAD_BUCKETS,
+        )
+        self.upstream_seconds = Histogram(
+            "assistants_audit_upstream_seconds", "Time not spent in the proxy (waiting on upstream)", ["operation"],
+            registry=r, buckets=EXCHANGE_BUCKETS,
+        )
+        self.genai_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds", "GenAI operation duration",
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type"],
+            registry=r, buckets=GENAI_DURATION_BUCKETS,
+        )
+        self.genai_tokens = Histogram(
+            "gen_ai_client_token_usage", "Tokens per GenAI operation",
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"],
+            registry=r, buckets=GENAI_TOKEN_BUCKETS,
+        )
+        self.runs = Counter(
+            "assistants_audit_runs_total", "Runs by terminal status", ["status", "model", "last_error_code"], registry=r,
+        )
+        self.run_queue = Histogram(
+            "assistants_audit_run_queue_seconds", "Run created_at to started_at", ["model"], registry=r, buckets=RUN_BUCKETS,
+        )
+        self.run_execution = Histogram(
+            "assistants_audit_run_execution_seconds", "Run started_at to its end", ["model"], registry=r, buckets=RUN_BUCKETS,
+        )
+        self.run_polls = Histogram(
+            "assistants_audit_run_polls", "Retrieve calls per run, at its end", ["model"], registry=r, buckets=POLL_BUCKETS,
+        )
+        self.tool_calls = Counter("assistants_audit_tool_calls_total", "Tool calls by type", ["type"], registry=r)
+        self.file_search_results = Histogram(
+            "assistants_audit_file_search_results", "Results per file_search call", registry=r, buckets=RESULT_BUCKETS,
+        )
+        self.tokens = Counter("assistants_audit_tokens_total", "Run tokens", ["model", "token_type"], registry=r)
+        self.cost = Counter("assistants_audit_cost_usd_total", "Cost in USD", ["model", "kind"], registry=r)
+        self.ci_sessions = Counter(
+            "assistants_audit_code_interpreter_sessions_total", "Code interpreter sessions (per thread per hour)", registry=r,
+        )
+        self.requests_by_version = Counter(
+            "assistants_audit_requests_by_version_total", "Client requests by beta header, API version and SDK",
+            ["beta_header", "api_version", "sdk_lang", "sdk_version"], registry=r,
+        )
+        self.upstream_errors = Counter(
+            "assistants_audit_upstream_errors_total", "Upstream failures by kind", ["kind"], registry=r,
+        )
+        self.enrichment_calls = Counter(
+            "assistants_audit_enrichment_calls_total", "Calls the proxy made to fill gaps", ["outcome"], registry=r,
+        )
+        self.unpriced_tokens = Counter(
+            "assistants_audit_unpriced_tokens_total", "Run tokens of models without a price", ["model"], registry=r,
+        )
+        self.store = StoreHealth(r)
+
+        prices = self.prices
+        self.vector_store_collector = VectorStoreCollector(
+            self._vector_store_states,
+            int(getattr(settings, "vector_store_gauge_limit", 50) or 50),
+            usd_per_gib_day=getattr(prices, "storage_usd_per_gib_day", DEFAULT_STORAGE_USD_PER_GIB_DAY),
+            free_gib=getattr(prices, "free_storage_gib", DEFAULT_FREE_STORAGE_GIB),
+            clock=clock,
+        )
+        r.register(self.vector_store_collector)
+
+    # -- Sink -------------------------------------------------------------------------------
+
+    def on_exchange(self, exchange: Exchange, facts: Sequence[Fact]) -> None:
+        ef = facts[0] if facts and isinstance(facts[0], ExchangeFact) else None
+        self._exchange(exchange, ef)
+        provider = ef.provider if ef is not None else "openai"
+        for fact in facts:
+            if isinstance(fact, RunSnapshot):
+                self._run(fact, provider)
+            elif isinstance(fact, ToolCallFact):
+                self._tool_call(fact)
+            elif isinstance(fact, FileSearchResultFact):
+                pass  # result_count on the tool call is the per-call number
+            elif isinstance(fact, VectorStoreObservation):
+                self._vector_store(fact)
+
+    def flush(self) -> None:
+        if self.multiproc_dir and self._vs_dirty:
+            self._write_vector_store_file()
+
+    def close(self) -> None:
+        self.flush()
+
+    # -- exchanges --------------------------------------------------------------------------
+
+    def _exchange(self, exchange: Exchange, ef: ExchangeFact | None) -> None:
+        kind = _UPSTREAM_ERROR_KINDS.get(exchange.error_type or "")
+        if kind is None and exchange.status is not None:
+            kind = "http_429" if exchange.status == 429 else "http_5xx" if exchange.status >= 500 else None
+        if kind is not None:
+            self.upstream_errors.labels(kind=kind).inc()
+        if exchange.origin == "enrichment":
+            ok = exchange.error_type is None and exchange.status is not None and exchange.status < 400
+            self.enrichment_calls.labels(outcome="ok" if ok else "error").inc()
+        if exchange.origin != "client":
+            return  # the proxy's own calls are not client traffic
+
+        operation = self._operations(ef.operation if ef else None)
+        api_version = (ef.api_version if ef else None) or UNKNOWN
+        sc = status_class(exchange.status)
+        self.exchanges.labels(operation, sc, api_version).inc()
+        self.exchange_duration.labels(operation, sc, api_version).observe(exchange.duration_s)
+        stream = bool(ef and ef.stream)
+        first_event = exchange.extra.get("first_event_s") if stream else None
+        ttfb = float(first_event) if first_event is not None else exchange.ttfb_s
+        if ttfb is not None:
+            self.exchange_ttfb.labels(operation, "true" if stream else "false").observe(ttfb)
+        self.proxy_overhead.labels(operation).observe(exchange.proxy_overhead_s)
+        self.upstream_seconds.labels(operation).observe(max(0.0, exchange.duration_s - exchange.proxy_overhead_s))
+        if ef is None:
+            return
+        beta = ef.beta_header if ef.beta_header and re.fullmatch(r"assistants=v\d", ef.beta_header) else None
+        self.requests_by_version.labels(
+            beta or ("none" if not ef.beta_header else OTHER),
+            api_version,
+            self._versions(ef.sdk_lang, missing="none"),
+            self._versions(ef.sdk_version, missing="none"),
+        ).inc()
+        genai_op = genai_operation(ef.operation)
+        if genai_op is not None:
+            error = exchange.error_type or ef.error_type or (str(exchange.status) if (exchange.status or 0) >= 400 else "")
+            self.genai_duration.labels(
+                genai_op, ef.provider or "openai", self._models(ef.model), self._codes(error, missing="")
+            ).observe(exchange.duration_s)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def _run(self, run: RunSnapshot, provider: str) -> None:
+        state = self._runs.setdefault(run.run_id, _RunState)
+        if state.terminal:
+            return  # counted already; later polls of a finished run change nothing
+        if run.model:
+            state.model = run.model
+        if run.source == "retrieve":
+            state.polls += 1
+            if run.status == state.last_status:
+                state.unchanged_polls += 1
+        state.last_status = run.status or state.last_status
+        if run.status not in TERMINAL_RUN_STATUSES:
+            return
+        state.terminal = True
+        model = self._models(state.model)
+        self.runs.labels(run.status, model, self._codes(run.last_error_code, missing="")).inc()
+        created, started, ended = _ts(run.created_at), _ts(run.started_at), _ts(run_ended_at(run))
+        if created is not None and started is not None:
+            self.run_queue.labels(model).observe(max(0.0, started - created))
+        if started is not None and ended is not None:
+            self.run_execution.labels(model).observe(max(0.0, ended - started))
+        self.run_polls.labels(model).observe(state.polls)
+        tokens_in, tokens_out = run.prompt_tokens, run.completion_tokens
+        for token_type, n in (("input", tokens_in), ("output", tokens_out)):
+            if n is not None:
+                self.tokens.labels(model, token_type).inc(n)
+                self.genai_tokens.labels("invoke_agent", provider or "openai", model, token_type).observe(n)
+        if self.prices is not None and (tokens_in or tokens_out):
+            at = run.created_at or run.observed_at
+            try:
+                usd, _source = self.prices.token_cost(state.model or "", tokens_in or 0, tokens_out or 0, at)
+            except Exception:
+                log.exception("pricing %s failed", state.model)
+                usd = None
+            if usd is None:
+                self.unpriced_tokens.labels(model).inc((tokens_in or 0) + (tokens_out or 0))
+            else:
+                self.cost.labels(model, "tokens").inc(usd)
+
+    def _tool_call(self, call: ToolCallFact) -> None:
+        flags = self._tool_calls.setdefault(call.tool_call_id, lambda: [False, False])
+        if not flags[0] and call.type:
+            flags[0] = True
+            self.tool_calls.labels(type=self._codes(call.type)).inc()
+            if call.type == "code_interpreter":
+                self._code_interpreter_session(call)
+        if not flags[1] and call.type == "file_search" and call.result_count is not None:
+            flags[1] = True
+            self.file_search_results.observe(call.result_count)
+
+    def _code_interpreter_session(self, call: ToolCallFact) -> None:
+        at = call.observed_at.timestamp()
+        thread = call.thread_id or call.run_id or call.tool_call_id
+        start = self._ci_sessions.get(thread)
+        session_s = getattr(self.prices, "code_interpreter_session_seconds", CODE_INTERPRETER_SESSION_S)
+        if start is not None and 0 <= at - start < session_s:
+            return
+        self._ci_sessions.put(thread, at)
+        self.ci_sessions.inc()
+        usd = getattr(self.prices, "code_interpreter_usd_per_session", None)
+        if usd is not None:
+            run = self._runs.get(call.run_id) if call.run_id else None
+            self.cost.labels(self._models(run.model if run else None), "code_interpreter_session").inc(usd)
+
+    # -- vector stores ------------------------------------------------------------------------
+
+    def _vector_store(self, obs: VectorStoreObservation) -> None:
+        at = obs.observed_at.timestamp()
+        vs_id = obs.vector_store_id
+        self._vs_dirty = True
+        if obs.deleted:
+            self._vector_stores.pop(vs_id)
+            self._deleted_stores.put(vs_id, at)
+            return
+        cur = self._vector_stores.get(vs_id)
+        if cur is not None and cur.observed_at > at:
+            return
+
+        def keep(new: int | None, old: int) -> int:
+            return new if new is not None else old
+
+        self._vector_stores.put(
+            vs_id,
+            VectorStoreState(
+                vector_store_id=vs_id,
+                observed_at=at,
+                usage_bytes=keep(obs.usage_bytes, cur.usage_bytes if cur else 0),
+                files_in_progress=keep(obs.files_in_progress, cur.files_in_progress if cur else 0),
+                files_completed=keep(obs.files_completed, cur.files_completed if cur else 0),
+                files_failed=keep(obs.files_failed, cur.files_failed if cur else 0),
+                files_cancelled=keep(obs.files_cancelled, cur.files_cancelled if cur else 0),
+                last_active_at=_ts(obs.last_active_at) or (cur.last_active_at if cur else None),
+                expires_at=_ts(obs.expires_at),
+            ),
+        )
+
+    def _vector_store_states(self) -> list[VectorStoreState]:
+        if self.multiproc_dir:
+            self.flush()  # so a scrape served by this process sees its own latest view
+            return _read_vector_store_files(self.multiproc_dir)
+        return self._vector_stores.values()
+
+    def _write_vector_store_file(self) -> None:
+        self._vs_dirty = False
+        path = os.path.join(self.multiproc_dir or ".", f"{_VS_STATE_PREFIX}{os.getpid()}.json")
+        payload = {
+            "live": [
+                {f: getattr(s, f) for f in VectorStoreState.__slots__} for s in self._vector_stores.values()
+            ],
+            "deleted": dict(self._deleted_stores.items()),
+        }
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(payload, f)
+        os.replace(tmp, path)
+
+
+# -- exposition -----------------------------------------------------------------------------
+
+
+def enable_multiprocess(path: str) -> None:
+    """Switch prometheus_client to per-process mmap files under `path`. Call in the supervisor
+    before forking workers (and before any metric is created); clears stale files."""
+    os.makedirs(path, exist_ok=True)
+    for name in glob.glob(os.path.join(path, "*.db")) + glob.glob(os.path.join(path, f"{_VS_STATE_PREFIX}*.json")):
+        os.remove(name)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()
+
+
+def mark_worker_dead(pid: int, path: str) -> None:
+    """Forget a dead worker's live gauges and vector-store view (its counters keep counting)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, path)
+    try:
+        os.remove(os.path.join(path, f"{_VS_STATE_PREFIX}{pid}.json"))
+    except FileNotFoundError:
+        pass
+
+
+def multiprocess_registry(path: str, settings: object = None, prices: Any = None) -> CollectorRegistry:
+    """The registry to scrape with --workers N: sums every worker's files under `path`."""
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=path)
+    registry.register(
+        VectorStoreCollector(
+            lambda: _read_vector_store_files(path),
+            int(getattr(settings, "vector_store_gauge_limit", 50) or 50),
+            usd_per_gib_day=getattr(prices, "storage_usd_per_gib_day", DEFAULT_STORAGE_USD_PER_GIB_DAY),
+            free_gib=getattr(prices, "free_storage_gib", DEFAULT_FREE_STORAGE_GIB),
+        )
+    )
+    return registry
+
+
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+
+
+def metrics_handler(registry: CollectorRegistry):
+    """aiohttp handler serving `registry` in the Prometheus text format."""
+
+    async def handle_metrics(request: web.Request) -> web.Response:
+        # generate_latest walks every collector; run it off the loop so a big scrape never
+        # stalls proxied traffic.
+        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return handle_metrics
+
+
+async def metrics_response(request: web.Request) -> web.Response:
+    """Handler for apps that keep their registry under METRICS_REGISTRY."""
+    return await metrics_handler(request.app[METRICS_REGISTRY])(request)
+
+
+def series_count(registry: CollectorRegistry) -> int:
+    """Number of exposed time series (every sample line), for cardinality checks."""
+    return sum(len(m.samples) for m in registry.collect())

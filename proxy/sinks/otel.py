@@ -1,0 +1,444 @@
+"""OpenTelemetry spans for every exchange and every run.
+
+* One SERVER span per proxied exchange (CLIENT for the proxy's own enrichment/sampler calls),
+  timed by the Exchange, with the HTTP and GenAI semantic-convention attributes plus `openai.*`
+  for what the conventions lack. When the forwarder sent a `traceparent` upstream, the span has
+  exactly that trace id and span id, and the client's own `traceparent` as parent.
+* One run trace per run, when the run reaches a terminal status: `invoke_agent {assistant}`
+  from the run's `created_at` to its end, a child per step (`chat {model}` for message
+  creation, `execute_tool {tool}` per tool call, `retrieval` per file_search call), and links
+  to every exchange span that touched the run. Streamed runs are emitted at once; a polled run
+  waits up to `step_wait_s` for the step list (the client's or the enrichment's) to arrive.
+
+Per-run state lives in a bounded LRU. Content attributes only with capture_content.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from proxy import __version__
+from proxy.exchange import Exchange
+from proxy.facts import (
+    AssistantObservation,
+    ExchangeFact,
+    Fact,
+    FileSearchResultFact,
+    RunSnapshot,
+    StepSnapshot,
+    ToolCallFact,
+)
+from proxy.sinks.common import LRU, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
+from proxy.telemetry import ExchangeIdGenerator, TraceParent
+
+MAX_LINKS = 64  # per run trace; the rest are counted in openai.run.unlinked_exchanges
+
+
+def _ns(dt: datetime | float | None) -> int | None:
+    if dt is None:
+        return None
+    seconds = dt.timestamp() if isinstance(dt, datetime) else dt
+    return int(seconds * 1e9)
+
+
+@dataclass(slots=True)
+class _ToolState:
+    step_id: str | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    type: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    output: str | None = None
+    code_input: str | None = None
+    result_count: int | None = None
+    results_seen: int = 0
+    top_score: float | None = None
+
+
+@dataclass(slots=True)
+class _StepState:
+    type: str | None = None
+    status: str | None = None
+    created_at: datetime | None = None
+    ended_at: datetime | None = None
+    last_error_code: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class _RunState:
+    provider: str = "openai"
+    last: RunSnapshot | None = None
+    terminal_at: float | None = None  # monotonic clock, when we first saw it terminal
+    emitted: bool = False
+    streamed: bool = False
+    polls: int = 0
+    links: list[tuple[SpanContext, str]] = field(default_factory=list)
+    unlinked: int = 0
+    steps: dict[str, _StepState] = field(default_factory=dict)
+    tools: dict[str, _ToolState] = field(default_factory=dict)
+    instructions: str | None = None
+
+
+class OtelSink:
+    """proxy.observers.Sink producing spans on the given tracer provider."""
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider,
+        settings: object,
+        *,
+        step_wait_s: float = 5.0,
+        max_runs: int = 10_000,
+        max_assistants: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.provider = tracer_provider
+        self.capture_content = bool(getattr(settings, "capture_content", False))
+        self.step_wait_s = step_wait_s
+        self._clock = clock
+        self._tracer = tracer_provider.get_tracer("assistants_audit", __version__)
+        ids = getattr(self._tracer, "id_generator", None)
+        if not isinstance(ids, ExchangeIdGenerator):
+            # A provider built elsewhere: give our tracer (only ours) the forcing generator.
+            ids = ExchangeIdGenerator(ids)
+            self._tracer.id_generator = ids
+        self._ids = ids
+        self._runs: LRU[str, _RunState] = LRU(max_runs)
+        self._assistant_names: LRU[str, str] = LRU(max_assistants)
+        self._pending: dict[str, None] = {}  # terminal runs awaiting their steps, oldest first
+
+    # -- Sink -------------------------------------------------------------------------------
+
+    def on_exchange(self, exchange: Exchange, facts: Sequence[Fact]) -> None:
+        ef = facts[0] if facts and isinstance(facts[0], ExchangeFact) else None
+        span_context = self._exchange_span(exchange, ef, facts)
+        provider = ef.provider if ef is not None else "openai"
+        operation = (ef.operation if ef else None) or "other"
+        touched: set[str] = set()
+        stepped: set[str] = set()
+        for fact in facts:
+            if isinstance(fact, RunSnapshot):
+                self._run_snapshot(fact, provider)
+                touched.add(fact.run_id)
+            elif isinstance(fact, StepSnapshot) and fact.run_id:
+                self._step(fact)
+                touched.add(fact.run_id)
+                stepped.add(fact.run_id)
+            elif isinstance(fact, ToolCallFact) and fact.run_id:
+                self._tool_call(fact)
+                touched.add(fact.run_id)
+            elif isinstance(fact, FileSearchResultFact) and fact.run_id:
+                self._file_search_result(fact)
+            elif isinstance(fact, AssistantObservation) and fact.name:
+                self._assistant_names.put(fact.assistant_id, fact.name)
+        if ef is not None and ef.run_id:
+            touched.add(ef.run_id)
+        for run_id in touched:
+            state = self._runs.setdefault(run_id, _RunState)
+            if state.emitted:
+                continue
+            if span_context is not None and span_context.is_valid:
+                if len(state.links) < MAX_LINKS:
+                    state.links.append((span_context, operation))
+                else:
+                    state.unlinked += 1
+            if state.terminal_at is not None and (state.streamed or run_id in stepped or self.step_wait_s <= 0):
+                self._emit_run(run_id, state)
+        self._emit_due()
+
+    def flush(self) -> None:
+        self._emit_due()
+
+    def close(self) -> None:
+        for run_id in list(self._pending):
+            state = self._runs.get(run_id)
+            if state is not None and not state.emitted:
+                self._emit_run(run_id, state)
+        self._pending.clear()
+
+    # -- exchange spans -----------------------------------------------------------------------
+
+    def _exchange_span(self, exchange: Exchange, ef: ExchangeFact | None, facts: Sequence[Fact]) -> SpanContext | None:
+        route = ef.route if ef is not None and ef.route and ef.route != "other" else None
+        name = f"{exchange.method} {route}" if route else exchange.method
+        attrs: dict[str, object] = {
+            "http.request.method": exchange.method,
+            "url.path": exchange.path,
+            "http.request.body.size": exchange.request_body_size,
+            "http.response.body.size": exchange.response_body_size,
+            "openai.exchange.id": exchange.exchange_id,
+            "openai.origin": exchange.origin,
+        }
+        if route:
+            attrs["http.route"] = route
+        if exchange.status is not None:
+            attrs["http.response.status_code"] = exchange.status
+        host = exchange.header("host")
+        if host:
+            parts = urlsplit(f"//{host}")
+            if parts.hostname:
+                attrs["server.address"] = parts.hostname
+            if parts.port:
+                attrs["server.port"] = parts.port
+        if exchange.upstream:
+            attrs["openai.upstream"] = exchange.upstream
+        error_type = exchange.error_type
+        if ef is not None:
+            error_type = error_type or (ef.error_type or str(ef.status_code) if (ef.status_code or 0) >= 400 else None)
+            attrs["gen_ai.provider.name"] = ef.provider or "openai"
+            attrs["openai.operation"] = ef.operation
+            attrs["openai.stream"] = ef.stream
+            genai_op = genai_operation(ef.operation)
+            optional = {
+                "gen_ai.operation.name": genai_op,
+                "gen_ai.agent.id": ef.assistant_id,
+                "gen_ai.conversation.id": ef.thread_id,
+                "gen_ai.request.model": ef.model,
+                "openai.beta_header": ef.beta_header,
+                "openai.api_version": ef.api_version,
+                "openai.azure.api_version": ef.azure_api_version,
+                "openai.run.id": ef.run_id,
+                "openai.vector_store.id": ef.vector_store_id,
+                "openai.request_id": ef.upstream_request_id,
+                "openai.sdk": ef.sdk,
+                "openai.error.code": ef.error_code,
+                "openai.parse_error": ef.parse_error,
+            }
+            attrs.update({k: v for k, v in optional.items() if v is not None})
+        last_run = None
+        for fact in facts:
+            if isinstance(fact, RunSnapshot) and (ef is None or ef.run_id in (None, fact.run_id)):
+                last_run = fact
+        if last_run is not None:
+            attrs["openai.run.id"] = last_run.run_id
+            if last_run.status:
+                attrs["openai.run.status"] = last_run.status
+            if last_run.model and "gen_ai.request.model" not in attrs:
+                attrs["gen_ai.request.model"] = last_run.model
+            if last_run.prompt_tokens is not None:
+                attrs["gen_ai.usage.input_tokens"] = last_run.prompt_tokens
+            if last_run.completion_tokens is not None:
+                attrs["gen_ai.usage.output_tokens"] = last_run.completion_tokens
+        if error_type:
+            attrs["error.type"] = error_type
+
+        kind = SpanKind.SERVER if exchange.origin == "client" else SpanKind.CLIENT
+        start = _ns(exchange.started_at)
+        end = _ns(exchange.started_at + exchange.duration_s)
+        sent = TraceParent.parse(exchange.traceparent)
+        context = None
+        if sent is not None:
+            client = TraceParent.parse(exchange.header("traceparent"))
+            if client is not None and client.trace_id == sent.trace_id and client.span_id != sent.span_id:
+                parent = SpanContext(client.trace_id, client.span_id, is_remote=True, trace_flags=TraceFlags(client.flags))
+                context = trace.set_span_in_context(trace.NonRecordingSpan(parent))
+            with self._ids.forced(sent.trace_id, sent.span_id):
+                span = self._tracer.start_span(name, context=context, kind=kind, attributes=attrs, start_time=start)
+        else:
+            span = self._tracer.start_span(name, kind=kind, attributes=attrs, start_time=start)
+        if exchange.error_type or (exchange.status or 0) >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end(end_time=end)
+        return span.get_span_context()
+
+    # -- run state ----------------------------------------------------------------------------
+
+    def _run_snapshot(self, run: RunSnapshot, provider: str) -> None:
+        state = self._runs.setdefault(run.run_id, _RunState)
+        if state.emitted:
+            return
+        state.provider = provider or state.provider
+        if run.source == "retrieve":
+            state.polls += 1
+        if run.streamed or run.source == "stream":
+            state.streamed = True
+        if run.instructions is not None:
+            state.instructions = run.instructions
+        if state.last is None or state.last.status not in TERMINAL_RUN_STATUSES:
+            state.last = run
+        if run.status in TERMINAL_RUN_STATUSES and state.terminal_at is None:
+            state.terminal_at = self._clock()
+            self._pending[run.run_id] = None
+
+    def _step(self, step: StepSnapshot) -> None:
+        state = self._runs.setdefault(step.run_id or "", _RunState)
+        s = state.steps.setdefault(step.step_id, _StepState())
+        s.type = step.type or s.type
+        s.status = step.status or s.status
+        s.created_at = step.created_at or s.created_at
+        s.ended_at = step.completed_at or step.failed_at or step.cancelled_at or step.expired_at or s.ended_at
+        s.last_error_code = step.last_error_code or s.last_error_code
+        if step.prompt_tokens is not None:
+            s.prompt_tokens = step.prompt_tokens
+        if step.completion_tokens is not None:
+            s.completion_tokens = step.completion_tokens
+
+    def _tool_state(self, run_id: str, call_id: str, seen: datetime) -> _ToolState:
+        state = self._runs.setdefault(run_id, _RunState)
+        tool = state.tools.setdefault(call_id, _ToolState(first_seen=seen))
+        tool.last_seen = seen
+        return tool
+
+    def _tool_call(self, call: ToolCallFact) -> None:
+        # required_action and tool outputs name no step; the step listing it (if seen) does.
+        tool = self._tool_state(call.run_id or "", call.tool_call_id, call.observed_at)
+        tool.step_id = call.step_id or tool.step_id
+        tool.type = call.type or tool.type
+        tool.name = call.function_name or tool.name
+        tool.arguments = call.arguments if call.arguments is not None else tool.arguments
+        tool.output = call.output if call.output is not None else tool.output
+        tool.code_input = call.code_input if call.code_input is not None else tool.code_input
+        if call.result_count is not None:
+            tool.result_count = call.result_count
+
+    def _file_search_result(self, result: FileSearchResultFact) -> None:
+        tool = self._tool_state(result.run_id or "", result.tool_call_id, result.observed_at)
+        tool.type = tool.type or "file_search"
+        tool.step_id = result.step_id or tool.step_id
+        tool.results_seen += 1
+        if result.score is not None and (tool.top_score is None or result.score > tool.top_score):
+            tool.top_score = result.score
+
+    # -- run traces ---------------------------------------------------------------------------
+
+    def _emit_due(self) -> None:
+        now = self._clock()
+        for run_id in list(self._pending):
+            state = self._runs.get(run_id)
+            if state is None or state.emitted:
+                self._pending.pop(run_id, None)  # evicted from the LRU, or emitted already
+            elif now - (state.terminal_at or now) >= self.step_wait_s:
+                self._emit_run(run_id, state)
+            else:
+                break  # pending is in terminal order: the rest are younger
+
+    def _emit_run(self, run_id: str, state: _RunState) -> None:
+        state.emitted = True
+        self._pending.pop(run_id, None)
+        run = state.last
+        if run is None:
+            return
+        agent_name = self._assistant_names.get(run.assistant_id) if run.assistant_id else None
+        ended = run_ended_at(run)
+        start = _ns(run.created_at or run.observed_at)
+        end = max(_ns(ended) or start, start)
+        attrs: dict[str, object] = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.provider.name": state.provider,
+            "openai.run.id": run_id,
+            "openai.run.status": run.status or "",
+            "openai.run.polls": state.polls,
+            "openai.run.streamed": state.streamed,
+        }
+        optional = {
+            "gen_ai.agent.id": run.assistant_id,
+            "gen_ai.agent.name": agent_name,
+            "gen_ai.conversation.id": run.thread_id,
+            "gen_ai.request.model": run.model,
+            "gen_ai.usage.input_tokens": run.prompt_tokens,
+            "gen_ai.usage.output_tokens": run.completion_tokens,
+            "openai.api_version": run.api_version,
+            "openai.run.incomplete_reason": run.incomplete_reason,
+            "openai.run.last_error.code": run.last_error_code,
+        }
+        attrs.update({k: v for k, v in optional.items() if v is not None})
+        if run.created_at and run.started_at:
+            attrs["openai.run.queue_seconds"] = max(0.0, (run.started_at - run.created_at).total_seconds())
+        if state.unlinked:
+            attrs["openai.run.unlinked_exchanges"] = state.unlinked
+        if run.status == "failed":
+            attrs["error.type"] = run.last_error_code or "failed"
+        if self.capture_content and state.instructions is not None:
+            attrs["gen_ai.system_instructions"] = state.instructions
+        links = [Link(ctx, {"openai.operation": op}) for ctx, op in state.links]
+        span = self._tracer.start_span(
+            f"invoke_agent {agent_name or run.assistant_id or 'assistant'}",
+            context=trace.set_span_in_context(trace.INVALID_SPAN),
+            kind=SpanKind.INTERNAL,
+            attributes=attrs,
+            links=links,
+            start_time=start,
+        )
+        if run.status == "failed":
+            message = run.last_error_message if self.capture_content else None
+            span.set_status(Status(StatusCode.ERROR, message))
+        parent = trace.set_span_in_context(span)
+        steps = sorted(state.steps.items(), key=lambda kv: (_ns(kv[1].created_at) or 0, kv[0]))
+        for step_id, step in steps:
+            tools = {cid: t for cid, t in state.tools.items() if t.step_id == step_id}
+            self._emit_step(parent, run, step_id, step, tools, start, end)
+        for call_id, tool in state.tools.items():
+            if tool.step_id not in state.steps:  # never listed in a step: time it as the client saw it
+                t_start = max(_ns(tool.first_seen) or start, start)
+                self._emit_tool(parent, call_id, tool, {}, t_start, max(_ns(tool.last_seen) or t_start, t_start), False)
+        span.end(end_time=end)
+        state.steps.clear()  # the trace is out; keep only the emitted flag
+        state.tools.clear()
+        state.links.clear()
+
+    def _emit_step(
+        self, parent, run: RunSnapshot, step_id: str, step: _StepState, tools: dict[str, _ToolState], run_start: int, run_end: int
+    ) -> None:
+        start = max(_ns(step.created_at) or run_start, run_start)
+        end = max(_ns(step.ended_at) or run_end, start)
+        common: dict[str, object] = {"openai.step.id": step_id}
+        if step.status:
+            common["openai.step.status"] = step.status
+        failed = step.status == "failed"
+        if failed:
+            common["error.type"] = step.last_error_code or "failed"
+        if step.type == "message_creation" or (step.type is None and not tools):
+            attrs = {**common, "gen_ai.operation.name": "chat"}
+            if run.model:
+                attrs["gen_ai.request.model"] = run.model
+            if step.prompt_tokens is not None:
+                attrs["gen_ai.usage.input_tokens"] = step.prompt_tokens
+            if step.completion_tokens is not None:
+                attrs["gen_ai.usage.output_tokens"] = step.completion_tokens
+            self._child(parent, f"chat {run.model or ''}".strip(), attrs, start, end, failed)
+            return
+        for call_id, tool in tools.items():
+            self._emit_tool(parent, call_id, tool, common, start, end, failed)
+
+    def _emit_tool(
+        self, parent, call_id: str, tool: _ToolState, common: dict[str, object], start: int, end: int, failed: bool
+    ) -> None:
+        attrs = {**common, "gen_ai.tool.call.id": call_id}
+        if tool.type == "file_search":
+            attrs["gen_ai.operation.name"] = "retrieval"
+            attrs["gen_ai.data_source.id"] = "file_search"
+            count = tool.result_count if tool.result_count is not None else tool.results_seen
+            attrs["openai.file_search.result_count"] = count
+            if tool.top_score is not None:
+                attrs["openai.file_search.top_score"] = tool.top_score
+            self._child(parent, "retrieval", attrs, start, end, failed)
+            return
+        tool_name = tool.name or tool.type or "tool"
+        attrs["gen_ai.operation.name"] = "execute_tool"
+        attrs["gen_ai.tool.name"] = tool_name
+        attrs["gen_ai.tool.type"] = "function" if tool.type == "function" else "extension"
+        if self.capture_content:
+            if tool.arguments is not None:
+                attrs["gen_ai.tool.call.arguments"] = tool.arguments
+            if tool.code_input is not None:
+                attrs["gen_ai.tool.call.arguments"] = tool.code_input
+            if tool.output is not None:
+                attrs["gen_ai.tool.call.result"] = tool.output
+        self._child(parent, f"execute_tool {tool_name}", attrs, start, end, failed)
+
+    def _child(self, parent, name: str, attrs: dict[str, object], start: int, end: int, failed: bool) -> None:
+        span = self._tracer.start_span(name, context=parent, kind=SpanKind.INTERNAL, attributes=attrs, start_time=start)
+        if failed:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end(end_time=end)

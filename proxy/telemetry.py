@@ -1,0 +1,171 @@
+"""OpenTelemetry configuration, read from the standard OTEL_* environment variables in this one
+place and validated at start-up. No endpoint, no exporter: `tracer_provider_from_env` returns
+None and the pipeline installs no tracing sink.
+
+Also the W3C trace-context helpers the forwarder and the tracing sink share: the forwarder
+picks the span id of the proxy's SERVER span when it forwards (so upstream sees the proxy as
+the parent), and the tracing sink later creates that span with exactly those ids.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+
+DEFAULT_SERVICE_NAME = "assistants-audit"
+_SAMPLERS = frozenset(
+    {
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    }
+)
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+class TelemetryConfigError(ValueError):
+    """A bad OTEL_* value; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    traces_endpoint: str | None  # full URL of the OTLP/HTTP traces endpoint
+    service_name: str
+    sampler: str | None
+    sampler_arg: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> TelemetryConfig:
+        env = os.environ if environ is None else environ
+        disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+        exporter = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+        if exporter not in ("otlp", "none"):
+            raise TelemetryConfigError(f"OTEL_TRACES_EXPORTER: unsupported exporter {exporter!r} (use otlp or none)")
+        protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip()
+        if protocol != "http/protobuf":
+            raise TelemetryConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL: unsupported protocol {protocol!r} (use http/protobuf)")
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None
+        if endpoint is None and (base := env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()):
+            endpoint = base.rstrip("/") + "/v1/traces"
+        if endpoint is not None and not re.match(r"^https?://[^/]+", endpoint):
+            raise TelemetryConfigError(f"OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL: {endpoint!r}")
+        sampler = env.get("OTEL_TRACES_SAMPLER", "").strip().lower() or None
+        if sampler is not None and sampler not in _SAMPLERS:
+            raise TelemetryConfigError(f"OTEL_TRACES_SAMPLER: unknown sampler {sampler!r}")
+        sampler_arg = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or None
+        if sampler_arg is not None and sampler in ("traceidratio", "parentbased_traceidratio"):
+            try:
+                ratio = float(sampler_arg)
+            except ValueError:
+                ratio = -1.0
+            if not 0.0 <= ratio <= 1.0:
+                raise TelemetryConfigError(f"OTEL_TRACES_SAMPLER_ARG: expected a ratio in [0, 1], got {sampler_arg!r}")
+        return cls(
+            traces_endpoint=None if disabled or exporter == "none" else endpoint,
+            service_name=env.get("OTEL_SERVICE_NAME", "").strip() or DEFAULT_SERVICE_NAME,
+            sampler=sampler,
+            sampler_arg=sampler_arg,
+        )
+
+
+class ExchangeIdGenerator(IdGenerator):
+    """Random ids, except while `forced()` is active on this thread: then the next root trace
+    id and the next span id are the given ones. This is how a recorded exchange's span gets the
+    span id the forwarder already sent upstream in `traceparent`."""
+
+    def __init__(self, fallback: IdGenerator | None = None) -> None:
+        self._fallback = fallback or RandomIdGenerator()
+        self._local = threading.local()
+
+    @contextmanager
+    def forced(self, trace_id: int, span_id: int) -> Iterator[None]:
+        self._local.ids = [trace_id, span_id]
+        try:
+            yield
+        finally:
+            self._local.ids = None
+
+    def generate_trace_id(self) -> int:
+        ids = getattr(self._local, "ids", None)
+        return ids[0] if ids else self._fallback.generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        ids = getattr(self._local, "ids", None)
+        if ids and ids[1]:
+            span_id, ids[1] = ids[1], 0  # only the exchange span itself, never a child
+            return span_id
+        return self._fallback.generate_span_id()
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
+def tracer_provider(config: TelemetryConfig, exporter: SpanExporter | None = None) -> TracerProvider:
+    """A provider with our id generator, the configured resource and sampler (the SDK reads
+    OTEL_TRACES_SAMPLER itself), exporting in batches to `exporter` or the OTLP endpoint."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: config.service_name}),
+        id_generator=ExchangeIdGenerator(),
+    )
+    if exporter is None and config.traces_endpoint is not None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=config.traces_endpoint)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def tracer_provider_from_env(environ: Mapping[str, str] | None = None) -> TracerProvider | None:
+    """The provider the OTEL_* variables describe, or None when no endpoint is configured."""
+    config = TelemetryConfig.from_env(environ)
+    if config.traces_endpoint is None:
+        return None
+    return tracer_provider(config)
+
+
+# -- W3C trace context ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TraceParent:
+    trace_id: int
+    span_id: int
+    flags: int
+
+    @classmethod
+    def parse(cls, value: str | None) -> TraceParent | None:
+        m = _TRACEPARENT.match((value or "").strip().lower())
+        if m is None or m.group(1) == "ff":
+            return None
+        trace_id, span_id = int(m.group(2), 16), int(m.group(3), 16)
+        if trace_id == 0 or span_id == 0:
+            return None
+        return cls(trace_id, span_id, int(m.group(4), 16))
+
+    def header(self) -> str:
+        return f"00-{self.trace_id:032x}-{self.span_id:016x}-{self.flags:02x}"
+
+
+def outgoing_traceparent(incoming: str | None) -> str:
+    """The traceparent to send upstream: the client's trace (or a new one) with a fresh span id,
+    which becomes the proxy's SERVER span when the exchange is recorded."""
+    parent = TraceParent.parse(incoming)
+    span_id = random.getrandbits(64) or 1
+    if parent is None:
+        return TraceParent(random.getrandbits(128) or 1, span_id, 1).header()
+    return TraceParent(parent.trace_id, span_id, parent.flags).header()

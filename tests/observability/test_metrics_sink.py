@@ -1,0 +1,224 @@
+"""MetricsSink fed with hand-built facts: every value checked against the facts that produced it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from proxy.sinks.metrics import GIB, MetricsSink, series_count
+from tests.observability import factories as f
+
+
+class FakePrices:
+    """Deterministic prices: $1 per million input tokens, $4 per million output tokens."""
+
+    storage_usd_per_gib_day = 0.10
+    free_storage_gib = 1.0
+    code_interpreter_usd_per_session = 0.03
+    code_interpreter_session_seconds = 3600.0
+
+    def token_cost(self, model, input_tokens, output_tokens, at):
+        if model != "gpt-4o":
+            return None, "unpriced"
+        return (input_tokens * 1 + output_tokens * 4) / 1e6, "test"
+
+
+def settings(**kw):
+    return SimpleNamespace(capture_content=False, vector_store_gauge_limit=3, prices=None, **kw)
+
+
+@pytest.fixture
+def registry():
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def sink(registry):
+    return MetricsSink(registry, settings(), prices=FakePrices(), clock=lambda: f.T0 + 1000)
+
+
+def test_exchange_metrics(sink, registry):
+    ex = f.exchange(duration=0.3, ttfb_s=0.1, proxy_overhead_s=0.002, status=200)
+    sink.on_exchange(ex, [f.exchange_fact(ex, operation="runs.retrieve", sdk_lang="python", sdk_version="1.99.0")])
+    ex2 = f.exchange(status=429, duration=0.05)
+    sink.on_exchange(ex2, [f.exchange_fact(ex2, operation="runs.retrieve")])
+    labels = {"operation": "runs.retrieve", "status_class": "2xx", "api_version": "v2"}
+    assert registry.get_sample_value("assistants_audit_exchanges_total", labels) == 1
+    assert registry.get_sample_value(
+        "assistants_audit_exchanges_total", {**labels, "status_class": "4xx"}
+    ) == 1
+    assert registry.get_sample_value("assistants_audit_exchange_duration_seconds_sum", labels) == pytest.approx(0.3)
+    assert registry.get_sample_value(
+        "assistants_audit_exchange_ttfb_seconds_sum", {"operation": "runs.retrieve", "stream": "false"}
+    ) == pytest.approx(0.1 + 0.025)
+    assert registry.get_sample_value(
+        "assistants_audit_proxy_overhead_seconds_sum", {"operation": "runs.retrieve"}
+    ) == pytest.approx(0.003)
+    assert registry.get_sample_value(
+        "assistants_audit_upstream_seconds_sum", {"operation": "runs.retrieve"}
+    ) == pytest.approx(0.3 - 0.002 + 0.05 - 0.001)
+    assert registry.get_sample_value("assistants_audit_upstream_errors_total", {"kind": "http_429"}) == 1
+    assert registry.get_sample_value(
+        "assistants_audit_requests_by_version_total",
+        {"beta_header": "assistants=v2", "api_version": "v2", "sdk_lang": "python", "sdk_version": "1.99.0"},
+    ) == 1
+
+
+def test_proxy_failures_and_enrichment(sink, registry):
+    ex = f.exchange(status=502, error_type="upstream_unreachable")
+    sink.on_exchange(ex, [f.exchange_fact(ex)])
+    ex = f.exchange(status=200, origin="enrichment")
+    sink.on_exchange(ex, [f.exchange_fact(ex, operation="runs.steps.list")])
+    ex = f.exchange(status=500, origin="enrichment")
+    sink.on_exchange(ex, [f.exchange_fact(ex, operation="runs.steps.list")])
+    assert registry.get_sample_value("assistants_audit_upstream_errors_total", {"kind": "unreachable"}) == 1
+    assert registry.get_sample_value("assistants_audit_upstream_errors_total", {"kind": "http_5xx"}) == 1
+    assert registry.get_sample_value("assistants_audit_enrichment_calls_total", {"outcome": "ok"}) == 1
+    assert registry.get_sample_value("assistants_audit_enrichment_calls_total", {"outcome": "error"}) == 1
+    # the proxy's own calls are not client exchanges
+    assert registry.get_sample_value(
+        "assistants_audit_exchanges_total", {"operation": "runs.steps.list", "status_class": "2xx", "api_version": "v2"}
+    ) is None
+
+
+def test_genai_duration_for_mapped_operations(sink, registry):
+    ex = f.exchange(method="POST", path="/v1/threads/thread_1/runs", duration=0.5)
+    sink.on_exchange(ex, [f.exchange_fact(ex, operation="runs.create", model="gpt-4o")])
+    labels = {"gen_ai_operation_name": "invoke_agent", "gen_ai_provider_name": "openai",
+              "gen_ai_request_model": "gpt-4o", "error_type": ""}
+    assert registry.get_sample_value("gen_ai_client_operation_duration_seconds_count", labels) == 1
+    # semconv bucket boundaries
+    assert registry.get_sample_value("gen_ai_client_operation_duration_seconds_bucket", {**labels, "le": "0.64"}) == 1
+    assert registry.get_sample_value("gen_ai_client_operation_duration_seconds_bucket", {**labels, "le": "0.32"}) == 0
+
+
+def test_run_counted_once_at_terminal(sink, registry):
+    sink.on_exchange(f.exchange(), [f.run(status="queued", source="create")])
+    for t in (1, 2, 3):
+        sink.on_exchange(f.exchange(t=t), [f.run(status="in_progress", t=t, started_at=f.at(0.5))])
+    done = f.run(status="completed", t=4, started_at=f.at(0.5), completed_at=f.at(3.5),
+                 prompt_tokens=1000, completion_tokens=250, total_tokens=1250)
+    sink.on_exchange(f.exchange(t=4), [done])
+    sink.on_exchange(f.exchange(t=5), [done])  # polled again after the end: no second count
+    assert registry.get_sample_value(
+        "assistants_audit_runs_total", {"status": "completed", "model": "gpt-4o", "last_error_code": ""}
+    ) == 1
+    assert registry.get_sample_value("assistants_audit_run_queue_seconds_sum", {"model": "gpt-4o"}) == pytest.approx(0.5)
+    assert registry.get_sample_value("assistants_audit_run_execution_seconds_sum", {"model": "gpt-4o"}) == pytest.approx(3.0)
+    assert registry.get_sample_value("assistants_audit_run_polls_sum", {"model": "gpt-4o"}) == 4
+    assert registry.get_sample_value("assistants_audit_tokens_total", {"model": "gpt-4o", "token_type": "input"}) == 1000
+    assert registry.get_sample_value("assistants_audit_tokens_total", {"model": "gpt-4o", "token_type": "output"}) == 250
+    assert registry.get_sample_value(
+        "assistants_audit_cost_usd_total", {"model": "gpt-4o", "kind": "tokens"}
+    ) == pytest.approx((1000 + 250 * 4) / 1e6)
+    tok = {"gen_ai_operation_name": "invoke_agent", "gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
+    assert registry.get_sample_value("gen_ai_client_token_usage_sum", {**tok, "gen_ai_token_type": "input"}) == 1000
+    assert registry.get_sample_value(
+        "gen_ai_client_token_usage_bucket", {**tok, "gen_ai_token_type": "output", "le": "256.0"}
+    ) == 1
+
+
+def test_failed_run_and_unpriced_model(sink, registry):
+    failed = f.run("run_2", status="failed", model="mystery-1", failed_at=f.at(2), started_at=f.at(1),
+                   last_error_code="rate_limit_exceeded", prompt_tokens=10, completion_tokens=0)
+    sink.on_exchange(f.exchange(), [failed])
+    assert registry.get_sample_value(
+        "assistants_audit_runs_total", {"status": "failed", "model": "mystery-1", "last_error_code": "rate_limit_exceeded"}
+    ) == 1
+    assert registry.get_sample_value("assistants_audit_cost_usd_total", {"model": "mystery-1", "kind": "tokens"}) is None
+    assert registry.get_sample_value("assistants_audit_unpriced_tokens_total", {"model": "mystery-1"}) == 10
+
+
+def test_tool_calls_once_each_and_code_interpreter_sessions(sink, registry):
+    calls = [
+        f.tool_call("call_a", type="function", source="required_action"),
+        f.tool_call("call_a", type="function", source="step"),
+        f.tool_call("call_a", type=None, source="tool_output"),
+        f.tool_call("call_fs", type="file_search", result_count=None),
+        f.tool_call("call_fs", type="file_search", result_count=4),
+        f.tool_call("call_fs", type="file_search", result_count=4),
+        f.tool_call("call_ci1", type="code_interpreter", t=0),
+        f.tool_call("call_ci2", type="code_interpreter", t=600),  # same thread, same hour
+        f.tool_call("call_ci3", type="code_interpreter", t=4000),  # a new hour: a new session
+    ]
+    sink.on_exchange(f.exchange(), [f.run(), *calls])
+    assert registry.get_sample_value("assistants_audit_tool_calls_total", {"type": "function"}) == 1
+    assert registry.get_sample_value("assistants_audit_tool_calls_total", {"type": "file_search"}) == 1
+    assert registry.get_sample_value("assistants_audit_tool_calls_total", {"type": "code_interpreter"}) == 3
+    assert registry.get_sample_value("assistants_audit_file_search_results_count") == 1
+    assert registry.get_sample_value("assistants_audit_file_search_results_sum") == 4
+    assert registry.get_sample_value("assistants_audit_code_interpreter_sessions_total") == 2
+    assert registry.get_sample_value(
+        "assistants_audit_cost_usd_total", {"model": "gpt-4o", "kind": "code_interpreter_session"}
+    ) == pytest.approx(0.06)
+
+
+def test_vector_store_gauges_top_n_and_storage_cost(sink, registry):
+    obs = [
+        f.vector_store("vs_a", 2 * GIB, files_completed=3, last_active_at=f.at(400)),
+        f.vector_store("vs_b", GIB // 2, expires_at=f.at(86400)),
+        f.vector_store("vs_c", 100),
+        f.vector_store("vs_d", 10),
+        f.vector_store("vs_e", 5 * GIB),
+        f.vector_store("vs_e", None, t=1, deleted=True),  # deleted: gone from every gauge
+        f.vector_store("vs_c", 3000, t=2),  # a newer observation replaces the older one
+        f.vector_store("vs_c", 1, t=1),  # an older observation arriving late does not
+    ]
+    sink.on_exchange(f.exchange(), obs)
+    get = registry.get_sample_value
+    assert get("assistants_audit_vector_stores") == 4
+    assert get("assistants_audit_vector_store_total_usage_bytes") == 2 * GIB + GIB // 2 + 3000 + 10
+    assert get("assistants_audit_vector_store_storage_cost_usd_per_day") == pytest.approx(
+        ((2 * GIB + GIB // 2 + 3010) / GIB - 1) * 0.10
+    )
+    # limit 3: the smallest store has no per-store series
+    assert get("assistants_audit_vector_store_usage_bytes", {"vector_store_id": "vs_a"}) == 2 * GIB
+    assert get("assistants_audit_vector_store_usage_bytes", {"vector_store_id": "vs_c"}) == 3000
+    assert get("assistants_audit_vector_store_usage_bytes", {"vector_store_id": "vs_d"}) is None
+    assert get("assistants_audit_vector_store_usage_bytes", {"vector_store_id": "vs_e"}) is None
+    assert get("assistants_audit_vector_store_files", {"vector_store_id": "vs_a", "status": "completed"}) == 3
+    assert get("assistants_audit_vector_store_idle_seconds", {"vector_store_id": "vs_a"}) == pytest.approx(600)
+    assert get("assistants_audit_vector_store_expires_at_seconds", {"vector_store_id": "vs_b"}) == f.T0 + 86400
+    assert get("assistants_audit_vector_store_expires_at_seconds", {"vector_store_id": "vs_a"}) is None
+
+
+def test_store_health(sink, registry):
+    sink.store.set_queue(depth=7, spooled=2)
+    sink.store.observe_flush(0.02)
+    sink.store.error("write")
+    assert registry.get_sample_value("assistants_audit_store_queue_depth") == 7
+    assert registry.get_sample_value("assistants_audit_store_spooled_records") == 2
+    assert registry.get_sample_value("assistants_audit_store_flush_seconds_count") == 1
+    assert registry.get_sample_value("assistants_audit_store_lost_records_total") == 0
+    assert registry.get_sample_value("assistants_audit_store_errors_total", {"kind": "write"}) == 1
+
+
+def test_cardinality_bounded_over_1000_runs(registry):
+    sink = MetricsSink(registry, settings(), prices=FakePrices(), clock=lambda: f.T0, max_runs=100)
+    statuses = ["completed", "failed", "cancelled", "expired", "incomplete"]
+    for i in range(1000):
+        run_id, thread_id = f"run_{i:04d}", f"thread_{i:04d}"
+        ex = f.exchange(path=f"/v1/threads/{thread_id}/runs/{run_id}", t=i)
+        facts = [
+            f.exchange_fact(ex, run_id=run_id, thread_id=thread_id, model="gpt-4o", key_fingerprint=f"k{i}"),
+            f.run(run_id, status=statuses[i % 5], thread_id=thread_id, t=i, started_at=f.at(i), completed_at=f.at(i + 1),
+                  last_error_code="server_error" if i % 5 == 1 else None, prompt_tokens=i, completion_tokens=i),
+            f.tool_call(f"call_{i}", type=("function", "file_search", "code_interpreter")[i % 3], run_id=run_id,
+                        thread_id=thread_id, result_count=i % 7),
+            f.vector_store(f"vs_{i:04d}", i * 1000),
+        ]
+        sink.on_exchange(ex, facts)
+    n = series_count(registry)
+    assert n < 800, n
+    text = "\n".join(s.name + str(s.labels) for m in registry.collect() for s in m.samples)
+    assert "run_0" not in text and "thread_0" not in text and "call_" not in text and "k1" not in text
+    # only the 3 largest stores carry their id
+    assert sum(1 for m in registry.collect() for s in m.samples if s.labels.get("vector_store_id")) <= 3 * 7
+    assert registry.get_sample_value("assistants_audit_vector_stores") == 1000
+    assert sum(
+        registry.get_sample_value("assistants_audit_runs_total", {"status": s, "model": "gpt-4o",
+                                  "last_error_code": "server_error" if s == "failed" else ""})
+        for s in statuses
+    ) == 1000
