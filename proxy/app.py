@@ -1,0 +1,60 @@
+"""Build the proxy's aiohttp application: one catch-all route, typed app keys, and the upstream
+ClientSession owned by `cleanup_ctx` (one pooled session per process)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from proxy.config import Settings
+from proxy.exchange import NullRecorder, Recorder
+from proxy.fingerprint import Fingerprinter
+from proxy.forward import Forwarder, make_client_session
+
+SETTINGS = web.AppKey("settings", Settings)
+RECORDER = web.AppKey("recorder", Recorder)
+FORWARDER = web.AppKey("forwarder", Forwarder)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+
+
+def make_app(
+    settings: Settings,
+    recorder: Recorder | None = None,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    fingerprinter: Fingerprinter | None = None,
+    worker: str = "w0",
+    tracing: bool | None = None,
+    tracer_provider: object | None = None,
+) -> web.Application:
+    """The proxy app. `session` (if given) is used and left open; otherwise one is created on
+    start-up and closed on cleanup. `tracing`/`tracer_provider` turn on traceparent minting."""
+    if tracer_provider is not None and tracing is None:
+        tracing = True
+    recorder = recorder if recorder is not None else NullRecorder()
+    forwarder = Forwarder(settings, recorder, fingerprinter or Fingerprinter.for_settings(settings),
+                          worker=worker, tracing=tracing)
+    # handler_cancellation: a client that goes away cancels its handler, and with it the
+    # upstream request, even while the upstream is silent. The parser's own limits sit above
+    # max_header_size so the forwarder can answer 431 itself for most oversized heads.
+    field_limit = max(8190, 2 * settings.max_header_size)
+    app = web.Application(handler_args={
+        "handler_cancellation": True, "max_field_size": field_limit, "max_line_size": field_limit,
+    })
+    app[SETTINGS] = settings
+    app[RECORDER] = recorder
+    app[FORWARDER] = forwarder
+
+    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+        own = session is None
+        app[SESSION] = make_client_session(settings) if own else session
+        forwarder.session = app[SESSION]
+        yield
+        if own:
+            await app[SESSION].close()
+
+    app.cleanup_ctx.append(upstream_session)
+    app.router.add_route("*", "/{tail:.*}", forwarder.handle)
+    return app

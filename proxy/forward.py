@@ -1,0 +1,414 @@
+"""The hot path: one catch-all handler that forwards a request to the configured upstream and
+streams the answer back, byte for byte, chunk by chunk.
+
+Rules (RFC 9110 section 7.6.1 for hop-by-hop fields):
+- The upstream is fixed by configuration. The request target must be origin-form ("/..."); the
+  Host, X-Forwarded-Host or an absolute-form target never choose where a request goes.
+- Hop-by-hop fields (Connection and the fields it lists, Keep-Alive, Proxy-*, TE, Trailer,
+  Transfer-Encoding, Upgrade) are dropped in both directions; everything else passes as received,
+  including Content-Length and Content-Encoding (compressed bytes are never decoded here).
+- Bodies stream both ways; only a capped copy is kept for the `Exchange` handed to the recorder,
+  after the last byte was written and before the response is finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from proxy.config import Settings
+from proxy.exchange import SECRET_HEADERS, Exchange, Headers, Recorder, new_exchange_id
+from proxy.fingerprint import Fingerprinter, credential_from_headers
+
+log = logging.getLogger("assistants_audit.forward")
+
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+     "te", "trailer", "transfer-encoding", "upgrade"}
+)
+# Fields the proxy answers itself or rewrites: Host is set to the upstream; Expect was already
+# answered with 100 Continue by the server; X-Proxy-Key is the proxy's own credential.
+_REQUEST_ONLY_HERE = frozenset({"host", "expect", "x-proxy-key"})
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_UNCAPPED = 1 << 62
+
+
+def _connection_listed(headers: Iterable[tuple[str, str]]) -> set[str]:
+    listed: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            listed.update(token.strip().lower() for token in value.split(",") if token.strip())
+    return listed
+
+
+def is_hop_by_hop(name: str, listed: set[str]) -> bool:
+    lowered = name.lower()
+    return lowered in HOP_BY_HOP or lowered.startswith("proxy-") or lowered in listed
+
+
+def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The fields a proxy forwards: everything but hop-by-hop ones, order and case kept."""
+    headers = list(headers)
+    listed = _connection_listed(headers)
+    return [(name, value) for name, value in headers if not is_hop_by_hop(name, listed)]
+
+
+def _recordable(headers: Iterable[tuple[str, str]]) -> Headers:
+    return tuple((name.lower(), value) for name, value in headers if name.lower() not in SECRET_HEADERS)
+
+
+def error_body(code: str, message: str) -> bytes:
+    """An OpenAI-shaped error, so SDKs raise their normal APIStatusError for proxy failures."""
+    return orjson.dumps(
+        {"error": {"message": message, "type": "proxy_error", "param": None, "code": code}}
+    )
+
+
+def child_traceparent(client_traceparent: str | None) -> str:
+    """A new span id as the child of the client's trace (or the root of a new trace)."""
+    match = _TRACEPARENT.fullmatch((client_traceparent or "").strip().lower())
+    if match and match.group(1) != "0" * 32 and match.group(2) != "0" * 16:
+        trace_id, flags = match.group(1), match.group(3)
+    else:
+        trace_id, flags = os.urandom(16).hex(), "01"
+    return f"00-{trace_id}-{os.urandom(8).hex()}-{flags}"
+
+
+class TransparentResponse(web.StreamResponse):
+    """A StreamResponse that adds no fields of its own (aiohttp would add Server, Date and a
+    default Content-Type): the client sees the upstream's fields, not the proxy's."""
+
+    def __init__(self, *, status: int, reason: str | None, upstream_fields: set[str]) -> None:
+        super().__init__(status=status, reason=reason)
+        self._upstream_fields = upstream_fields
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        for name in ("Server", "Date", "Content-Type"):
+            if name.lower() not in self._upstream_fields:
+                self.headers.popall(name, None)
+
+
+class _Capture:
+    """Counts a body's bytes and keeps the first `cap` of them."""
+
+    __slots__ = ("cap", "data", "size")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        room = self.cap - len(self.data)
+        if room > 0:
+            self.data += chunk[:room]
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.data)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Clock:
+    """Splits a request's wall time into waits on a peer and the proxy's own work."""
+
+    __slots__ = ("t0", "upstream", "client")
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.upstream = 0.0
+        self.client = 0.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def overhead(self) -> float:
+        return max(0.0, self.elapsed() - self.upstream - self.client)
+
+
+class Forwarder:
+    """The catch-all handler. One per app (per worker process)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        recorder: Recorder,
+        fingerprinter: Fingerprinter,
+        *,
+        worker: str = "w0",
+        tracing: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.recorder = recorder
+        self.fingerprint = fingerprinter
+        self.worker = worker
+        self.tracing = settings.tracing if tracing is None else tracing
+        self.upstream = URL(settings.upstream)
+        self.upstream_origin = str(self.upstream.origin())
+        # What Host must say upstream: the default port is implied, as clients would send it.
+        self.upstream_host = self.upstream.raw_authority
+        self.session: aiohttp.ClientSession | None = None  # set by the app's cleanup_ctx
+        self._proxy_key = settings.require_proxy_key.encode() if settings.require_proxy_key else None
+
+    # -- the handler -------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        clock = _Clock()
+        started_at = time.time()
+        raw_target = request.raw_path
+        path, _, query = raw_target.partition("?")
+        client_headers = list(request.headers.items())
+        base = dict(started_at=started_at, method=request.method, path=path, query=query,
+                    key_fingerprint=self.fingerprint(credential_from_headers(client_headers)))
+
+        rejection = self._reject(request, raw_target, client_headers)
+        if rejection is not None:
+            status, code, message = rejection
+            return self._answer_locally(request, clock, base, _recordable(client_headers),
+                                        status, code, message)
+
+        headers, traceparent, client_traceparent = self._upstream_headers(client_headers)
+        recorded_request_headers = _recordable(headers.items())
+        url = URL(self.upstream_origin + raw_target, encoded=True)
+        if (url.scheme, url.raw_host, url.port) != (self.upstream.scheme, self.upstream.raw_host,
+                                                    self.upstream.port):
+            return self._answer_locally(request, clock, base, recorded_request_headers, 400,
+                                        "invalid_request_target", "request target rejected")
+
+        request_body = _Capture(self.settings.body_cap)
+        failure: dict[str, str] = {}
+        data = self._stream_body(request, request_body, failure) if request.body_exists else None
+        extra = {"client_traceparent": client_traceparent} if client_traceparent else {}
+
+        def exchange(status: int | None, response_headers: Headers, response_body: _Capture,
+                     ttfb: float | None, error_type: str | None) -> Exchange:
+            extra_all = dict(extra, upstream_s=f"{clock.upstream:.6f}", client_s=f"{clock.client:.6f}")
+            return Exchange(
+                exchange_id=new_exchange_id(), worker=self.worker, origin="client",
+                ttfb_s=ttfb, duration_s=clock.elapsed(), proxy_overhead_s=clock.overhead(),
+                request_headers=recorded_request_headers, request_body=bytes(request_body.data),
+                request_body_size=request_body.size, status=status, response_headers=response_headers,
+                response_body=bytes(response_body.data), response_body_size=response_body.size,
+                error_type=error_type, request_body_truncated=request_body.truncated,
+                response_body_truncated=response_body.truncated, upstream=self.upstream_origin,
+                traceparent=traceparent, extra=extra_all, **base,
+            )
+
+        session = self.session
+        assert session is not None, "the ClientSession is created by the app's cleanup_ctx"
+        t = time.perf_counter()
+        try:
+            upstream = await session.request(
+                request.method, url, headers=headers, data=data, allow_redirects=False,
+                auto_decompress=False,
+            )
+        except asyncio.CancelledError:
+            clock.upstream += time.perf_counter() - t
+            self._submit(exchange(None, (), _Capture(0), None, self._cancel_reason(request)))
+            raise
+        except Exception as exc:  # every failure becomes an answer, never a traceback
+            clock.upstream += time.perf_counter() - t
+            status, code, message = self._classify_failure(exc, failure)
+            if code == "client_disconnected":
+                self._submit(exchange(None, (), _Capture(0), None, code))
+                return web.Response(status=499)  # nobody is listening; aiohttp discards it
+            body = error_body(code, message)
+            response = web.Response(status=status, body=body, content_type="application/json")
+            captured = _Capture(len(body))
+            captured.add(body)
+            self._submit(exchange(status, _recordable(response.headers.items()), captured, None, code))
+            return response
+        clock.upstream += time.perf_counter() - t
+        ttfb = clock.elapsed()
+        try:
+            return await self._relay(request, upstream, clock, ttfb, exchange)
+        finally:
+            upstream.release()
+
+    async def _relay(self, request: web.Request, upstream: aiohttp.ClientResponse, clock: _Clock,
+                     ttfb: float, exchange: Any) -> web.StreamResponse:
+        upstream_headers = [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+                            for k, v in upstream.raw_headers]
+        forwarded = end_to_end(upstream_headers)
+        response = TransparentResponse(status=upstream.status, reason=upstream.reason,
+                                       upstream_fields={name.lower() for name, _ in forwarded})
+        for name, value in forwarded:
+            response.headers.add(name, value)
+        recorded_headers = _recordable(upstream_headers)
+        body = _Capture(self.settings.body_cap)
+        error_type: str | None = None
+        try:
+            t = time.perf_counter()
+            await response.prepare(request)
+            clock.client += time.perf_counter() - t
+            content = upstream.content
+            while True:
+                t = time.perf_counter()
+                try:
+                    chunk = await content.readany()
+                finally:
+                    clock.upstream += time.perf_counter() - t
+                if not chunk:
+                    break
+                body.add(chunk)
+                t = time.perf_counter()
+                try:
+                    await response.write(chunk)
+                finally:
+                    clock.client += time.perf_counter() - t
+        except asyncio.CancelledError:
+            upstream.close()  # the upstream sees the disconnect, as it would without the proxy
+            self._submit(exchange(upstream.status, recorded_headers, body, ttfb, self._cancel_reason(request)))
+            raise
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
+            if request.transport is not None and not request.transport.is_closing():
+                error_type = "upstream_reset"
+            else:
+                error_type = "client_disconnected"
+            log.debug("stream ended early (%s): %r", error_type, exc)
+        except TimeoutError:
+            error_type = "upstream_timeout"
+        except (aiohttp.ClientError, OSError) as exc:
+            error_type = "upstream_reset"
+            log.debug("upstream failed mid-body: %r", exc)
+        self._submit(exchange(upstream.status, recorded_headers, body, ttfb, error_type))
+        if error_type is None:
+            t = time.perf_counter()
+            await response.write_eof()
+            clock.client += time.perf_counter() - t
+            return response
+        upstream.close()
+        if request.transport is not None:
+            # The client must see the failure it would see directly: a cut connection, not a
+            # cleanly finished (and so silently truncated) body.
+            request.transport.abort()
+        return response
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _reject(self, request: web.Request, raw_target: str,
+                client_headers: list[tuple[str, str]]) -> tuple[int, str, str] | None:
+        """Cheap checks answered by the proxy itself, before anything reaches the upstream."""
+        if request.method == "CONNECT":
+            return 405, "method_not_allowed", "CONNECT is not supported by this proxy"
+        if not raw_target.startswith("/") or raw_target.startswith("//"):
+            return 400, "invalid_request_target", "only origin-form request targets (/path) are accepted"
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in request.raw_headers)
+        if header_bytes > self.settings.max_header_size:
+            return 431, "request_header_fields_too_large", (
+                f"request headers exceed {self.settings.max_header_size} bytes")
+        length = request.content_length
+        if length is not None and length > self.settings.max_body_size:
+            return 413, "request_too_large", f"request body exceeds {self.settings.max_body_size} bytes"
+        if self._proxy_key is not None:
+            offered = request.headers.get("X-Proxy-Key", "").encode()
+            if not hmac.compare_digest(offered, self._proxy_key):
+                return 401, "invalid_proxy_key", "this proxy requires a valid X-Proxy-Key header"
+        return None
+
+    def _upstream_headers(
+        self, client_headers: list[tuple[str, str]]
+    ) -> tuple[CIMultiDict[str], str | None, str | None]:
+        headers: CIMultiDict[str] = CIMultiDict()
+        headers["Host"] = self.upstream_host
+        client_traceparent = None
+        for name, value in end_to_end(client_headers):
+            lowered = name.lower()
+            if lowered in _REQUEST_ONLY_HERE:
+                continue
+            if lowered == "traceparent":
+                client_traceparent = value
+                if self.tracing:
+                    continue
+            headers.add(name, value)
+        traceparent = None
+        if self.tracing:
+            traceparent = child_traceparent(client_traceparent)
+            headers["traceparent"] = traceparent
+        return headers, traceparent, client_traceparent
+
+    async def _stream_body(self, request: web.Request, capture: _Capture,
+                           failure: dict[str, str]) -> AsyncIterator[bytes]:
+        limit = self.settings.max_body_size
+        try:
+            async for chunk in request.content.iter_any():
+                capture.add(chunk)
+                if capture.size > limit:
+                    failure["kind"] = "request_too_large"
+                    raise _BodyTooLarge()
+                yield chunk
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError, aiohttp.ClientPayloadError):
+            failure.setdefault("kind", "client_disconnected")
+            raise
+
+    def _classify_failure(self, exc: BaseException, failure: dict[str, str]) -> tuple[int, str, str]:
+        kind = failure.get("kind")
+        if kind == "request_too_large":
+            return 413, kind, f"request body exceeds {self.settings.max_body_size} bytes"
+        if kind == "client_disconnected":
+            return 499, kind, "client disconnected"
+        if isinstance(exc, TimeoutError):
+            return 504, "upstream_timeout", f"the upstream {self.upstream_origin} did not answer in time"
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return 502, "upstream_reset", f"the upstream {self.upstream_origin} closed the connection"
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return 502, "upstream_unreachable", f"cannot connect to the upstream {self.upstream_origin}"
+        log.warning("upstream request failed: %r", exc)
+        return 502, "upstream_error", f"the request to the upstream {self.upstream_origin} failed"
+
+    @staticmethod
+    def _cancel_reason(request: web.Request) -> str:
+        transport = request.transport
+        return "client_disconnected" if transport is None or transport.is_closing() else "proxy_shutdown"
+
+    def _answer_locally(self, request: web.Request, clock: _Clock, base: dict[str, Any],
+                        request_headers: Headers, status: int, code: str, message: str) -> web.Response:
+        body = error_body(code, message)
+        response = web.Response(status=status, body=body, content_type="application/json")
+        if status in (400, 413, 431):
+            response.force_close()  # the rest of the request is not read; don't reuse the connection
+        self._submit(Exchange(
+            exchange_id=new_exchange_id(), worker=self.worker, origin="client", ttfb_s=None,
+            duration_s=clock.elapsed(), proxy_overhead_s=clock.elapsed(),
+            request_headers=request_headers, request_body=b"", request_body_size=0, status=status,
+            response_headers=_recordable(response.headers.items()), response_body=body,
+            response_body_size=len(body), error_type=code, upstream=self.upstream_origin, **base,
+        ))
+        return response
+
+    def _submit(self, exchange: Exchange) -> None:
+        try:
+            self.recorder.submit(exchange)
+        except Exception:  # recording must never be the reason a client's request fails
+            log.exception("recorder.submit failed for %s", exchange.exchange_id)
+
+
+def make_client_session(settings: Settings) -> aiohttp.ClientSession:
+    """The one pooled upstream session of a process: no cookie jar, no decompression, no
+    headers of aiohttp's own (User-Agent, Accept, Accept-Encoding, Content-Type)."""
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
+    timeout = aiohttp.ClientTimeout(total=None, connect=settings.connect_timeout,
+                                    sock_read=settings.upstream_timeout)
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        max_line_size=256 * 1024, max_field_size=256 * 1024,
+    )

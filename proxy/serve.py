@@ -1,0 +1,213 @@
+"""`assistants-audit serve`: run the proxy (and its admin listener) until SIGTERM/SIGINT.
+
+Process model:
+- `--workers 1` (default): one process serves the proxy port and the admin port.
+- `--workers N`: a supervisor forks N workers that each bind the proxy port with SO_REUSEPORT
+  (each with its own event loop, upstream ClientSession and recorder, named w0..wN-1); the
+  admin listener runs in the supervisor. SIGTERM/SIGINT to the supervisor is forwarded to the
+  workers, which stop accepting and drain in-flight requests (streams included) for up to
+  --grace-period seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import click
+from aiohttp import web
+
+from proxy.admin import MetricsHandler, make_admin_app
+from proxy.app import make_app
+from proxy.config import Settings, settings_options
+from proxy.exchange import NullRecorder, Recorder
+from proxy.fingerprint import load_or_create_secret
+
+log = logging.getLogger("assistants_audit.serve")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+
+
+def build_recorder(settings: Settings, worker: str) -> Recorder:
+    """The recording pipeline (proxy.pipeline.build_recorder), or a NullRecorder if it is absent."""
+    try:
+        pipeline = importlib.import_module("proxy.pipeline")
+    except ModuleNotFoundError as exc:
+        if exc.name != "proxy.pipeline":
+            raise
+        log.warning("proxy.pipeline is not installed: exchanges are forwarded but not recorded")
+        return NullRecorder()
+    factory = pipeline.build_recorder
+    if "worker" in inspect.signature(factory).parameters:
+        return factory(settings, worker=worker)
+    return factory(settings)
+
+
+def metrics_handler_for(recorder: Recorder) -> MetricsHandler | None:
+    """The metrics sink's exposition handler, when the observability module provides one."""
+    try:
+        metrics = importlib.import_module("proxy.sinks.metrics")
+    except ModuleNotFoundError:
+        return None
+    handler = getattr(metrics, "metrics_response", None)
+    return handler if callable(handler) else None
+
+
+async def _close_recorder(recorder: Recorder) -> None:
+    for name in ("aclose", "close"):
+        method = getattr(recorder, name, None)
+        if method is not None:
+            result = method()
+            if inspect.isawaitable(result):
+                await result
+            return
+
+
+async def _start_admin(settings: Settings, metrics_handler: MetricsHandler | None) -> web.AppRunner | None:
+    if settings.admin_address is None:
+        return None
+    runner = web.AppRunner(make_admin_app(settings, metrics_handler=metrics_handler),
+                           handle_signals=False, access_log=None)
+    await runner.setup()
+    host, port = settings.admin_address
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    log.info("admin listener on http://%s:%d (/healthz /readyz /metrics)", host, port)
+    return runner
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve_worker(settings: Settings, *, worker: str, with_admin: bool, reuse_port: bool) -> None:
+    """One worker: serve until SIGTERM/SIGINT, then drain (bounded by grace_period) and exit."""
+    stop = _stop_event()
+    recorder = build_recorder(settings, worker)
+    try:
+        app = make_app(settings, recorder, worker=worker)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                               shutdown_timeout=settings.grace_period)
+        await runner.setup()
+        host, port = settings.listen_address
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024).start()
+        log.info("worker %s forwarding http://%s:%d -> %s", worker, host, port, settings.upstream)
+        admin = await _start_admin(settings, metrics_handler_for(recorder)) if with_admin else None
+        await stop.wait()
+        log.info("worker %s draining in-flight requests (up to %.0fs)", worker, settings.grace_period)
+        await runner.cleanup()
+        if admin is not None:
+            await admin.cleanup()
+    finally:
+        await _close_recorder(recorder)
+    log.info("worker %s stopped", worker)
+
+
+async def supervise(settings: Settings, children: dict[int, str]) -> int:
+    """Hold the admin listener, forward SIGTERM/SIGINT to the workers, wait for them."""
+    stop = _stop_event()
+    admin = await _start_admin(settings, None)
+    exit_code = 0
+    stopping_since: float | None = None
+    while children:
+        if stop.is_set() and stopping_since is None:
+            stopping_since = time.monotonic()
+            for pid in children:
+                _signal(pid, signal.SIGTERM)
+        if stopping_since is not None and time.monotonic() - stopping_since > settings.grace_period + 10:
+            for pid in children:
+                _signal(pid, signal.SIGKILL)
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            await asyncio.sleep(0.1)
+            continue
+        name = children.pop(pid, "?")
+        code = os.waitstatus_to_exitcode(status)
+        if stopping_since is None:
+            # A worker died on its own: stop the others rather than serve at reduced capacity silently.
+            log.error("worker %s (pid %d) exited with %d; stopping", name, pid, code)
+            exit_code = 1
+            stop.set()
+        elif code != 0:
+            exit_code = 1
+    if admin is not None:
+        await admin.cleanup()
+    return exit_code
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _run(coro: Any) -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def run(settings: Settings) -> int:
+    """Serve until told to stop; returns the process exit code."""
+    if not settings.fingerprint_secret:
+        load_or_create_secret(settings.store)  # before forking, so every worker shares it
+    if settings.workers == 1:
+        _run(serve_worker(settings, worker="w0", with_admin=True, reuse_port=False))
+        return 0
+    children: dict[int, str] = {}
+    for index in range(settings.workers):
+        name = f"w{index}"
+        pid = os.fork()
+        if pid == 0:  # worker
+            code = 0
+            try:
+                _run(serve_worker(settings, worker=name, with_admin=False, reuse_port=True))
+            except BaseException:
+                logging.getLogger("assistants_audit.serve").exception("worker %s failed", name)
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = name
+    log.info("supervisor %d started %d workers", os.getpid(), settings.workers)
+    return _run(supervise(settings, children))
+
+
+@click.command()
+@settings_options
+def serve(**options: Any) -> None:
+    """Run the recording proxy in front of an Assistants API upstream.
+
+    Point clients at it with base_url="http://LISTEN/v1" (Azure: azure_endpoint="http://LISTEN").
+    Every option can also be set with the environment variable shown.
+
+    \b
+    Example:
+      assistants-audit serve --upstream https://api.openai.com --listen 127.0.0.1:8080
+      ASSISTANTS_AUDIT_UPSTREAM=https://my.openai.azure.com assistants-audit serve --workers 2
+    """
+    settings = Settings.from_env_and_args(options)
+    configure_logging(settings.log_level)
+    try:
+        code = run(settings)
+    except OSError as exc:  # e.g. address already in use
+        raise click.ClickException(f"cannot serve: {exc.strerror or exc}") from None
+    sys.exit(code)
