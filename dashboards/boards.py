@@ -147,12 +147,14 @@ def failures() -> Dashboard:
     d = d.with_panel(
         stat_panel(
             "Failure ratio",
-            "Share of exchanges that ended in a 4xx, 5xx or a proxy-level error over the last rate "
-            "interval. Some 4xx are client bugs (bad ids, invalid parameters); see the next panel for "
-            "which operations fail." + ABSENT_IS_ZERO,
+            "Share of exchanges that ended in an upstream 5xx or a proxy-level error (upstream "
+            "unreachable, timeout, reset), as in the AssistantsAuditHighFailureRatio alert (fires "
+            "above 5%). Client errors (4xx) are in the panel on the right. If it is high, see "
+            "\"Upstream connection errors\" below to tell a broken upstream from a broken network."
+            + ABSENT_IS_ZERO,
             "percentunit",
             Q(
-                f'(sum(rate(assistants_audit_exchanges_total{{status_class!~"1xx|2xx|3xx", {OP}}}[{RATE}])) or vector(0))'
+                f'(sum(rate(assistants_audit_exchanges_total{{status_class=~"5xx|error", {OP}}}[{RATE}])) or vector(0))'
                 f" / sum(rate(assistants_audit_exchanges_total{{{OP}}}[{RATE}]))",
                 "failure ratio",
             ),
@@ -439,13 +441,15 @@ def cost() -> Dashboard:
     )
     d = d.with_panel(
         stat_panel(
-            "v1 requests in range",
-            "Requests sent with the retired Assistants v1 header (OpenAI-Beta: assistants=v1). "
-            "Anything above zero is a client that will break: find it in the API version mix panel "
-            "by SDK and upgrade it." + ABSENT_IS_ZERO,
+            "v1 requests seen",
+            "Requests sent with the retired Assistants v1 header (OpenAI-Beta: assistants=v1), "
+            "counted since the proxy started (the highest counter value in the time range; a "
+            "client's first request would be invisible to increase()). Anything above zero is a "
+            "client that will break: find it in the API version mix panel by SDK and upgrade it."
+            + ABSENT_IS_ZERO,
             "short",
             Q(
-                'sum(increase(assistants_audit_requests_by_version_total{beta_header=~".*assistants=v1.*"}[$__range])) or vector(0)',
+                'sum(max_over_time(assistants_audit_requests_by_version_total{beta_header="assistants=v1"}[$__range])) or vector(0)',
                 "v1 requests",
                 instant=True,
             ),
