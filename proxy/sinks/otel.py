@@ -318,7 +318,7 @@ class OtelSink:
             state = self._runs.get(run_id)
             if state is None or state.emitted:
                 self._pending.pop(run_id, None)  # evicted from the LRU, or emitted already
-            elif now - (state.terminal_at or now) >= self.step_wait_s:
+            elif state.terminal_at is None or now - state.terminal_at >= self.step_wait_s:
                 self._emit_run(run_id, state)
             else:
                 break  # pending is in terminal order: the rest are younger
