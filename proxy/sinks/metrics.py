@@ -280,6 +280,9 @@ class MetricsSink:
         self._vector_stores: LRU[str, VectorStoreState] = LRU(max_vector_stores)
         self._deleted_stores: LRU[str, float] = LRU(max_vector_stores)
         self._vs_dirty = False
+        self._recorder: Any = None
+        self._seen_lost = 0
+        self._seen_errors: dict[str, int] = {}
         self.multiproc_dir = multiproc_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self._models = LabelCap(100)
         self._versions = LabelCap(200)
@@ -378,8 +381,31 @@ class MetricsSink:
                 self._vector_store(fact)
 
     def flush(self) -> None:
+        if self._recorder is not None:
+            self._read_recorder(self._recorder)
         if self.multiproc_dir and self._vs_dirty:
             self._write_vector_store_file()
+
+    def bind_recorder(self, recorder: Any) -> None:
+        """Report the audit store's health: flush durations as they happen, the recorder's
+        counters (queue_depth, spooled_records, lost_records, errors) on each flush tick."""
+        self._recorder = recorder
+        observers = getattr(recorder, "flush_observers", None)
+        if isinstance(observers, list):
+            observers.append(self.store.observe_flush)
+
+    def _read_recorder(self, recorder: Any) -> None:
+        self.store.set_queue(int(getattr(recorder, "queue_depth", 0)), int(getattr(recorder, "spooled_records", 0)))
+        # the recorder's counters are cumulative: add what is new since the last tick
+        lost = int(getattr(recorder, "lost_records", 0))
+        if lost > self._seen_lost:
+            self.store.lost(lost - self._seen_lost)
+            self._seen_lost = lost
+        for kind, n in dict(getattr(recorder, "errors", {}) or {}).items():
+            seen = self._seen_errors.get(kind, 0)
+            if n > seen:
+                self.store.errors.labels(kind=self._codes(kind)).inc(n - seen)
+                self._seen_errors[kind] = n
 
     def close(self) -> None:
         self.flush()
@@ -409,7 +435,10 @@ class MetricsSink:
         if ttfb is not None:
             self.exchange_ttfb.labels(operation, "true" if stream else "false").observe(ttfb)
         self.proxy_overhead.labels(operation).observe(exchange.proxy_overhead_s)
-        self.upstream_seconds.labels(operation).observe(max(0.0, exchange.duration_s - exchange.proxy_overhead_s))
+        upstream_s = exchange.extra.get("upstream_s")  # measured by the forwarder when it can
+        self.upstream_seconds.labels(operation).observe(
+            float(upstream_s) if upstream_s is not None else max(0.0, exchange.duration_s - exchange.proxy_overhead_s)
+        )
         if ef is None:
             return
         beta = ef.beta_header if ef.beta_header and re.fullmatch(r"assistants=v\d", ef.beta_header) else None

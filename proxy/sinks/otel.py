@@ -184,15 +184,12 @@ class OtelSink:
             attrs["http.route"] = route
         if exchange.status is not None:
             attrs["http.response.status_code"] = exchange.status
-        host = exchange.header("host")
-        if host:
-            parts = urlsplit(f"//{host}")
+        if exchange.upstream:
+            # the API server the client addresses through the proxy
+            parts = urlsplit(exchange.upstream)
             if parts.hostname:
                 attrs["server.address"] = parts.hostname
-            if parts.port:
-                attrs["server.port"] = parts.port
-        if exchange.upstream:
-            attrs["openai.upstream"] = exchange.upstream
+            attrs["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
         error_type = exchange.error_type
         if ef is not None:
             error_type = error_type or (ef.error_type or str(ef.status_code) if (ef.status_code or 0) >= 400 else None)
@@ -239,7 +236,8 @@ class OtelSink:
         sent = TraceParent.parse(exchange.traceparent)
         context = None
         if sent is not None:
-            client = TraceParent.parse(exchange.header("traceparent"))
+            # the forwarder keeps the client's own traceparent aside; headers carry the one sent
+            client = TraceParent.parse(exchange.extra.get("client_traceparent") or exchange.header("traceparent"))
             if client is not None and client.trace_id == sent.trace_id and client.span_id != sent.span_id:
                 parent = SpanContext(client.trace_id, client.span_id, is_remote=True, trace_flags=TraceFlags(client.flags))
                 context = trace.set_span_in_context(trace.NonRecordingSpan(parent))

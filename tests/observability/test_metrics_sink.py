@@ -42,7 +42,7 @@ def sink(registry):
 def test_exchange_metrics(sink, registry):
     ex = f.exchange(duration=0.3, ttfb_s=0.1, proxy_overhead_s=0.002, status=200)
     sink.on_exchange(ex, [f.exchange_fact(ex, operation="runs.retrieve", sdk_lang="python", sdk_version="1.99.0")])
-    ex2 = f.exchange(status=429, duration=0.05)
+    ex2 = f.exchange(status=429, duration=0.05, extra={"upstream_s": "0.04"})
     sink.on_exchange(ex2, [f.exchange_fact(ex2, operation="runs.retrieve")])
     labels = {"operation": "runs.retrieve", "status_class": "2xx", "api_version": "v2"}
     assert registry.get_sample_value("assistants_audit_exchanges_total", labels) == 1
@@ -58,7 +58,7 @@ def test_exchange_metrics(sink, registry):
     ) == pytest.approx(0.003)
     assert registry.get_sample_value(
         "assistants_audit_upstream_seconds_sum", {"operation": "runs.retrieve"}
-    ) == pytest.approx(0.3 - 0.002 + 0.05 - 0.001)
+    ) == pytest.approx(0.3 - 0.002 + 0.04)
     assert registry.get_sample_value("assistants_audit_upstream_errors_total", {"kind": "http_429"}) == 1
     assert registry.get_sample_value(
         "assistants_audit_requests_by_version_total",

@@ -47,7 +47,8 @@ def polled_run(sink, clock):
     """create -> 2 polls -> completed; the client lists steps afterwards."""
     sent = outgoing_traceparent(CLIENT_TP)
     ex = f.exchange(method="POST", path="/v1/threads/thread_1/runs", t=0, duration=0.25, traceparent=sent,
-                    request_headers=(("host", "127.0.0.1:8080"), ("traceparent", CLIENT_TP)))
+                    upstream="http://127.0.0.1:8080", extra={"client_traceparent": CLIENT_TP},
+                    request_headers=(("host", "127.0.0.1:8080"), ("traceparent", sent)))
     sink.on_exchange(ex, [
         f.exchange_fact(ex, operation="runs.create", route="/threads/{thread_id}/runs", thread_id="thread_1",
                         assistant_id="asst_1", model="gpt-4o", upstream_request_id="req_123"),
@@ -257,7 +258,7 @@ def test_otlp_http_export_to_loopback_receiver(otlp_receiver):
     sink = OtelSink(provider, SimpleNamespace(capture_content=False))
     feed_streamed(sink)
     ex = f.exchange(t=3, status=200, traceparent=outgoing_traceparent(CLIENT_TP),
-                    request_headers=(("traceparent", CLIENT_TP),))
+                    extra={"client_traceparent": CLIENT_TP})
     failed = f.run("run_9", status="failed", t=3, started_at=f.at(1), failed_at=f.at(2.75), last_error_code="server_error")
     sink.on_exchange(ex, [f.exchange_fact(ex, run_id="run_9"), failed])
     sink.close()
