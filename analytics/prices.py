@@ -1,0 +1,494 @@
+"""What things cost: model token prices (from `genai-prices`, with their history) and the
+Assistants tool and storage prices (versioned in analytics/data/prices.json), any of which a
+user file (`--prices FILE`, JSON or YAML) overrides.
+
+SQL sees the same numbers as Python through two tables, `model_prices` and `tool_prices`:
+`write_price_table(store_dir, models)` writes them as Parquet under STORE/prices/ (the store's
+views read them, so plain `duckdb -readonly STORE/audit.duckdb` prices runs), and
+`install_price_tables(con, prices, models)` puts them on one connection as TEMP tables, which
+shadow the stored ones (how `report --prices FILE` re-prices without touching the store).
+
+A model with no known price has no row: its cost is NULL and it is listed as unpriced, never 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+MODEL_PRICE_COLUMNS = (
+    "model VARCHAR, valid_from DATE, valid_to DATE, input_usd_per_mtok DOUBLE, "
+    "output_usd_per_mtok DOUBLE, cached_input_usd_per_mtok DOUBLE, source VARCHAR"
+)
+TOOL_PRICE_COLUMNS = (
+    "kind VARCHAR, usd DOUBLE, unit VARCHAR, free_quantity DOUBLE, session_seconds DOUBLE, "
+    "valid_from DATE, valid_to DATE, source VARCHAR"
+)
+TOOL_KINDS = ("vector_store_storage", "code_interpreter_session", "retrieval_storage")
+# Flat override keys, named like the Prices attributes: key -> (item, field).
+_FLAT_KEYS = {
+    "storage_usd_per_gib_day": ("vector_store_storage", "usd"),
+    "free_storage_gib": ("vector_store_storage", "free_gib"),
+    "code_interpreter_usd_per_session": ("code_interpreter_session", "usd"),
+    "retrieval_usd_per_gib_assistant_day": ("retrieval_storage", "usd"),
+}
+PRICES_SUBDIR = "_prices"
+
+
+class PricesError(ValueError):
+    """A price file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPricePeriod:
+    """One price of one model, in force from valid_from (inclusive) to valid_to (exclusive); None = open."""
+
+    model: str
+    valid_from: date | None
+    valid_to: date | None
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    cached_input_usd_per_mtok: float | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPrice:
+    """One version of a tool or storage price."""
+
+    kind: str
+    usd: float
+    unit: str
+    free_quantity: float | None
+    session_seconds: float | None
+    valid_from: date | None
+    valid_to: date | None
+    source: str
+
+
+def _as_date(value: Any, where: str) -> date | None:
+    if value is None or isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, datetime):
+        return value.date()
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise PricesError(f"{where}: effective_from {value!r} is not a YYYY-MM-DD date") from None
+
+
+def _num(value: Any, where: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise PricesError(f"{where}: {value!r} is not a number") from None
+
+
+def _close_periods(starts: list[tuple[date | None, Any]]) -> list[tuple[date | None, date | None, Any]]:
+    """[(start, x), ...] -> [(start, next start, x), ...] sorted, the first open at the start."""
+    ordered = sorted(starts, key=lambda item: item[0] or date.min)
+    return [
+        (start, ordered[i + 1][0] if i + 1 < len(ordered) else None, item)
+        for i, (start, item) in enumerate(ordered)
+    ]
+
+
+def _genai_version() -> str:
+    try:
+        import genai_prices
+
+        return f"genai-prices {genai_prices.__version__}"
+    except Exception:  # pragma: no cover - the dependency is installed
+        return "genai-prices"
+
+
+def _base(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = getattr(value, "base", value)  # TieredPrices: the first tier
+    return float(value) if isinstance(value, Decimal | int | float) else None
+
+
+def _genai_periods(model: str) -> list[ModelPricePeriod]:
+    """The price history genai-prices knows for `model` (OpenAI first, then any provider)."""
+    from genai_prices import data_snapshot, types
+
+    snapshot = data_snapshot.get_snapshot()
+    found = None
+    for provider_id in ("openai", None):
+        try:
+            found = snapshot.find_provider_model(model, None, provider_id, None)
+            break
+        except LookupError:
+            continue
+    if found is None:
+        return []
+    provider, info = found
+    source = f"{_genai_version()} {provider.id}/{info.id}"
+    if isinstance(info.prices, types.ModelPrice):
+        starts = [(None, info.prices)]
+    else:
+        # Time-of-day prices (off-peak) cannot be a date period; the dated history is kept.
+        starts = [
+            (getattr(c.constraint, "start_date", None), c.prices)
+            for c in info.prices
+            if c.constraint is None or isinstance(c.constraint, types.StartDateConstraint)
+        ]
+    periods = []
+    for start, end, price in _close_periods(starts):
+        inp, out = _base(getattr(price, "input_mtok", None)), _base(getattr(price, "output_mtok", None))
+        if inp is None or out is None:
+            continue
+        tiered = any(hasattr(getattr(price, k, None), "tiers") for k in ("input_mtok", "output_mtok"))
+        periods.append(
+            ModelPricePeriod(
+                model=model,
+                valid_from=start,
+                valid_to=end,
+                input_usd_per_mtok=inp,
+                output_usd_per_mtok=out,
+                cached_input_usd_per_mtok=_base(getattr(price, "cache_read_mtok", None)),
+                source=source + (" (base tier)" if tiered else ""),
+            )
+        )
+    return periods
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PricesError(f"--prices {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        raise PricesError(f"--prices {path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise PricesError(f"--prices {path}: the top level must be a mapping")
+    return data
+
+
+def _tool_versions(kind: str, raw: Any, where: str) -> list[ToolPrice]:
+    versions = raw if isinstance(raw, list) else [raw]
+    starts = []
+    for v in versions:
+        if not isinstance(v, dict) or "usd" not in v:
+            raise PricesError(f"{where}: {kind} needs a mapping with 'usd' (or a list of them)")
+        starts.append((_as_date(v.get("effective_from"), where), v))
+    out = []
+    for start, end, v in _close_periods(starts):
+        free = v.get("free_gib", v.get("free_quantity"))
+        session = v.get("session_seconds")
+        out.append(
+            ToolPrice(
+                kind=kind,
+                usd=_num(v["usd"], f"{where}: {kind}.usd"),
+                unit=str(v.get("unit", _DEFAULT_UNITS[kind])),
+                free_quantity=None if free is None else _num(free, f"{where}: {kind}.free_gib"),
+                session_seconds=None if session is None else _num(session, f"{where}: {kind}.session_seconds"),
+                valid_from=start,
+                valid_to=end,
+                source=str(v.get("source", where)),
+            )
+        )
+    return out
+
+
+_DEFAULT_UNITS = {
+    "vector_store_storage": "GiB-day",
+    "code_interpreter_session": "session",
+    "retrieval_storage": "GiB-assistant-day",
+}
+
+
+class Prices:
+    """All prices, as of the bundled data plus an optional override file."""
+
+    def __init__(
+        self,
+        tools: dict[str, list[ToolPrice]],
+        model_overrides: dict[str, list[ModelPricePeriod]] | None = None,
+        model_aliases: dict[str, str] | None = None,
+    ) -> None:
+        self.tools = tools
+        self.model_overrides = {k.lower(): v for k, v in (model_overrides or {}).items()}
+        self.model_aliases = {k.lower(): v for k, v in (model_aliases or {}).items()}
+        self._cache: dict[str, list[ModelPricePeriod]] = {}
+
+    @classmethod
+    def load(cls, override_file: str | os.PathLike[str] | None = None) -> "Prices":
+        bundled = json.loads(resources.files("analytics").joinpath("data/prices.json").read_text())
+        tools = {
+            kind: _tool_versions(kind, versions, "analytics/data/prices.json")
+            for kind, versions in bundled["items"].items()
+        }
+        if override_file is None:
+            return cls(tools)
+        path = Path(override_file)
+        data = _read_file(path)
+        where = f"override:{path.name}"
+        for key, (kind, fieldname) in _FLAT_KEYS.items():
+            if key in data:
+                current = tools[kind][-1]
+                merged = {
+                    "usd": current.usd,
+                    "unit": current.unit,
+                    "free_gib": current.free_quantity,
+                    "session_seconds": current.session_seconds,
+                    "source": where,
+                    fieldname: data[key],
+                }
+                tools[kind] = _tool_versions(kind, merged, where)
+        for kind in TOOL_KINDS:
+            if kind in data:
+                tools[kind] = _tool_versions(kind, data[kind], where)
+        unknown = set(data) - set(_FLAT_KEYS) - set(TOOL_KINDS) - {"models", "version", "currency", "note"}
+        if unknown:
+            raise PricesError(f"--prices {path}: unknown key(s) {', '.join(sorted(unknown))}")
+        overrides: dict[str, list[ModelPricePeriod]] = {}
+        aliases: dict[str, str] = {}
+        models = data.get("models") or {}
+        if not isinstance(models, dict):
+            raise PricesError(f"--prices {path}: 'models' must map model names to prices")
+        for name, spec in models.items():
+            if isinstance(spec, str):
+                aliases[str(name)] = spec
+                continue
+            if isinstance(spec, dict) and "same_as" in spec:
+                aliases[str(name)] = str(spec["same_as"])
+                continue
+            versions = spec if isinstance(spec, list) else [spec]
+            starts = []
+            for v in versions:
+                if not isinstance(v, dict) or not {"input_usd_per_mtok", "output_usd_per_mtok"} <= set(v):
+                    raise PricesError(
+                        f"--prices {path}: model {name} needs input_usd_per_mtok and output_usd_per_mtok"
+                    )
+                starts.append((_as_date(v.get("effective_from"), f"--prices {path}: model {name}"), v))
+            overrides[str(name)] = [
+                ModelPricePeriod(
+                    model=str(name),
+                    valid_from=start,
+                    valid_to=end,
+                    input_usd_per_mtok=_num(v["input_usd_per_mtok"], f"{where}: {name}"),
+                    output_usd_per_mtok=_num(v["output_usd_per_mtok"], f"{where}: {name}"),
+                    cached_input_usd_per_mtok=(
+                        None
+                        if v.get("cached_input_usd_per_mtok") is None
+                        else _num(v["cached_input_usd_per_mtok"], f"{where}: {name}")
+                    ),
+                    source=str(v.get("source", where)),
+                )
+                for start, end, v in _close_periods(starts)
+            ]
+        return cls(tools, overrides, aliases)
+
+    # -- tool and storage prices (the version in force today) -------------------------------
+
+    def tool_price(self, kind: str, at: datetime | date | None = None) -> ToolPrice:
+        day = (at.date() if isinstance(at, datetime) else at) or datetime.now(UTC).date()
+        versions = self.tools[kind]
+        for v in versions:
+            if (v.valid_from is None or v.valid_from <= day) and (v.valid_to is None or day < v.valid_to):
+                return v
+        return versions[0] if day < (versions[0].valid_from or date.min) else versions[-1]
+
+    @property
+    def storage_usd_per_gib_day(self) -> float:
+        return self.tool_price("vector_store_storage").usd
+
+    @property
+    def free_storage_gib(self) -> float:
+        return self.tool_price("vector_store_storage").free_quantity or 0.0
+
+    @property
+    def code_interpreter_usd_per_session(self) -> float:
+        return self.tool_price("code_interpreter_session").usd
+
+    @property
+    def code_interpreter_session_seconds(self) -> float:
+        return self.tool_price("code_interpreter_session").session_seconds or 3600.0
+
+    @property
+    def retrieval_usd_per_gib_assistant_day(self) -> float:
+        return self.tool_price("retrieval_storage").usd
+
+    # -- model token prices -------------------------------------------------------------------
+
+    def model_periods(self, model: str) -> list[ModelPricePeriod]:
+        """Price history of `model`; [] when unpriced."""
+        key = model.lower()
+        if key not in self._cache:
+            if key in self.model_overrides:
+                periods = self.model_overrides[key]
+            elif key in self.model_aliases:
+                target = self.model_aliases[key]
+                periods = [
+                    ModelPricePeriod(model, p.valid_from, p.valid_to, p.input_usd_per_mtok,
+                                     p.output_usd_per_mtok, p.cached_input_usd_per_mtok,
+                                     f"{p.source} (alias of {target})")
+                    for p in self.model_periods(target)
+                ]
+            else:
+                periods = _genai_periods(model)
+            self._cache[key] = [
+                ModelPricePeriod(model, *(getattr(p, f) for f in ModelPricePeriod.__slots__[1:]))
+                for p in periods
+            ]
+        return self._cache[key]
+
+    def model_period(self, model: str | None, at: datetime) -> ModelPricePeriod | None:
+        if not model:
+            return None
+        day = at.astimezone(UTC).date() if at.tzinfo else at.date()
+        for p in self.model_periods(model):
+            if (p.valid_from is None or p.valid_from <= day) and (p.valid_to is None or day < p.valid_to):
+                return p
+        return None
+
+    def token_cost(
+        self, model: str | None, input_tokens: int, output_tokens: int, at: datetime
+    ) -> tuple[float | None, str]:
+        """USD for these tokens at the price in force at `at`; (None, "unpriced") if unknown."""
+        p = self.model_period(model, at)
+        if p is None:
+            return None, "unpriced"
+        usd = (input_tokens * p.input_usd_per_mtok + output_tokens * p.output_usd_per_mtok) / 1e6
+        return usd, p.source
+
+    # -- tables for SQL ------------------------------------------------------------------------
+
+    def model_price_rows(self, models: Iterable[str]) -> list[tuple]:
+        rows = []
+        for model in sorted({m for m in models if m}):
+            for p in self.model_periods(model):
+                rows.append(
+                    (model, p.valid_from, p.valid_to, p.input_usd_per_mtok, p.output_usd_per_mtok,
+                     p.cached_input_usd_per_mtok, p.source)
+                )
+        return rows
+
+    def tool_price_rows(self) -> list[tuple]:
+        return [
+            (t.kind, t.usd, t.unit, t.free_quantity, t.session_seconds, t.valid_from, t.valid_to, t.source)
+            for kind in TOOL_KINDS
+            for t in self.tools[kind]
+        ]
+
+
+def _fill(con: Any, table: str, columns: str, rows: list[tuple], *, temp: bool) -> None:
+    con.execute(f"CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE {table} ({columns})")
+    if rows:
+        marks = ", ".join("?" * len(rows[0]))
+        con.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+
+def install_price_tables(con: Any, prices: Prices, models: Iterable[str]) -> None:
+    """Create TEMP tables model_prices/tool_prices on `con`; they shadow the store's for this connection."""
+    _fill(con, "model_prices", MODEL_PRICE_COLUMNS, prices.model_price_rows(models), temp=True)
+    _fill(con, "tool_prices", TOOL_PRICE_COLUMNS, prices.tool_price_rows(), temp=True)
+
+
+def price_paths(store_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    # Under STORE/tables/ because the store's query connections may only read there.
+    base = Path(store_dir).absolute() / "tables" / PRICES_SUBDIR
+    return {"model_prices": base / "model_prices.parquet", "tool_prices": base / "tool_prices.parquet"}
+
+
+def _stored_models(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    import duckdb
+
+    try:
+        return {r[0] for r in duckdb.sql(f"SELECT DISTINCT model FROM read_parquet('{path}')").fetchall()}
+    except duckdb.Error:
+        return set()
+
+
+def write_price_table(
+    store_dir: str | os.PathLike[str], models: Iterable[str] = (), prices: Prices | None = None
+) -> dict[str, Path]:
+    """Write STORE/prices/{model_prices,tool_prices}.parquet for `models` plus those already there.
+
+    Call it at start-up and whenever a model not priced yet is seen; each file is replaced
+    atomically (written aside, then renamed), so readers never see half a file and nothing is locked.
+    Unknown models get no row: their cost stays NULL and the costs view says "unpriced".
+    """
+    import duckdb
+
+    prices = prices or Prices.load()
+    paths = price_paths(store_dir)
+    paths["model_prices"].parent.mkdir(parents=True, exist_ok=True)
+    wanted = set(models) | _stored_models(paths["model_prices"])
+    con = duckdb.connect()
+    try:
+        install_price_tables(con, prices, wanted)
+        for table, path in paths.items():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            con.execute(f"COPY {table} TO '{tmp}' (FORMAT parquet)")
+            os.replace(tmp, path)
+    finally:
+        con.close()
+    return paths
+
+
+def _empty_view(name: str, columns: str) -> str:
+    cols = ", ".join(f"NULL::{c.split()[1]} AS {c.split()[0]}" for c in columns.split(", "))
+    return f"CREATE OR REPLACE VIEW {name} AS SELECT {cols} LIMIT 0;"
+
+
+def price_views_sql(store_dir: str | os.PathLike[str]) -> str:
+    """CREATE VIEW statements for model_prices/tool_prices over the store's price Parquet files.
+
+    Writes the files first when they are missing; if they cannot be written (read-only store)
+    the views are empty and every cost is unpriced until a writer creates them.
+    """
+    paths = price_paths(store_dir)
+    if not all(p.exists() for p in paths.values()):
+        try:
+            write_price_table(store_dir)
+        except OSError:
+            pass
+    out = []
+    for (name, path), columns in zip(paths.items(), (MODEL_PRICE_COLUMNS, TOOL_PRICE_COLUMNS)):
+        if path.exists():
+            quoted = path.as_posix().replace("'", "''")
+            out.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{quoted}');")
+        else:
+            out.append(_empty_view(name, columns))
+    return "\n".join(out)
+
+
+def cost_views_sql() -> str:
+    return resources.files("analytics").joinpath("costs.sql").read_text()
+
+
+def cost_sql(store_dir: str | os.PathLike[str]) -> str:
+    """What the store runs after analytics/views.sql (in audit.duckdb and on query connections):
+    the price views over STORE/tables/_prices/*.parquet, then analytics/costs.sql."""
+    return price_views_sql(store_dir) + "\n" + cost_views_sql()
+
+
+def install_report_prices(con: Any, prices: Prices) -> list[str]:
+    """Price every model in the store's runs with `prices` on this connection (TEMP tables that
+    shadow the stored ones), creating the cost views if the connection lacks them.
+    Returns the models seen."""
+    models = [r[0] for r in con.execute("SELECT DISTINCT model FROM runs WHERE model IS NOT NULL").fetchall()]
+    install_price_tables(con, prices, models)
+    have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    if "costs" not in have:
+        con.execute(cost_views_sql().replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW"))
+    return models

@@ -1,0 +1,310 @@
+"""The cost and usage audit report: what the assistants cost, where it goes, and what to clean up.
+
+`build_report(con, since, until, idle_days)` runs the queries over the cost views (analytics/
+costs.sql) and returns a plain dict (the `--format json` output); `render(report, fmt)` turns it
+into rich tables, Markdown or CSV. The click command is a thin wrapper.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+KINDS = ("tokens", "code_interpreter_session", "vector_store_storage", "retrieval_storage")
+TOP_N = 10
+FAILED_STATUSES = ("failed", "incomplete", "cancelled", "expired")
+
+
+def parse_when(value: str | None, option: str) -> datetime | None:
+    """A date (YYYY-MM-DD, UTC midnight) or an ISO datetime; naive means UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or ISO datetime", param_hint=option) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _round(x: Any, digits: int = 6) -> Any:
+    return round(x, digits) if isinstance(x, float) else x
+
+
+def _rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cur = con.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    return [{k: _round(v) for k, v in zip(names, row)} for row in cur.fetchall()]
+
+
+def _window(column: str, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if since is not None:
+        clauses.append(f"{column} >= CAST(? AS TIMESTAMPTZ)")
+        params.append(since.isoformat())
+    if until is not None:
+        clauses.append(f"{column} < CAST(? AS TIMESTAMPTZ)")
+        params.append(until.isoformat())
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+def _ts(expr: str) -> str:
+    # TIMESTAMPTZ -> ISO text in UTC (the Python conversion of TIMESTAMPTZ would need pytz)
+    return f"strftime(timezone('UTC', {expr}), '%Y-%m-%dT%H:%M:%SZ')"
+
+
+def build_report(
+    con: Any,
+    since: datetime | None,
+    until: datetime | None,
+    idle_days: int = 30,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The report as a dict. `con` has the public views, the cost views and priced models."""
+    step = progress or (lambda _label: None)
+    costs_where, costs_params = _window("occurred_at", since, until)
+    runs_where, runs_params = _window("priced_at", since, until)
+    ex_where, ex_params = _window("started_at", since, until)
+
+    step("scanning runs and exchanges")
+    counts = con.execute(
+        "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM exchanges), "
+        "(SELECT count(*) FROM vector_store_usage)"
+    ).fetchone()
+    report: dict[str, Any] = {
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "idle_days": idle_days,
+        "empty": not any(counts),
+        "counts": {"runs": counts[0], "exchanges": counts[1], "vector_store_observations": counts[2]},
+    }
+
+    step("summing costs by kind")
+    by_kind = {r["kind"]: r for r in _rows(con, f"""
+        SELECT kind, count(*) AS items, sum(quantity) AS quantity, coalesce(sum(usd), 0) AS usd,
+               count(*) FILTER (WHERE usd IS NULL) AS unpriced_items
+        FROM costs WHERE {costs_where} GROUP BY kind""", costs_params)}
+    spend = [
+        {"kind": k, "items": by_kind.get(k, {}).get("items", 0), "quantity": by_kind.get(k, {}).get("quantity") or 0,
+         "usd": by_kind.get(k, {}).get("usd", 0.0), "unpriced_items": by_kind.get(k, {}).get("unpriced_items", 0)}
+        for k in KINDS
+    ]
+    report["total_usd"] = round(sum(r["usd"] for r in spend), 6)
+    report["spend_by_kind"] = spend
+
+    step("pricing models")
+    report["unpriced_models"] = _rows(con, f"""
+        SELECT model, count(*) AS runs, sum(total_tokens) AS tokens FROM run_costs
+        WHERE usd IS NULL AND {runs_where} GROUP BY model ORDER BY tokens DESC NULLS LAST""", runs_params)
+    report["top_models"] = _rows(con, f"""
+        SELECT model, count(*) AS runs, sum(prompt_tokens) AS prompt_tokens,
+               sum(completion_tokens) AS completion_tokens, sum(usd) AS usd,
+               count(*) FILTER (WHERE usd IS NULL) AS unpriced_runs
+        FROM run_costs WHERE {runs_where}
+        GROUP BY model ORDER BY usd DESC NULLS LAST, runs DESC LIMIT {TOP_N}""", runs_params)
+
+    step("ranking assistants")
+    report["top_assistants"] = _rows(con, f"""
+        SELECT c.assistant_id, n.name, count(DISTINCT c.run_id) AS runs,
+               sum(c.usd) FILTER (WHERE c.kind = 'tokens') AS token_usd,
+               sum(c.usd) FILTER (WHERE c.kind = 'code_interpreter_session') AS code_interpreter_usd,
+               sum(c.usd) FILTER (WHERE c.kind = 'retrieval_storage') AS retrieval_usd,
+               sum(c.usd) AS usd, count(*) FILTER (WHERE c.usd IS NULL) AS unpriced_items
+        FROM costs c LEFT JOIN assistant_names n USING (assistant_id)
+        WHERE c.assistant_id IS NOT NULL AND {costs_where}
+        GROUP BY c.assistant_id, n.name ORDER BY usd DESC NULLS LAST LIMIT {TOP_N}""", costs_params)
+
+    step("accounting vector store storage")
+    report["top_vector_stores"] = _rows(con, f"""
+        WITH s AS (
+            SELECT vector_store_id, sum(quantity) AS billable_gib_days, sum(usd) AS usd
+            FROM costs WHERE kind = 'vector_store_storage' AND {costs_where} GROUP BY vector_store_id)
+        SELECT s.vector_store_id, a.name, s.billable_gib_days, s.usd, a.billed,
+               a.usage_gib AS current_gib, a.projected_daily_usd * 30 AS projected_30d_usd
+        FROM s LEFT JOIN vector_store_activity a USING (vector_store_id)
+        ORDER BY s.usd DESC NULLS LAST, projected_30d_usd DESC LIMIT {TOP_N}""", costs_params)
+    report["idle_vector_stores"] = _rows(con, f"""
+        SELECT vector_store_id, name, {_ts('last_used_at')} AS last_used_at,
+               floor(epoch(now() - last_used_at) / 86400) AS idle_days,
+               usage_gib AS current_gib, projected_daily_usd * 30 AS monthly_usd
+        FROM vector_store_activity
+        WHERE billed AND usage_bytes > 0
+          AND (last_used_at IS NULL OR last_used_at < now() - to_days(CAST(? AS INTEGER)))
+        ORDER BY monthly_usd DESC, usage_gib DESC""", [idle_days])
+    report["idle_monthly_usd"] = round(sum(r["monthly_usd"] or 0 for r in report["idle_vector_stores"]), 6)
+
+    step("grouping failures")
+    statuses = ", ".join(f"'{s}'" for s in FAILED_STATUSES)
+    report["failures"] = _rows(con, f"""
+        SELECT status, coalesce(last_error_code, incomplete_reason, status) AS code, count(*) AS runs,
+               sum(total_tokens) AS tokens, sum(usd) AS usd
+        FROM run_costs WHERE status IN ({statuses}) AND {runs_where}
+        GROUP BY ALL ORDER BY usd DESC NULLS LAST, runs DESC""", runs_params)
+    # failed runs that reported no usage are still failures
+    report["failures_without_usage"] = _rows(con, f"""
+        SELECT status, coalesce(last_error_code, incomplete_reason, status) AS code, count(*) AS runs
+        FROM runs WHERE status IN ({statuses})
+          AND prompt_tokens IS NULL AND completion_tokens IS NULL AND total_tokens IS NULL
+          AND {_window('coalesce(created_at, started_at)', since, until)[0]}
+        GROUP BY ALL ORDER BY runs DESC""", _window("x", since, until)[1])
+
+    step("finding v1 traffic")
+    report["v1_traffic"] = _rows(con, f"""
+        SELECT key_fingerprint, sdk, beta_header, api_version, count(*) AS exchanges,
+               count(*) FILTER (WHERE v1_semantics) AS v1_semantics_exchanges, {_ts('max(started_at)')} AS last_seen
+        FROM exchange_versions
+        WHERE origin = 'client' AND (api_version = 'v1' OR v1_semantics) AND {ex_where}
+        GROUP BY ALL ORDER BY exchanges DESC""", ex_params)
+
+    step("measuring polling")
+    poll_where, poll_params = _window("r.created_at", since, until)
+    polling = _rows(con, f"""
+        SELECT count(*) AS runs, count(*) FILTER (WHERE p.polls > 0) AS polled_runs,
+               count(*) FILTER (WHERE r.streamed) AS streamed_runs,
+               coalesce(sum(p.polls), 0) AS polls, coalesce(sum(p.unchanged_polls), 0) AS unchanged_polls
+        FROM runs r LEFT JOIN run_polls p USING (run_id) WHERE {poll_where}""", poll_params)[0]
+    polling["polls_per_polled_run"] = (
+        round(polling["polls"] / polling["polled_runs"], 3) if polling["polled_runs"] else None
+    )
+    polling["unchanged_share"] = round(polling["unchanged_polls"] / polling["polls"], 4) if polling["polls"] else None
+    report["polling"] = polling
+    return report
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("spend_by_kind", "Spend by kind"),
+    ("top_assistants", "Top assistants"),
+    ("top_models", "Top models"),
+    ("unpriced_models", "Unpriced models (cost unknown, not zero)"),
+    ("top_vector_stores", "Top vector stores by storage cost"),
+    ("idle_vector_stores", "Idle vector stores (still billed)"),
+    ("failures", "Failed runs by code, with the tokens they burnt"),
+    ("failures_without_usage", "Failed runs that reported no usage"),
+    ("v1_traffic", "v1 traffic still present"),
+    ("polling", "Polling overhead"),
+)
+
+
+def _section_rows(report: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = report.get(key)
+    if isinstance(value, dict):
+        return [value]
+    return list(value or [])
+
+
+def _cell(value: Any, column: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if column.endswith("usd"):
+            return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
+        if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:,.3f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _headline(report: dict[str, Any]) -> str:
+    window = ""
+    if report["since"] or report["until"]:
+        window = f" ({report['since'] or 'start'} .. {report['until'] or 'now'})"
+    if report["empty"]:
+        return f"The audit store is empty: no runs, exchanges or vector stores recorded yet{window}."
+    unpriced = sum(r["runs"] for r in report["unpriced_models"])
+    tail = f"; {unpriced} run(s) on unpriced models not included" if unpriced else ""
+    return f"Total spend{window}: ${report['total_usd']:,.2f}{tail}."
+
+
+def render(report: dict[str, Any], fmt: str) -> str:
+    """Render as `table` (rich), `markdown`, `csv` or `json`."""
+    if fmt == "json":
+        import orjson
+
+        return orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["section", "column", "row", "value"])
+        writer.writerow(["summary", "total_usd", 0, report["total_usd"]])
+        for key, _title in _SECTIONS:
+            for i, row in enumerate(_section_rows(report, key)):
+                for column, value in row.items():
+                    writer.writerow([key, column, i, "" if value is None else value])
+        return out.getvalue()
+    if fmt == "markdown":
+        lines = ["# Assistants cost audit", "", _headline(report), ""]
+        for key, title in _SECTIONS:
+            rows = _section_rows(report, key)
+            if not rows:
+                continue
+            cols = list(rows[0])
+            lines += [f"## {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            lines += ["| " + " | ".join(_cell(r[c], c) for c in cols) + " |" for r in rows]
+            lines.append("")
+        return "\n".join(lines)
+    if fmt == "table":
+        from rich.console import Console
+        from rich.table import Table
+
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=140, force_terminal=False)
+        console.print(f"[bold]{_headline(report)}[/bold]")
+        for key, title in _SECTIONS:
+            rows = _section_rows(report, key)
+            if not rows:
+                continue
+            table = Table(title=title, title_justify="left")
+            for c in rows[0]:
+                table.add_column(c, justify="right" if not isinstance(rows[0][c], str) else "left")
+            for r in rows:
+                table.add_row(*(_cell(r[c], c) for c in rows[0]))
+            console.print(table)
+        return buffer.getvalue()
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def open_report_connection(store: str, prices_file: str | None) -> Any:
+    """The store's query connection with every model priced by `prices_file` (or the defaults)."""
+    from analytics.prices import Prices, install_report_prices
+    from analytics.store import connect
+
+    prices = Prices.load(prices_file)
+    con = connect(store)
+    install_report_prices(con, prices)
+    return con
+
+
+def run_report(store: str, since: str | None, until: str | None, idle_days: int, fmt: str,
+               prices_file: str | None) -> str:
+    """Everything `assistants-audit report` does, returning the rendered text."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    start = parse_when(since, "--since")
+    end = parse_when(until, "--until")
+    if start and end and end <= start:
+        raise click.BadParameter("must be after --since", param_hint="--until")
+    con = open_report_connection(store, prices_file)
+    try:
+        err = Console(stderr=True)
+        if err.is_terminal:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True) as bar:
+                task = bar.add_task("reading the store", total=None)
+                data = build_report(con, start, end, idle_days,
+                                    progress=lambda label: bar.update(task, description=label))
+        else:
+            data = build_report(con, start, end, idle_days)
+    finally:
+        con.close()
+    return render(data, fmt)
+
