@@ -1,0 +1,28 @@
+"""The benchmark's smoke mode runs in CI so it cannot rot. Its timing targets are printed by the
+benchmark, not asserted here (performance lives in bench/, never in a timed test); what is
+asserted is that every path ran and that recording lost nothing."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_smoke_runs_every_path_and_loses_nothing(tmp_path):
+    if shutil.which("wrk") is None or shutil.which("nginx") is None:
+        if os.environ.get("CI"):
+            pytest.fail("wrk and nginx must be installed in CI (.ci/run installs them)")
+        pytest.skip("wrk/nginx not installed")
+    out = tmp_path / "results.md"
+    proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(out)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    for path in ("direct", "nginx", "bare", "audit", "audit-w2"):
+        assert f"| {path} |" in text
+    assert "| audit: zero records lost | PASS |" in text
+    assert "| audit-w2: zero records lost | PASS |" in text
