@@ -40,34 +40,60 @@ def configure_logging(level: str) -> None:
     )
 
 
-def build_recorder(settings: Settings, worker: str) -> Recorder:
-    """The recording pipeline (proxy.pipeline.build_recorder), or a NullRecorder if it is absent."""
+class Observability:
+    """What one process records with: the recorder plus the metrics registry and tracer
+    provider its sinks write to. Built per worker (after fork), closed at shutdown."""
+
+    def __init__(self, settings: Settings, worker: str) -> None:
+        self.registry = _optional_call("prometheus_client", "CollectorRegistry")
+        self.tracer_provider = _optional_call("proxy.telemetry", "tracer_provider_from_env")
+        self.recorder = build_recorder(settings, worker, registry=self.registry,
+                                       tracer_provider=self.tracer_provider)
+        start = getattr(self.recorder, "start", None)
+        if callable(start):
+            start()
+
+    def metrics_handler(self) -> MetricsHandler | None:
+        if self.registry is None:
+            return None
+        factory = _optional_attr("proxy.sinks.metrics", "metrics_handler")
+        return factory(self.registry) if factory is not None else None
+
+    async def close(self) -> None:
+        await _close(self.recorder)
+        if self.tracer_provider is not None:
+            await _close(self.tracer_provider, names=("shutdown",))
+
+
+def _optional_attr(module_name: str, attr: str) -> Any:
     try:
-        pipeline = importlib.import_module("proxy.pipeline")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name != "proxy.pipeline":
+        if exc.name != module_name:
             raise
+        return None
+    return getattr(module, attr, None)
+
+
+def _optional_call(module_name: str, attr: str) -> Any:
+    factory = _optional_attr(module_name, attr)
+    return factory() if factory is not None else None
+
+
+def build_recorder(settings: Settings, worker: str, **sinks: Any) -> Recorder:
+    """The recording pipeline (proxy.pipeline.build_recorder), or a NullRecorder if it is absent."""
+    factory = _optional_attr("proxy.pipeline", "build_recorder")
+    if factory is None:
         log.warning("proxy.pipeline is not installed: exchanges are forwarded but not recorded")
         return NullRecorder()
-    factory = pipeline.build_recorder
-    if "worker" in inspect.signature(factory).parameters:
-        return factory(settings, worker=worker)
-    return factory(settings)
+    accepted = inspect.signature(factory).parameters
+    kwargs = {k: v for k, v in dict(sinks, worker=worker).items() if k in accepted}
+    return factory(settings, **kwargs)
 
 
-def metrics_handler_for(recorder: Recorder) -> MetricsHandler | None:
-    """The metrics sink's exposition handler, when the observability module provides one."""
-    try:
-        metrics = importlib.import_module("proxy.sinks.metrics")
-    except ModuleNotFoundError:
-        return None
-    handler = getattr(metrics, "metrics_response", None)
-    return handler if callable(handler) else None
-
-
-async def _close_recorder(recorder: Recorder) -> None:
-    for name in ("aclose", "close"):
-        method = getattr(recorder, name, None)
+async def _close(thing: Any, names: tuple[str, ...] = ("aclose", "close")) -> None:
+    for name in names:
+        method = getattr(thing, name, None)
         if method is not None:
             result = method()
             if inspect.isawaitable(result):
@@ -98,30 +124,35 @@ def _stop_event() -> asyncio.Event:
 async def serve_worker(settings: Settings, *, worker: str, with_admin: bool, reuse_port: bool) -> None:
     """One worker: serve until SIGTERM/SIGINT, then drain (bounded by grace_period) and exit."""
     stop = _stop_event()
-    recorder = build_recorder(settings, worker)
+    observability = Observability(settings, worker)
     try:
-        app = make_app(settings, recorder, worker=worker)
+        app = make_app(settings, observability.recorder, worker=worker,
+                       tracer_provider=observability.tracer_provider)
         runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                shutdown_timeout=settings.grace_period)
         await runner.setup()
         host, port = settings.listen_address
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024).start()
         log.info("worker %s forwarding http://%s:%d -> %s", worker, host, port, settings.upstream)
-        admin = await _start_admin(settings, metrics_handler_for(recorder)) if with_admin else None
+        admin = await _start_admin(settings, observability.metrics_handler()) if with_admin else None
         await stop.wait()
         log.info("worker %s draining in-flight requests (up to %.0fs)", worker, settings.grace_period)
         await runner.cleanup()
         if admin is not None:
             await admin.cleanup()
     finally:
-        await _close_recorder(recorder)
+        await observability.close()
     log.info("worker %s stopped", worker)
 
 
-async def supervise(settings: Settings, children: dict[int, str]) -> int:
+async def supervise(settings: Settings, children: dict[int, str], metrics_dir: str | None) -> int:
     """Hold the admin listener, forward SIGTERM/SIGINT to the workers, wait for them."""
     stop = _stop_event()
-    admin = await _start_admin(settings, None)
+    handler = None
+    if metrics_dir is not None:
+        registry = _optional_attr("proxy.sinks.metrics", "multiprocess_registry")(metrics_dir, settings)
+        handler = _optional_attr("proxy.sinks.metrics", "metrics_handler")(registry)
+    admin = await _start_admin(settings, handler)
     exit_code = 0
     stopping_since: float | None = None
     while children:
@@ -138,6 +169,8 @@ async def supervise(settings: Settings, children: dict[int, str]) -> int:
             continue
         name = children.pop(pid, "?")
         code = os.waitstatus_to_exitcode(status)
+        if metrics_dir is not None:
+            _optional_attr("proxy.sinks.metrics", "mark_worker_dead")(pid, metrics_dir)
         if stopping_since is None:
             # A worker died on its own: stop the others rather than serve at reduced capacity silently.
             log.error("worker %s (pid %d) exited with %d; stopping", name, pid, code)
@@ -172,6 +205,12 @@ def run(settings: Settings) -> int:
     if settings.workers == 1:
         _run(serve_worker(settings, worker="w0", with_admin=True, reuse_port=False))
         return 0
+    # Workers write their metrics to per-process files the supervisor's /metrics sums up.
+    metrics_dir = None
+    enable = _optional_attr("proxy.sinks.metrics", "enable_multiprocess")
+    if enable is not None and settings.admin_listen:
+        metrics_dir = os.path.join(os.path.abspath(settings.store), "prometheus-multiproc")
+        enable(metrics_dir)
     children: dict[int, str] = {}
     for index in range(settings.workers):
         name = f"w{index}"
@@ -188,7 +227,7 @@ def run(settings: Settings) -> int:
                 os._exit(code)
         children[pid] = name
     log.info("supervisor %d started %d workers", os.getpid(), settings.workers)
-    return _run(supervise(settings, children))
+    return _run(supervise(settings, children, metrics_dir))
 
 
 @click.command()

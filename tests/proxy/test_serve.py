@@ -1,0 +1,162 @@
+"""`assistants-audit serve` as a real subprocess: large uploads in bounded memory, SIGTERM drain,
+several workers, the admin listener."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.proxy.upstreams import Upstream
+from tests.servers import free_port, serve
+
+KEY = "sk-serve-test-key-0123456789"
+
+
+@pytest.fixture
+def upstream():
+    up = Upstream()
+    with serve(up.app) as server:
+        up.url = server.url
+        yield up
+
+
+class ServeProcess:
+    def __init__(self, upstream_url: str, store: Path, *args: str) -> None:
+        self.port, self.admin_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, ASSISTANTS_AUDIT_UPSTREAM=upstream_url, ASSISTANTS_AUDIT_STORE=str(store))
+        self.log = open(store.parent / f"serve-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "proxy.cli", "serve", "--listen", f"127.0.0.1:{self.port}",
+             "--admin-listen", f"127.0.0.1:{self.admin_port}", *args],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while not self.accepts():
+            assert self.proc.poll() is None, self.output()
+            assert time.monotonic() < deadline, "proxy did not start"
+            time.sleep(0.05)
+
+    def accepts(self, port: int | None = None) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port or self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmHWM")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        finally:
+            self.log.close()
+
+
+@pytest.fixture
+def start_serve(tmp_path):
+    started: list[ServeProcess] = []
+
+    def start(upstream_url: str, *args: str) -> ServeProcess:
+        started.append(ServeProcess(upstream_url, tmp_path / "store", *args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait()
+
+
+def test_100mb_upload_streams_through_in_bounded_memory(upstream, start_serve, tmp_path):
+    proxy = start_serve(upstream.url)
+    size = 100 * 1024 * 1024
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        block = os.urandom(1024 * 1024)
+        for _ in range(100):
+            f.write(block)
+    client = openai.OpenAI(api_key=KEY, base_url=proxy.url + "/v1", max_retries=0, timeout=120)
+    with open(big, "rb") as f:
+        uploaded = client.files.create(file=f, purpose="assistants")
+    big.unlink()
+    method, path, headers, received = upstream.seen[-1]
+    assert (method, path) == ("POST", "/v1/files")
+    assert received > size  # the whole multipart body reached the upstream
+    assert uploaded.bytes == received
+    peak = proxy.peak_rss_mb()
+    assert peak < 150, f"proxy peak RSS {peak:.0f} MB"
+    print(f"proxy peak RSS {peak:.0f} MB")
+    assert proxy.stop() == 0, proxy.output()
+    assert KEY not in proxy.output()
+
+
+def test_sigterm_drains_an_in_flight_stream(upstream, start_serve):
+    proxy = start_serve(upstream.url, "--grace-period", "20")
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
+    conn.request("POST", "/v1/threads/thread_1/runs", body=b"{}", headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    first = response.readline()
+    assert first.startswith(b"event: thread.run.created")
+    proxy.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while proxy.accepts():  # stops accepting new connections...
+        assert time.monotonic() < deadline, "still accepting after SIGTERM"
+        time.sleep(0.05)
+    assert proxy.proc.poll() is None  # ...but is still serving the stream
+    upstream.let_go()
+    rest = response.read()
+    assert b"event: thread.run.completed" in rest and rest.endswith(b"data: [DONE]\n\n")
+    assert proxy.proc.wait(20) == 0, proxy.output()
+    assert not upstream.stream_cancelled.is_set()
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()]
+
+
+def test_two_workers_serve_and_stop(upstream, start_serve):
+    proxy = start_serve(upstream.url, "--workers", "2")
+    workers = _children(proxy.proc.pid)
+    assert len(workers) == 2
+    client = openai.OpenAI(api_key=KEY, base_url=proxy.url + "/v1", max_retries=0, timeout=10)
+    for _ in range(10):
+        assert client.with_options().beta.assistants.create(model="gpt-4o").id == "asst_1"
+    # the admin listener (in the supervisor) answers
+    with urllib.request.urlopen(f"http://127.0.0.1:{proxy.admin_port}/healthz", timeout=5) as resp:
+        assert resp.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{proxy.admin_port}/readyz", timeout=5) as resp:
+        assert resp.status == 200
+    assert proxy.stop() == 0, proxy.output()
+    assert all(not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+               for pid in workers)
+
+
+def test_bad_option_exits_2_with_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "proxy.cli", "serve", "--upstream", "ftp://nowhere"],
+                            capture_output=True, text=True, env=dict(os.environ, ASSISTANTS_AUDIT_STORE=str(tmp_path)))
+    assert result.returncode == 2
+    assert "Error: --upstream: not an http(s) URL" in result.stderr
