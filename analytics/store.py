@@ -1,0 +1,288 @@
+"""The audit store on disk, and the read-only way in.
+
+    STORE/tables/<table>/_schema.parquet          zero rows, the table's current columns
+    STORE/tables/<table>/<slot>-<first>-<last>.parquet   rows of journal records first..last
+    STORE/audit.duckdb                            views only (no data), for `duckdb -readonly`
+
+Data lives in immutable Parquet segments written by the recorder (proxy.sinks.store) with an
+atomic rename, so a reader never sees half a file and never needs a lock on data. The views
+glob the segment files at query time: a new segment is visible to the next query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from proxy.facts import FACT_TYPES
+
+log = logging.getLogger("assistants_audit.store")
+
+VIEWS_SQL = Path(__file__).with_name("views.sql")
+# audit.duckdb is written in an old storage format so older `duckdb` CLIs can open it too.
+VIEWS_DB_STORAGE_VERSION = "v1.0.0"
+SCHEMA_SEGMENT = "_schema.parquet"
+_SEGMENT_RE = re.compile(r"^(?P<slot>[A-Za-z0-9_]+)-(?P<fs>\d{8})\.(?P<fo>\d{12})-(?P<ls>\d{8})\.(?P<lo>\d{12})\.parquet$")
+# statements `assistants-audit sql` runs; everything else (DROP, COPY, ATTACH, INSTALL, SET...) is refused
+READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+class StoreError(Exception):
+    """A user-facing store problem: one line, no traceback."""
+
+
+# --- columns ---------------------------------------------------------------------------------
+
+_SCALAR_TYPES: dict[Any, str] = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN",
+                                 datetime: "TIMESTAMPTZ"}
+
+
+def _column_type(annotation: Any) -> str:
+    try:
+        from analytics.schema import column_type  # the schema module owns the mapping when present
+    except ImportError:
+        pass
+    else:
+        return column_type(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _column_type(args[0])
+    if origin is tuple:
+        return _column_type(args[0]) + "[]"
+    return _SCALAR_TYPES[annotation]
+
+
+def table_columns(fact_cls: type) -> list[tuple[str, str]]:
+    """[(column, duckdb type)] in dataclass field order."""
+    hints = typing.get_type_hints(fact_cls)
+    return [(f.name, _column_type(hints[f.name])) for f in fields(fact_cls)]
+
+
+def fact_tables() -> dict[str, type]:
+    return {cls.TABLE: cls for cls in FACT_TYPES}
+
+
+# --- segment names ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A data segment: rows from journal records first..last (inclusive) of one writer slot."""
+
+    path: Path
+    slot: str
+    first: tuple[int, int]
+    last: tuple[int, int]
+
+    @property
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+
+def segment_filename(slot: str, first: tuple[int, int], last: tuple[int, int]) -> str:
+    return f"{slot}-{first[0]:08d}.{first[1]:012d}-{last[0]:08d}.{last[1]:012d}.parquet"
+
+
+def list_data_segments(table_dir: Path, slot: str | None = None) -> list[Segment]:
+    try:
+        names = os.listdir(table_dir)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        m = _SEGMENT_RE.match(name)
+        if m and (slot is None or m.group("slot") == slot):
+            out.append(Segment(table_dir / name, m.group("slot"), (int(m.group("fs")), int(m.group("fo"))),
+                               (int(m.group("ls")), int(m.group("lo")))))
+    return sorted(out, key=lambda s: (s.slot, s.first, s.last))
+
+
+# --- layout ----------------------------------------------------------------------------------
+
+
+def tables_dir(store: Path) -> Path:
+    return Path(store).absolute() / "tables"
+
+
+def glob_for(store: Path, table: str) -> str:
+    return str(tables_dir(store) / table / "*.parquet")
+
+
+def raw_view_sql(store: Path, table: str, schema: str | None = None) -> str:
+    name = f"{schema}.{table}" if schema else table
+    path = glob_for(store, table).replace("'", "''")
+    return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{path}', union_by_name=true)"
+
+
+def public_views_sql() -> str:
+    try:
+        return VIEWS_SQL.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def ensure_schema_segments(store: Path, con: duckdb.DuckDBPyConnection) -> None:
+    """Write each table's zero-row schema segment when missing or out of date (atomic rename).
+
+    It is why a fresh store answers `SELECT * FROM runs` with no rows instead of an error, and
+    why a new column shows up (NULL in old segments) through union_by_name.
+    """
+    for table, cls in fact_tables().items():
+        directory = tables_dir(store) / table
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / SCHEMA_SEGMENT
+        columns = table_columns(cls)
+        if target.exists():
+            try:
+                have = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{target}')").fetchall()
+                if [(r[0], r[1]) for r in have] == columns:
+                    continue
+            except duckdb.Error:
+                pass
+        select = ", ".join(f"NULL::{ctype} AS {name}" for name, ctype in columns)
+        tmp = directory / f".{SCHEMA_SEGMENT}.tmp"
+        con.execute(f"COPY (SELECT {select} LIMIT 0) TO '{tmp}' (FORMAT parquet)")
+        os.replace(tmp, target)
+
+
+def views_fingerprint(store: Path) -> str:
+    text = "\n".join([str(tables_dir(store)), *sorted(fact_tables()), public_views_sql(), VIEWS_DB_STORAGE_VERSION])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def views_db_current(store: Path) -> bool:
+    marker = Path(store) / ".views.sha256"
+    try:
+        return (Path(store) / "audit.duckdb").exists() and marker.read_text() == views_fingerprint(store)
+    except FileNotFoundError:
+        return False
+
+
+def write_views_db(store: Path) -> None:
+    """(Re)create STORE/audit.duckdb holding only views. Raises duckdb.IOException while a reader
+    holds the file; the caller retries with backoff (it holds the file only for these statements)."""
+    store = Path(store).absolute()
+    con = duckdb.connect()
+    try:
+        db = str(store / "audit.duckdb").replace("'", "''")
+        con.execute(f"ATTACH '{db}' AS audit (STORAGE_VERSION '{VIEWS_DB_STORAGE_VERSION}')")
+        try:
+            con.execute("USE audit")
+            for table in fact_tables():
+                con.execute(raw_view_sql(store, table))
+            public = public_views_sql()
+            if public.strip():
+                con.execute(public)
+            con.execute("USE memory")
+        finally:
+            con.execute("DETACH audit")
+    finally:
+        con.close()
+    (store / ".views.sha256").write_text(views_fingerprint(store))
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def connect(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """A query connection on the store: in-memory DuckDB with the views, locked down.
+
+    It never opens audit.duckdb, so it never contends with the writers; file access is limited to
+    the store's tables and the configuration is locked, so queries cannot write files, attach
+    databases or install extensions.
+    """
+    root = Path(store).absolute()
+    tdir = tables_dir(root)
+    if not tdir.is_dir():
+        raise StoreError(f"no audit store at {root} (expected {tdir}; start the proxy with --store {store})")
+    con = duckdb.connect(":memory:")
+    try:
+        for table in fact_tables():
+            if (tdir / table).is_dir():
+                con.execute(raw_view_sql(root, table))
+        public = public_views_sql()
+        if public.strip():
+            con.execute(public)
+        con.execute(f"SET allowed_directories=['{str(tdir).replace(chr(39), chr(39) * 2)}/']")
+        con.execute("SET enable_external_access=false")
+        con.execute("SET autoinstall_known_extensions=false")
+        con.execute("SET autoload_known_extensions=false")
+        con.execute("SET lock_configuration=true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def open_store(store: str | os.PathLike[str]) -> "Store":
+    return Store(connect(store))
+
+
+class Store:
+    """Read-only queries: only SELECT / EXPLAIN statements (DESCRIBE, SHOW, SUMMARIZE are SELECTs)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def check(self, sql: str) -> None:
+        try:
+            statements = self.con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise StoreError(one_line(exc)) from None
+        if not statements:
+            raise StoreError("empty query")
+        for st in statements:
+            if st.type not in READ_STATEMENTS:
+                kind = str(st.type).rsplit(".", 1)[-1]
+                raise StoreError(f"read-only store: {kind} statements are not allowed (only SELECT, DESCRIBE, SHOW, EXPLAIN)")
+
+    def query(self, sql: str, params: list[Any] | None = None, *, retries: int = 3) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run `sql` and return (column names, rows). Timestamps come back as ISO text.
+
+        Retries when a segment vanished between the glob and the read (a compaction replaced it).
+        """
+        self.check(sql)
+        attempt = 0
+        while True:
+            try:
+                rel = self.con.sql(sql, params=params) if params else self.con.sql(sql)
+                if rel is None:
+                    return [], []
+                names = list(rel.columns)
+                types_ = [str(t) for t in rel.types]
+                if any("TIME ZONE" in t or t.startswith("TIMESTAMP") for t in types_):
+                    # the Python conversion of TIMESTAMPTZ needs pytz; text is what we render anyway
+                    cols = ", ".join(
+                        f'"{n}"::VARCHAR AS "{n}"' if types_[i].startswith("TIMESTAMP") else f'"{n}"'
+                        for i, n in enumerate(c.replace('"', '""') for c in names)
+                    )
+                    rel = rel.query("q", f"SELECT {cols} FROM q")
+                return names, rel.fetchall()
+            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                attempt += 1
+                if attempt > retries or "No such file" not in str(exc) and "No files found" not in str(exc):
+                    raise StoreError(one_line(exc)) from None
+            except duckdb.Error as exc:
+                raise StoreError(one_line(exc)) from None
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

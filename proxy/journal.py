@@ -1,0 +1,289 @@
+"""The write-ahead journal: every answered Exchange is on disk before its response completes.
+
+Layout, per writer slot (one slot per live process, see `claim_slot`)::
+
+    STORE/writers/<slot>.lock            flock'ed by the process that owns the slot
+    STORE/journal/<slot>/<seq>.jnl       append-only segments, rotated by size
+    STORE/journal/<slot>/checkpoint.json last journal position whose rows are in the store
+
+A record is framed ``magic | payload length | crc32(payload) | payload`` so a torn tail (the
+process was killed mid-write, or the disk filled) is detected and skipped by the reader. The
+payload is an Exchange: its metadata as orjson, then the two raw bodies (no base64).
+
+Why no fsync per record: `append` runs on the event loop, so it is one `os.writev` into the
+page cache. That survives `kill -9` of the process (the kernel owns the bytes); only a power
+loss or kernel crash can drop the last moments unless `fsync=True` (`--journal-fsync`).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import orjson
+
+from proxy.exchange import Exchange
+
+log = logging.getLogger("assistants_audit.journal")
+
+MAGIC = b"AAJ1"
+_FRAME = struct.Struct("<4sII")  # magic, payload length, crc32
+_U32 = struct.Struct("<I")
+_SEGMENT_RE = re.compile(r"^(\d{8})\.jnl$")
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+_BODY_FIELDS = ("request_body", "response_body")
+_META_FIELDS = tuple(f.name for f in fields(Exchange) if f.name not in _BODY_FIELDS)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    """Where a record starts: segment number, byte offset. Totally ordered within one slot."""
+
+    seq: int
+    offset: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"seq": self.seq, "offset": self.offset}
+
+
+# --- payload ---------------------------------------------------------------------------------
+
+
+def encode_exchange(exchange: Exchange) -> list[bytes]:
+    """The payload as parts (joined by the writer's single writev): meta, then raw bodies."""
+    meta = orjson.dumps({name: getattr(exchange, name) for name in _META_FIELDS})
+    req = exchange.request_body
+    return [_U32.pack(len(meta)), meta, _U32.pack(len(req)), req, exchange.response_body]
+
+
+def decode_exchange(payload: bytes | memoryview) -> Exchange:
+    view = memoryview(payload)
+    (meta_len,) = _U32.unpack_from(view, 0)
+    meta = orjson.loads(view[4 : 4 + meta_len])
+    pos = 4 + meta_len
+    (req_len,) = _U32.unpack_from(view, pos)
+    pos += 4
+    meta["request_body"] = bytes(view[pos : pos + req_len])
+    meta["response_body"] = bytes(view[pos + req_len :])
+    meta["request_headers"] = tuple((k, v) for k, v in meta["request_headers"])
+    meta["response_headers"] = tuple((k, v) for k, v in meta["response_headers"])
+    meta["extra"] = dict(meta.get("extra") or {})
+    return Exchange(**meta)
+
+
+# --- segments --------------------------------------------------------------------------------
+
+
+def segment_name(seq: int) -> str:
+    return f"{seq:08d}.jnl"
+
+
+def list_segments(slot_dir: Path) -> list[tuple[int, Path]]:
+    try:
+        names = os.listdir(slot_dir)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        m = _SEGMENT_RE.match(name)
+        if m:
+            found.append((int(m.group(1)), slot_dir / name))
+    return sorted(found)
+
+
+def read_segment(path: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
+    """Yield (offset, payload) of each intact record at or after `start`.
+
+    A damaged frame (torn tail, bad crc) is skipped by scanning to the next magic, so one bad
+    record never hides the good ones after it.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    pos = start
+    end = len(data)
+    while pos + _FRAME.size <= end:
+        magic, length, crc = _FRAME.unpack_from(data, pos)
+        body_start = pos + _FRAME.size
+        if magic == MAGIC and body_start + length <= end:
+            payload = data[body_start : body_start + length]
+            if zlib.crc32(payload) == crc:
+                yield pos, payload
+                pos = body_start + length
+                continue
+        nxt = data.find(MAGIC, pos + 1)
+        if nxt < 0:
+            return
+        log.warning("journal %s: skipped %d damaged bytes at offset %d", path, nxt - pos, pos)
+        pos = nxt
+
+
+def read_after(slot_dir: Path, after: Position | None, *, below_seq: int | None = None) -> Iterator[tuple[Position, bytes]]:
+    """Records with a position greater than `after`, in order (optionally only segments < below_seq)."""
+    for seq, path in list_segments(slot_dir):
+        if below_seq is not None and seq >= below_seq:
+            break
+        if after is not None and seq < after.seq:
+            continue
+        skip_first = after is not None and seq == after.seq
+        for offset, payload in read_segment(path, after.offset if skip_first else 0):
+            if skip_first and offset <= after.offset:
+                continue
+            yield Position(seq, offset), payload
+
+
+# --- checkpoint ------------------------------------------------------------------------------
+
+
+def read_checkpoint(slot_dir: Path) -> Position | None:
+    try:
+        data = orjson.loads((slot_dir / "checkpoint.json").read_bytes())
+    except FileNotFoundError:
+        return None
+    except (orjson.JSONDecodeError, OSError):
+        log.error("journal %s: unreadable checkpoint, replaying everything", slot_dir)
+        return None
+    return Position(int(data["seq"]), int(data["offset"]))
+
+
+def write_checkpoint(slot_dir: Path, position: Position) -> None:
+    """Atomic (write, fsync-free rename): a reader sees the old or the new checkpoint, never half."""
+    tmp = slot_dir / ".checkpoint.json.tmp"
+    tmp.write_bytes(orjson.dumps(position.to_json()))
+    os.replace(tmp, slot_dir / "checkpoint.json")
+
+
+def prune(slot_dir: Path, below_seq: int | None = None) -> int:
+    """Delete the segments numbered below `below_seq` (all when None): their records are stored."""
+    removed = 0
+    for seq, path in list_segments(slot_dir):
+        if below_seq is not None and seq >= below_seq:
+            break
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+# --- writer ----------------------------------------------------------------------------------
+
+
+class JournalWriter:
+    """Appends framed records to the segments of one slot. Only the slot owner writes here."""
+
+    def __init__(self, slot_dir: Path, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES, fsync: bool = False) -> None:
+        self.slot_dir = slot_dir
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        slot_dir.mkdir(parents=True, exist_ok=True)
+        existing = list_segments(slot_dir)
+        checkpoint = read_checkpoint(slot_dir)
+        last = max([s for s, _ in existing] + [checkpoint.seq if checkpoint else -1])
+        # always start a fresh segment: the old ones belong to a previous owner and get replayed
+        self.first_seq = last + 1
+        self.seq = self.first_seq
+        self._fd = -1
+        self.offset = 0
+        self._open(self.seq)
+
+    def _open(self, seq: int) -> None:
+        fd = os.open(self.slot_dir / segment_name(seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self.seq, self.offset = fd, seq, os.fstat(fd).st_size
+
+    def append(self, parts: list[bytes]) -> Position:
+        """One writev of one framed record. On a short write the tail is cut back and OSError raised."""
+        length = sum(len(p) for p in parts)
+        crc = 0
+        for p in parts:
+            crc = zlib.crc32(p, crc)
+        buffers = [_FRAME.pack(MAGIC, length, crc), *parts]
+        total = _FRAME.size + length
+        position = Position(self.seq, self.offset)
+        written = os.writev(self._fd, buffers)
+        if written != total:
+            # a torn record would be skipped by readers anyway; cut it so the next one is clean
+            try:
+                os.ftruncate(self._fd, self.offset)
+            except OSError:
+                pass
+            raise OSError(errno.ENOSPC, f"short journal write ({written} of {total} bytes)")
+        self.offset += total
+        if self.fsync:
+            os.fsync(self._fd)
+        if self.offset >= self.segment_bytes:
+            try:
+                self._open(self.seq + 1)
+            except OSError as exc:  # keep appending to the current one (e.g. dir turned read-only)
+                log.warning("journal rotation failed, continuing in segment %d: %s", self.seq, exc)
+        return position
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+# --- writer slots ----------------------------------------------------------------------------
+
+
+class Slot:
+    """An flock'ed claim on STORE/writers/<name>.lock; released on close (or by the kernel on death)."""
+
+    def __init__(self, store: Path, name: str, fd: int) -> None:
+        self.store = store
+        self.name = name
+        self._fd = fd
+        self.journal_dir = store / "journal" / name
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+def try_lock(store: Path, name: str) -> Slot | None:
+    writers = store / "writers"
+    fd = os.open(writers / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return Slot(store, name, fd)
+
+
+def slot_names(store: Path) -> list[str]:
+    """Every slot that has ever existed (lock file or journal dir)."""
+    names: set[str] = set()
+    for sub, suffix in (("writers", ".lock"), ("journal", "")):
+        try:
+            for entry in os.listdir(store / sub):
+                if entry.endswith(suffix) and not entry.startswith("."):
+                    names.add(entry[: len(entry) - len(suffix)] if suffix else entry)
+        except FileNotFoundError:
+            pass
+    return sorted(names)
+
+
+def claim_slot(store: Path, max_slots: int = 1024) -> Slot:
+    """The first free slot w000, w001, ...: several processes share one STORE without coordination."""
+    (store / "writers").mkdir(parents=True, exist_ok=True)
+    for i in range(max_slots):
+        slot = try_lock(store, f"w{i:03d}")
+        if slot is not None:
+            return slot
+    raise RuntimeError(f"no free writer slot in {store}/writers (all {max_slots} locked)")

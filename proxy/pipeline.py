@@ -1,0 +1,409 @@
+"""The recording pipeline: journal on the event loop, everything else on one worker thread.
+
+    submit(exchange)  [event loop]   one writev to the journal + SimpleQueue.put; never blocks, never raises
+    worker thread "audit-recorder"   parse -> Dispatcher(sinks).on_exchange; flush every 0.5 s
+    thread "audit-views"             (re)creates STORE/audit.duckdb when its views changed, with backoff
+
+At start the worker replays, into the store only, every journal record not yet covered by a
+checkpoint: first the slot this process claimed (left by a dead predecessor), then any orphan
+slot (a crashed process's, its lock free). It looks for orphans again every 30 s.
+
+Counters for the metrics sink (plain attributes, read on scrape): `queue_depth`,
+`spooled_records` (accepted, not yet in the store), `lost_records` (could be neither journaled
+nor stored), `errors` (by kind, incl. `journal`), and `flush_observers` (callbacks receiving each
+flush duration in seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from proxy import journal
+from proxy.exchange import Exchange
+from proxy.facts import ExchangeFact, Fact
+from proxy.journal import JournalWriter, Position, Slot
+from proxy.observers import Dispatcher, Sink
+from proxy.sinks.store import StoreSink, error_kind
+
+log = logging.getLogger("assistants_audit.recorder")
+
+Parse = Callable[..., list[Fact]]
+_STOP = object()
+_REPLAY_BATCH = 5000  # exchanges per flush while replaying a journal
+
+
+def basic_facts(exchange: Exchange, *, capture_content: bool = False, parse_error: str | None = None) -> list[Fact]:
+    """Just the ExchangeFact, from the Exchange alone. Used when the full parser is not installed
+    or raised, so an exchange is never missing from the store."""
+    when = datetime.fromtimestamp(exchange.started_at, tz=timezone.utc)
+    ms = lambda s: None if s is None else s * 1000.0  # noqa: E731
+    return [ExchangeFact(
+        exchange_id=exchange.exchange_id, observed_at=when, worker=exchange.worker, origin=exchange.origin,
+        started_at=when, duration_ms=exchange.duration_s * 1000.0, ttfb_ms=ms(exchange.ttfb_s),
+        proxy_overhead_ms=exchange.proxy_overhead_s * 1000.0, method=exchange.method, path=exchange.path,
+        route=exchange.path, operation="other", provider="openai", status_code=exchange.status,
+        beta_header=exchange.header("openai-beta"), api_version=None, v1_semantics=False,
+        azure_api_version=None, stream=False, upstream_request_id=exchange.header("x-request-id", response=True),
+        processing_ms=None, ratelimit_remaining_requests=None, ratelimit_remaining_tokens=None,
+        bytes_in=exchange.request_body_size, bytes_out=exchange.response_body_size,
+        content_type=exchange.header("content-type", response=True),
+        content_encoding=exchange.header("content-encoding", response=True), error_type=exchange.error_type,
+        error_code=None, parse_error=parse_error, body_truncated=exchange.response_body_truncated,
+        user_agent=exchange.header("user-agent"), sdk=None, sdk_lang=None, sdk_version=None, helper=None,
+        retry_count=None, key_fingerprint=exchange.key_fingerprint, run_id=None, thread_id=None,
+        assistant_id=None, vector_store_id=None, model=None,
+    )]
+
+
+def default_parse() -> Parse:
+    try:
+        from proxy.assistants import parse
+    except ImportError as exc:
+        if exc.name != "proxy.assistants":
+            raise
+        log.warning("proxy.assistants is not installed: recording exchanges only")
+        return basic_facts
+    return parse
+
+
+class AuditRecorder:
+    """Implements proxy.exchange.Recorder. start() before the first submit, close() at shutdown."""
+
+    def __init__(
+        self,
+        settings: Any,
+        sinks: Sequence[Sink],
+        parse: Parse | None = None,
+        *,
+        flush_interval: float = 0.5,
+        orphan_scan_interval: float = 30.0,
+        segment_bytes: int = journal.DEFAULT_SEGMENT_BYTES,
+        close_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store_dir = Path(settings.store).absolute()
+        self.capture_content = bool(getattr(settings, "capture_content", False))
+        self.fsync = bool(getattr(settings, "journal_fsync", False))
+        self.sinks = list(sinks)
+        self.parse = parse or default_parse()
+        self.flush_interval = flush_interval
+        self.orphan_scan_interval = orphan_scan_interval
+        self.segment_bytes = segment_bytes
+        self.close_timeout = close_timeout
+        self.clock = clock
+        stores = [s for s in self.sinks if isinstance(s, StoreSink)]
+        self.store: StoreSink | None = stores[0] if stores else None
+        self._live = Dispatcher(self.sinks)
+        self._replay = Dispatcher([s for s in self.sinks if getattr(s, "wants_replay", False)])
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.slot: Slot | None = None
+        self.journal: JournalWriter | None = None
+        self.lost_records = 0
+        self.journal_errors = 0
+        self.replayed = 0
+        self._journal_failing = False
+        # until the predecessor's records in our slot are stored, no live flush may checkpoint past them
+        self._own_replayed = False
+        self._worker: threading.Thread | None = None
+        self._views: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.ready = threading.Event()  # set once start-up replay is done (tests, /readyz)
+        if self.store is not None:
+            self.store.on_commit = self._on_commit
+
+    # --- counters for the metrics sink -------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def spooled_records(self) -> int:
+        return self._queue.qsize() + (self.store.pending_records if self.store else 0)
+
+    @property
+    def errors(self) -> dict[str, int]:
+        out = dict(self.store.errors) if self.store else {}
+        if self.journal_errors:
+            out["journal"] = self.journal_errors
+        return out
+
+    @property
+    def flush_observers(self) -> list[Callable[[float], None]]:
+        return self.store.on_flush if self.store else []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Claim a writer slot and open its journal (local file ops), then start the threads."""
+        if self.store is not None:
+            try:
+                self.store_dir.mkdir(parents=True, exist_ok=True)
+                self.slot = journal.claim_slot(self.store_dir)
+                self.journal = JournalWriter(self.slot.journal_dir, segment_bytes=self.segment_bytes, fsync=self.fsync)
+            except Exception as exc:  # serve anyway; records are kept in memory until the store works
+                self.journal_errors += 1
+                log.error("store %s: cannot open the journal (%s); recording in memory only", self.store_dir, exc)
+        self._worker = threading.Thread(target=self._run, name="audit-recorder", daemon=True)
+        self._worker.start()
+        if self.store is not None:
+            self._views = threading.Thread(target=self._maintain_views, name="audit-views", daemon=True)
+            self._views.start()
+
+    def submit(self, exchange: Exchange) -> None:
+        """Journal, then enqueue. Called on the event loop; must stay tiny and never raise."""
+        position: Position | None = None
+        writer = self.journal
+        if writer is not None:
+            try:
+                position = writer.append(journal.encode_exchange(exchange))
+                if self._journal_failing:
+                    self._journal_failing = False
+                    log.warning("journal: writable again")
+            except Exception as exc:
+                self.journal_errors += 1
+                if not self._journal_failing:
+                    self._journal_failing = True
+                    log.error("journal: append failed (%s); keeping records in memory until stored", exc)
+        self._queue.put((exchange, position))
+
+    def close(self) -> None:
+        """Drain the queue into the sinks, flush, release the slot. Unflushed journaled records
+        stay in the journal and are replayed by the next process on this store."""
+        if self._worker is None:
+            return
+        self._stopping.set()
+        self._queue.put(_STOP)
+        self._worker.join(self.close_timeout + 5)
+        if self._worker.is_alive():
+            log.error("recorder did not stop within %.0f s; the journal keeps what was not stored", self.close_timeout)
+        if self._views is not None:
+            self._views.join(5)
+        if self.journal is not None:
+            self.journal.close()
+        if self.slot is not None:
+            self.slot.close()
+        self._worker = None
+
+    # --- worker ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._startup()
+        except Exception:
+            log.exception("recorder start-up failed; recording live traffic only")
+        self.ready.set()
+        next_flush = self.clock() + self.flush_interval
+        next_scan = self.clock() + self.orphan_scan_interval
+        while True:
+            timeout = max(0.0, next_flush - self.clock())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                break
+            if item is not None:
+                self._dispatch_live(*item)
+            now = self.clock()
+            if now >= next_flush:
+                self._live.flush()
+                next_flush = now + self.flush_interval
+            if now >= next_scan:
+                next_scan = now + self.orphan_scan_interval
+                self._scan_orphans()
+        self._shutdown()
+
+    def _startup(self) -> None:
+        store = self.store
+        if store is None:
+            return
+        self._retry(store.open, "open the store")
+        if self.slot is not None and self.journal is not None:
+            # what a dead predecessor in this slot journaled but never stored
+            if not self._replay_slot(self.slot.name, self.slot.journal_dir, below_seq=self.journal.first_seq):
+                return
+        self._own_replayed = True
+        self._scan_orphans()
+
+    def _retry(self, fn: Callable[[], Any], what: str) -> bool:
+        """Call fn until it succeeds (backoff up to 10 s) or the recorder is stopping."""
+        delay = 0.25
+        while True:
+            try:
+                fn()
+                return True
+            except Exception as exc:
+                kind = error_kind(exc)
+                if self.store is not None:
+                    self.store.errors[kind] = self.store.errors.get(kind, 0) + 1
+                log.error("store: cannot %s (%s: %s); retrying in %.1f s", what, kind, exc, delay)
+            if self._stopping.wait(delay):
+                return False
+            delay = min(10.0, delay * 2)
+
+    def _flush_until_done(self) -> bool:
+        store = self.store
+        assert store is not None
+        delay = 0.25
+        while not store.flush():
+            if self._stopping.wait(delay):
+                return store.flush()
+            delay = min(10.0, delay * 2)
+        return True
+
+    def _facts(self, exchange: Exchange) -> list[Fact]:
+        try:
+            return list(self.parse(exchange, capture_content=self.capture_content))
+        except Exception as exc:  # the parser must not lose an exchange
+            log.exception("parse failed for exchange %s", exchange.exchange_id)
+            return basic_facts(exchange, parse_error=f"{type(exc).__name__}: {exc}"[:500])
+
+    def _dispatch_live(self, exchange: Exchange, position: Position | None) -> None:
+        if self.store is not None:
+            self.store.journal_position(self.slot.name if self.slot else None, position)
+        self._live.on_exchange(exchange, self._facts(exchange))
+
+    def _replay_slot(self, name: str, directory: Path, below_seq: int | None = None) -> bool:
+        """Store every record of slot `name` past its checkpoint. The caller holds the slot lock."""
+        store = self.store
+        assert store is not None
+        if not self._retry(lambda: store.begin_slot(name), f"prepare slot {name}"):
+            return False
+        checkpoint = journal.read_checkpoint(directory)
+        count = 0
+        for position, payload in journal.read_after(directory, checkpoint, below_seq=below_seq):
+            try:
+                exchange = journal.decode_exchange(payload)
+            except Exception as exc:
+                log.error("journal %s: undecodable record at %s: %s", name, position, exc)
+                continue
+            store.journal_position(name, position)
+            self._replay.on_exchange(exchange, self._facts(exchange))
+            count += 1
+            if store.pending_records >= _REPLAY_BATCH and not self._flush_until_done():
+                return False
+        if not self._flush_until_done():
+            return False
+        if count:
+            log.warning("journal %s: replayed %d exchanges into the store", name, count)
+            self.replayed += count
+        # everything below below_seq (or, for an orphan, everything) is now in the store
+        journal.prune(directory, below_seq=below_seq)
+        return True
+
+    def _scan_orphans(self) -> None:
+        """Replay the journal of every slot whose lock is free (its process died)."""
+        store = self.store
+        if store is None or not store.flush():
+            return  # the store is failing; orphans wait
+        switched = False
+        for name in journal.slot_names(self.store_dir):
+            if self.slot is not None and name == self.slot.name:
+                continue
+            directory = self.store_dir / "journal" / name
+            if not journal.list_segments(directory):
+                continue
+            try:
+                orphan = journal.try_lock(self.store_dir, name)
+            except OSError:
+                continue
+            if orphan is None:
+                continue  # a live process owns it
+            switched = True
+            try:
+                self._replay_slot(name, directory)
+            finally:
+                orphan.close()
+        if switched:
+            store.begin_slot(self.slot.name if self.slot else None)
+
+    def _on_commit(self, slot: str, position: Position) -> None:
+        if self._own_replayed and self.slot is not None and slot == self.slot.name and self.journal is not None:
+            # segments wholly before the committed record's segment, never the one being written
+            journal.prune(self.slot.journal_dir, below_seq=min(position.seq, self.journal.seq))
+
+    def _shutdown(self) -> None:
+        while True:  # what was submitted before close()
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                self._dispatch_live(*item)
+        deadline = self.clock() + self.close_timeout
+        store = self.store if self._own_replayed else None
+        while store is not None and not store.flush() and self.clock() < deadline:
+            time.sleep(0.2)
+        if self.store is not None and self.store.pending_records:
+            store = self.store
+            unjournaled = store.unjournaled_pending
+            self.lost_records += unjournaled
+            log.error("store: %d exchanges not stored at shutdown (%d will be replayed from the journal, %d lost)",
+                      store.pending_records, store.pending_records - unjournaled, unjournaled)
+        self._live.close()
+
+    # --- views ---------------------------------------------------------------------------------
+
+    def _maintain_views(self) -> None:
+        from analytics import store as layout
+
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                if not layout.views_db_current(self.store_dir):
+                    layout.write_views_db(self.store_dir)
+                return
+            except Exception as exc:  # a reader holding audit.duckdb, or a read-only store
+                log.log(logging.WARNING if delay >= 2 else logging.DEBUG,
+                        "store: cannot update audit.duckdb yet (%s); retrying", str(exc).splitlines()[0])
+            self._stopping.wait(delay)
+            delay = min(10.0, delay * 2)
+
+
+def build_recorder(
+    settings: Any,
+    *,
+    registry: Any = None,
+    tracer_provider: Any = None,
+    extra_sinks: Iterable[Sink] = (),
+    parse: Parse | None = None,
+) -> AuditRecorder:
+    """The standard recorder: the store always; metrics and spans when their sinks are installed."""
+    sinks: list[Sink] = [StoreSink(settings.store)]
+    metrics = None
+    if registry is not None:
+        cls = _optional("proxy.sinks.metrics", "MetricsSink")
+        if cls is not None:
+            metrics = cls(registry, settings)
+            sinks.append(metrics)
+    if tracer_provider is not None:
+        cls = _optional("proxy.sinks.otel", "OtelSink")
+        if cls is not None:
+            sinks.append(cls(tracer_provider, settings))
+    sinks.extend(extra_sinks)
+    recorder = AuditRecorder(settings, sinks, parse=parse)
+    bind = getattr(metrics, "bind_recorder", None)
+    if callable(bind):
+        bind(recorder)
+    return recorder
+
+
+def _optional(module: str, attr: str) -> Any:
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
