@@ -1,0 +1,1014 @@
+"""HTTP handlers for every Assistants API endpoint (v1 and v2), files and vector stores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from emulator import models, sse, vectors
+from emulator.app import ENGINE, SETTINGS, STORE, base_headers, send_bytes, send_json
+from emulator.errors import ApiError, bad_request, invalid_url, missing, not_found, unknown_parameter
+from emulator.models import V1, V2
+from emulator.runs import TERMINAL, RUN_TTL, Run
+from emulator.script import make_plan
+from emulator.state import Store, paginate
+
+TOOL_TYPES = {V1: ("code_interpreter", "retrieval", "function"), V2: ("code_interpreter", "file_search", "function")}
+
+
+# -- request helpers -------------------------------------------------------------------------------
+async def read_json(request: web.Request) -> dict:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise bad_request(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+            "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid "
+            "JSON. If you have trouble figuring out how to fix this, please contact us through our help center "
+            "at help.openai.com.)") from None
+    if not isinstance(body, dict):
+        raise bad_request("Invalid type for request body: expected an object.", code="invalid_type")
+    return body
+
+
+def store_of(request: web.Request) -> Store:
+    return request.app[STORE]
+
+
+def version_of(request: web.Request) -> str:
+    return request["version"]
+
+
+def check_metadata(metadata: Any, param: str = "metadata") -> dict:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise bad_request(f"Invalid type for '{param}': expected an object, but got "
+                          f"{type(metadata).__name__} instead.", param=param, code="invalid_type")
+    if len(metadata) > 16:
+        raise bad_request(f"Invalid '{param}': too many properties. Expected an object with at most 16 "
+                          f"properties, but got an object with {len(metadata)} properties instead.",
+                          param=param, code="object_above_max_properties")
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            kind = {bool: "a boolean", int: "an integer", float: "a decimal"}.get(type(value), "an object")
+            raise bad_request(f"Invalid type for '{param}.{key}': expected a string, but got {kind} instead.",
+                              param=f"{param}.{key}", code="invalid_type")
+    return dict(metadata)
+
+
+def check_tools(tools: Any, version: str, param: str = "tools") -> list[dict]:
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise bad_request(f"Invalid type for '{param}': expected an array.", param=param, code="invalid_type")
+    allowed = TOOL_TYPES[version]
+    out = []
+    for i, tool in enumerate(tools):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind not in allowed:
+            raise bad_request(
+                f"Invalid value: '{kind}'. Supported values are: '{allowed[0]}', '{allowed[1]}', and '{allowed[2]}'.",
+                param=f"{param}[{i}].type", code="invalid_value")
+        if kind == "function" and not (tool.get("function") or {}).get("name"):
+            raise missing(f"{param}[{i}].function.name")
+        tool = dict(tool)
+        if kind == "file_search":
+            fs = dict(tool.get("file_search") or {})
+            fs.setdefault("ranking_options", {"ranker": "default_2024_08_21", "score_threshold": 0.0})
+            tool["file_search"] = fs
+        if kind == "function":
+            fn = dict(tool["function"])
+            fn.setdefault("description", None)
+            fn.setdefault("parameters", {"type": "object", "properties": {}})
+            fn.setdefault("strict", False)
+            tool["function"] = fn
+        out.append(tool)
+    return out
+
+
+def check_version_fields(body: dict, version: str) -> None:
+    """v1-only fields under v2 (and the reverse) are rejected as OpenAI did."""
+    forbidden = ("file_ids",) if version == V2 else ("tool_resources", "attachments")
+    for name in forbidden:
+        if name in body:
+            raise unknown_parameter(name)
+
+
+def tool_resources(body: dict, store: Store) -> dict:
+    res = body.get("tool_resources") or {}
+    out: dict[str, Any] = {}
+    if "code_interpreter" in res:
+        out["code_interpreter"] = {"file_ids": list((res["code_interpreter"] or {}).get("file_ids") or [])}
+    if "file_search" in res:
+        fs = res["file_search"] or {}
+        ids = list(fs.get("vector_store_ids") or [])
+        for spec in fs.get("vector_stores") or []:  # inline creation helper
+            ids.append(create_vector_store(store, spec)["id"])
+        for vs_id in ids:
+            if vs_id not in store.vector_stores:
+                raise not_found("vector store", vs_id)
+        out["file_search"] = {"vector_store_ids": ids}
+    return out
+
+
+def file_ids_param(body: dict, store: Store) -> list[str]:
+    ids = list(body.get("file_ids") or [])
+    for fid in ids:
+        if fid not in store.files:
+            raise bad_request(f"Invalid 'file_ids': file with id '{fid}' was not found.", param="file_ids")
+    return ids
+
+
+def lookup(table: dict, kind: str, object_id: str) -> Any:
+    try:
+        return table[object_id]
+    except KeyError:
+        raise not_found(kind, object_id) from None
+
+
+def list_response(request: web.Request, items: list[dict], render) -> dict:
+    data, has_more = paginate(items, dict(request.query))
+    return models.page([render(item) for item in data], has_more)
+
+
+# -- assistants ------------------------------------------------------------------------------------
+async def create_assistant(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    body = await read_json(request)
+    check_version_fields(body, version)
+    if not body.get("model"):
+        raise missing("model")
+    a = {
+        "id": store.ids.new("asst"), "created_at": store.now(), "name": body.get("name"),
+        "description": body.get("description"), "model": body["model"], "instructions": body.get("instructions"),
+        "tools": check_tools(body.get("tools"), version), "top_p": body.get("top_p", 1.0),
+        "temperature": body.get("temperature", 1.0), "tool_resources": tool_resources(body, store),
+        "file_ids": file_ids_param(body, store), "metadata": check_metadata(body.get("metadata")),
+        "response_format": body.get("response_format", "auto"),
+    }
+    store.assistants[a["id"]] = a
+    store.assistant_files[a["id"]] = list(a["file_ids"])
+    return await send_json(request, models.assistant(a, version))
+
+
+async def get_assistant(request: web.Request) -> web.StreamResponse:
+    a = lookup(store_of(request).assistants, "assistant", request.match_info["assistant_id"])
+    return await send_json(request, models.assistant(a, version_of(request)))
+
+
+async def update_assistant(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    a = lookup(store.assistants, "assistant", request.match_info["assistant_id"])
+    body = await read_json(request)
+    check_version_fields(body, version)
+    for name in ("name", "description", "model", "instructions", "top_p", "temperature", "response_format"):
+        if name in body:
+            a[name] = body[name]
+    if "tools" in body:
+        a["tools"] = check_tools(body["tools"], version)
+    if "tool_resources" in body:
+        a["tool_resources"] = tool_resources(body, store)
+    if "file_ids" in body:
+        a["file_ids"] = file_ids_param(body, store)
+        store.assistant_files[a["id"]] = list(a["file_ids"])
+    if "metadata" in body:
+        a["metadata"] = check_metadata(body["metadata"])
+    return await send_json(request, models.assistant(a, version))
+
+
+async def delete_assistant(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    a = lookup(store.assistants, "assistant", request.match_info["assistant_id"])
+    del store.assistants[a["id"]]
+    return await send_json(request, models.deleted(a["id"], "assistant"))
+
+
+async def list_assistants(request: web.Request) -> web.StreamResponse:
+    version = version_of(request)
+    items = list(store_of(request).assistants.values())
+    return await send_json(request, list_response(request, items, lambda a: models.assistant(a, version)))
+
+
+# -- v1 assistant files ----------------------------------------------------------------------------
+def _v1_only(request: web.Request) -> None:
+    if version_of(request) != V1:
+        raise invalid_url(request.method, request.path)
+
+
+def _assistant_file(a: dict, file_id: str, store: Store) -> dict:
+    return {"id": file_id, "object": "assistant.file", "created_at": store.files[file_id]["created_at"]
+            if file_id in store.files else a["created_at"], "assistant_id": a["id"]}
+
+
+async def create_assistant_file(request: web.Request) -> web.StreamResponse:
+    _v1_only(request)
+    store = store_of(request)
+    a = lookup(store.assistants, "assistant", request.match_info["assistant_id"])
+    body = await read_json(request)
+    file_id = body.get("file_id")
+    if not file_id:
+        raise missing("file_id")
+    lookup(store.files, "file", file_id)
+    if file_id not in a["file_ids"]:
+        a["file_ids"].append(file_id)
+    return await send_json(request, _assistant_file(a, file_id, store))
+
+
+async def list_assistant_files(request: web.Request) -> web.StreamResponse:
+    _v1_only(request)
+    store = store_of(request)
+    a = lookup(store.assistants, "assistant", request.match_info["assistant_id"])
+    items = [_assistant_file(a, fid, store) for fid in a["file_ids"]]
+    return await send_json(request, list_response(request, items, lambda x: x))
+
+
+async def get_assistant_file(request: web.Request) -> web.StreamResponse:
+    _v1_only(request)
+    store = store_of(request)
+    a = lookup(store.assistants, "assistant", request.match_info["assistant_id"])
+    file_id = request.match_info["file_id"]
+    if file_id not in a["file_ids"]:
+        raise not_found("assistant file", file_id)
+    return await send_json(request, _assistant_file(a, file_id, store))
+
+
+async def delete_assistant_file(request: web.Request) -> web.StreamResponse:
+    _v1_only(request)
+    store = store_of(request)
+    a = lookup(store.assistants, "assistant", request.match_info["assistant_id"])
+    file_id = request.match_info["file_id"]
+    if file_id not in a["file_ids"]:
+        raise not_found("assistant file", file_id)
+    a["file_ids"].remove(file_id)
+    return await send_json(request, models.deleted(file_id, "assistant.file"))
+
+
+# -- threads and messages --------------------------------------------------------------------------
+def new_thread(store: Store, body: dict, version: str) -> dict:
+    check_version_fields(body, version)
+    t = {"id": store.ids.new("thread"), "created_at": store.now(),
+         "metadata": check_metadata(body.get("metadata")), "tool_resources": tool_resources(body, store)}
+    messages = body.get("messages") or []
+    if not isinstance(messages, list):
+        raise bad_request("Invalid type for 'messages': expected an array.", param="messages", code="invalid_type")
+    store.threads[t["id"]] = t
+    store.thread_messages[t["id"]] = []
+    store.thread_runs[t["id"]] = []
+    for i, m in enumerate(messages):
+        new_message(store, t, m, version, param=f"messages[{i}]")
+    return t
+
+
+def message_content(content: Any, param: str) -> list[dict]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": {"value": content, "annotations": []}}]
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text":
+                parts.append({"type": "text", "text": {"value": part.get("text", ""), "annotations": []}})
+            elif isinstance(part, dict) and part.get("type") in ("image_file", "image_url"):
+                parts.append(dict(part))
+        return parts
+    raise missing(f"{param}.content" if param else "content")
+
+
+def new_message(store: Store, t: dict, body: dict, version: str, param: str = "") -> dict:
+    check_version_fields(body, version)
+    role = body.get("role")
+    if role not in ("user", "assistant"):
+        raise bad_request(f"Invalid value: '{role}'. Supported values are: 'user' and 'assistant'.",
+                          param=f"{param}.role" if param else "role", code="invalid_value")
+    attachments = []
+    for att in body.get("attachments") or []:
+        lookup(store.files, "file", att.get("file_id", ""))
+        attachments.append({"file_id": att["file_id"], "tools": list(att.get("tools") or [])})
+    m = {
+        "id": store.ids.new("msg"), "created_at": store.now(), "assistant_id": None, "thread_id": t["id"],
+        "run_id": None, "status": "completed", "incomplete_details": None, "incomplete_at": None,
+        "completed_at": store.now(), "role": role, "content": message_content(body.get("content"), param),
+        "attachments": attachments, "file_ids": file_ids_param(body, store),
+        "metadata": check_metadata(body.get("metadata")),
+    }
+    search_files = [a["file_id"] for a in attachments if any(x.get("type") == "file_search" for x in a["tools"])]
+    if search_files:
+        attach_to_thread_store(store, t, search_files)
+    store.messages[m["id"]] = m
+    store.thread_messages.setdefault(t["id"], []).append(m["id"])
+    return m
+
+
+def attach_to_thread_store(store: Store, t: dict, file_ids: list[str]) -> None:
+    """Files attached for file_search go into the thread's vector store, created on first use with
+    a 7-day expiry after last activity, as OpenAI does."""
+    res = t.setdefault("tool_resources", {})
+    ids = (res.get("file_search") or {}).get("vector_store_ids") or []
+    if ids:
+        vs = store.vector_stores[ids[0]]
+    else:
+        vs = create_vector_store(store, {"expires_after": {"anchor": "last_active_at", "days": 7}})
+        res["file_search"] = {"vector_store_ids": [vs["id"]]}
+    for fid in file_ids:
+        add_vs_file(store, vs, fid, None, None)
+
+
+async def create_thread(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    t = new_thread(store, await read_json(request), version)
+    return await send_json(request, models.thread(t, version))
+
+
+async def get_thread(request: web.Request) -> web.StreamResponse:
+    t = lookup(store_of(request).threads, "thread", request.match_info["thread_id"])
+    return await send_json(request, models.thread(t, version_of(request)))
+
+
+async def update_thread(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    t = lookup(store.threads, "thread", request.match_info["thread_id"])
+    body = await read_json(request)
+    check_version_fields(body, version)
+    if "metadata" in body:
+        t["metadata"] = check_metadata(body["metadata"])
+    if "tool_resources" in body:
+        t["tool_resources"] = tool_resources(body, store)
+    return await send_json(request, models.thread(t, version))
+
+
+async def delete_thread(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    t = lookup(store.threads, "thread", request.match_info["thread_id"])
+    del store.threads[t["id"]]
+    return await send_json(request, models.deleted(t["id"], "thread"))
+
+
+async def create_message(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    t = lookup(store.threads, "thread", request.match_info["thread_id"])
+    active = active_run(store, t["id"])
+    if active is not None:
+        raise bad_request(f"Can't add messages to {t['id']} while a run {active.id} is active.")
+    m = new_message(store, t, await read_json(request), version)
+    return await send_json(request, models.message(m, version))
+
+
+def thread_message(store: Store, request: web.Request) -> dict:
+    t = lookup(store.threads, "thread", request.match_info["thread_id"])
+    m = lookup(store.messages, "message", request.match_info["message_id"])
+    if m["thread_id"] != t["id"]:
+        raise not_found("message", m["id"])
+    return m
+
+
+async def get_message(request: web.Request) -> web.StreamResponse:
+    m = thread_message(store_of(request), request)
+    return await send_json(request, models.message(m, version_of(request)))
+
+
+async def update_message(request: web.Request) -> web.StreamResponse:
+    m = thread_message(store_of(request), request)
+    body = await read_json(request)
+    if "metadata" in body:
+        m["metadata"] = check_metadata(body["metadata"])
+    return await send_json(request, models.message(m, version_of(request)))
+
+
+async def delete_message(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    m = thread_message(store, request)
+    del store.messages[m["id"]]
+    store.thread_messages[m["thread_id"]].remove(m["id"])
+    return await send_json(request, models.deleted(m["id"], "thread.message"))
+
+
+async def list_messages(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    t = lookup(store.threads, "thread", request.match_info["thread_id"])
+    items = [store.messages[mid] for mid in store.thread_messages.get(t["id"], [])]
+    run_id = request.query.get("run_id")
+    if run_id:
+        items = [m for m in items if m["run_id"] == run_id]
+    return await send_json(request, list_response(request, items, lambda m: models.message(m, version)))
+
+
+def _message_file(m: dict, file_id: str) -> dict:
+    return {"id": file_id, "object": "thread.message.file", "created_at": m["created_at"], "message_id": m["id"]}
+
+
+async def list_message_files(request: web.Request) -> web.StreamResponse:
+    _v1_only(request)
+    m = thread_message(store_of(request), request)
+    items = [_message_file(m, fid) for fid in m["file_ids"]]
+    return await send_json(request, list_response(request, items, lambda x: x))
+
+
+async def get_message_file(request: web.Request) -> web.StreamResponse:
+    _v1_only(request)
+    m = thread_message(store_of(request), request)
+    file_id = request.match_info["file_id"]
+    if file_id not in m["file_ids"]:
+        raise not_found("message file", file_id)
+    return await send_json(request, _message_file(m, file_id))
+
+
+# -- runs ------------------------------------------------------------------------------------------
+def active_run(store: Store, thread_id: str) -> Run | None:
+    for run_id in store.thread_runs.get(thread_id, []):
+        run = store.runs[run_id]
+        if run.status not in TERMINAL:
+            return run
+    return None
+
+
+def message_text(m: dict) -> str:
+    return " ".join(p["text"]["value"] for p in m["content"] if p.get("type") == "text")
+
+
+def new_run(request: web.Request, store: Store, t: dict, body: dict, version: str,
+            run_resources: dict | None = None) -> Run:
+    check_version_fields({k: v for k, v in body.items() if k != "tool_resources"}, version)
+    assistant_id = body.get("assistant_id")
+    if not assistant_id:
+        raise missing("assistant_id")
+    a = lookup(store.assistants, "assistant", assistant_id)
+    if active_run(store, t["id"]) is not None:
+        raise bad_request(f"Thread {t['id']} already has an active run {active_run(store, t['id']).id}.")
+    for i, m in enumerate(body.get("additional_messages") or []):
+        new_message(store, t, m, version, param=f"additional_messages[{i}]")
+    messages = [store.messages[mid] for mid in store.thread_messages.get(t["id"], [])]
+    user_messages = [m for m in messages if m["role"] == "user"]
+    instructions = body.get("instructions", a["instructions"])
+    if body.get("additional_instructions"):
+        instructions = ((instructions or "") + "\n" + body["additional_instructions"]).strip()
+    if not user_messages and not instructions:
+        raise bad_request("Run creation requires a Thread with a user message or an assistant with instructions.",
+                          code="invalid_thread")
+    tools = check_tools(body["tools"], version) if body.get("tools") is not None else a["tools"]
+    metadata = check_metadata(body.get("metadata"))
+    settings = request.app[SETTINGS]
+    now = store.now()
+    resources = run_resources if run_resources is not None else a["tool_resources"]
+    vs_ids = list(((resources or {}).get("file_search") or {}).get("vector_store_ids") or [])
+    vs_ids += [v for v in ((t.get("tool_resources") or {}).get("file_search") or {}).get("vector_store_ids") or []
+               if v not in vs_ids]
+    retrieval_files = list(a["file_ids"]) + [f for m in messages for f in m["file_ids"] if f not in a["file_ids"]]
+    query = message_text(user_messages[-1]) if user_messages else ""
+    trigger_text = "\n".join([query, instructions or "", *metadata.values()])
+    prompt_text = (instructions or "") + "".join(message_text(m) for m in messages)
+    plan = make_plan(tools=tools, tool_choice=body.get("tool_choice", "auto"), trigger_text=trigger_text,
+                     query=query, prompt_text=prompt_text, vector_store_ids=vs_ids,
+                     retrieval_file_ids=retrieval_files, phase_seconds=settings.phase_seconds)
+    obj = {
+        "id": store.ids.new("run"), "created_at": now, "assistant_id": a["id"], "thread_id": t["id"],
+        "status": "queued", "started_at": None, "expires_at": now + RUN_TTL, "cancelled_at": None,
+        "failed_at": None, "completed_at": None, "required_action": None, "last_error": None,
+        "model": body.get("model") or a["model"], "instructions": instructions, "tools": tools,
+        "tool_resources": resources or {}, "file_ids": list(a["file_ids"]), "metadata": metadata,
+        "temperature": body.get("temperature", a.get("temperature", 1.0)),
+        "top_p": body.get("top_p", a.get("top_p", 1.0)),
+        "max_completion_tokens": body.get("max_completion_tokens"),
+        "max_prompt_tokens": body.get("max_prompt_tokens"),
+        "truncation_strategy": body.get("truncation_strategy") or {"type": "auto", "last_messages": None},
+        "incomplete_details": None, "usage": None,
+        "response_format": body.get("response_format", a.get("response_format", "auto")),
+        "tool_choice": body.get("tool_choice", "auto"),
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+    }
+    run = Run(obj=obj, version=version, plan=plan, include_content=wants_content(request))
+    run.listeners = 1 if body.get("stream") else 0
+    store.runs[run.id] = run
+    store.thread_runs.setdefault(t["id"], []).append(run.id)
+    request.app[ENGINE].start(run)
+    return run
+
+
+def wants_content(request: web.Request) -> bool:
+    include = request.query.getall("include[]", []) + request.query.getall("include", [])
+    return "step_details.tool_calls[*].file_search.results[*].content" in include
+
+
+def poll_headers(request: web.Request) -> dict[str, str]:
+    return {"openai-poll-after-ms": str(request.app[SETTINGS].poll_after_ms)}
+
+
+async def create_run(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    t = lookup(store.threads, "thread", request.match_info["thread_id"])
+    body = await read_json(request)
+    run = new_run(request, store, t, body, version)
+    if body.get("stream"):
+        return await stream_run(request, run, [])
+    return await send_json(request, models.run(run.obj, version), extra_headers=poll_headers(request))
+
+
+async def create_thread_and_run(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    body = await read_json(request)
+    if not body.get("assistant_id"):
+        raise missing("assistant_id")
+    lookup(store.assistants, "assistant", body["assistant_id"])
+    t = new_thread(store, body.get("thread") or {}, version)
+    resources = tool_resources(body, store) if "tool_resources" in body else None
+    run = new_run(request, store, t, body, version, run_resources=resources)
+    if body.get("stream"):
+        return await stream_run(request, run, [("thread.created", models.thread(t, version))])
+    return await send_json(request, models.run(run.obj, version), extra_headers=poll_headers(request))
+
+
+def thread_run(store: Store, request: web.Request) -> Run:
+    t = lookup(store.threads, "thread", request.match_info["thread_id"])
+    run = lookup(store.runs, "run", request.match_info["run_id"])
+    if run.obj["thread_id"] != t["id"]:
+        raise not_found("run", run.id)
+    return run
+
+
+async def get_run(request: web.Request) -> web.StreamResponse:
+    run = thread_run(store_of(request), request)
+    return await send_json(request, models.run(run.obj, version_of(request)), extra_headers=poll_headers(request))
+
+
+async def update_run(request: web.Request) -> web.StreamResponse:
+    run = thread_run(store_of(request), request)
+    body = await read_json(request)
+    if "metadata" in body:
+        run.obj["metadata"] = check_metadata(body["metadata"])
+    return await send_json(request, models.run(run.obj, version_of(request)))
+
+
+async def list_runs(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    t = lookup(store.threads, "thread", request.match_info["thread_id"])
+    items = [store.runs[rid].obj for rid in store.thread_runs.get(t["id"], [])]
+    return await send_json(request, list_response(request, items, lambda r: models.run(r, version)))
+
+
+async def cancel_run(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    run = thread_run(store, request)
+    if run.status in TERMINAL or run.status == "cancelling":
+        raise bad_request(f"Cannot cancel run with status '{run.status}'.")
+    request.app[ENGINE].cancel(run)
+    return await send_json(request, models.run(run.obj, version_of(request)))
+
+
+async def submit_tool_outputs(request: web.Request) -> web.StreamResponse:
+    store, engine = store_of(request), request.app[ENGINE]
+    run = thread_run(store, request)
+    body = await read_json(request)
+    if run.status != "requires_action":
+        raise bad_request(f'Runs in status "{run.status}" do not accept tool outputs.')
+    outputs = body.get("tool_outputs")
+    if not isinstance(outputs, list):
+        raise missing("tool_outputs")
+    pending = engine.pending_call_ids(run)
+    given = {}
+    for i, item in enumerate(outputs):
+        call_id = (item or {}).get("tool_call_id")
+        if call_id not in pending:
+            raise bad_request(f"Invalid tool_call_id: {call_id}. No tool call found with that id.",
+                              param=f"tool_outputs[{i}].tool_call_id")
+        given[call_id] = str(item.get("output", ""))
+    missing_ids = [c for c in pending if c not in given]
+    if missing_ids:
+        raise bad_request(f"Expected tool outputs for call_ids {pending}, got {list(given)}.",
+                          param="tool_outputs")
+    if body.get("stream"):
+        run.listeners += 1
+        run.events.clear()
+        engine.submit_tool_outputs(run, given)
+        return await stream_run(request, run, [], already_listening=True)
+    engine.submit_tool_outputs(run, given)
+    return await send_json(request, models.run(run.obj, version_of(request)))
+
+
+async def list_steps(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    run = thread_run(store, request)
+    content = wants_content(request)
+    items = [store.steps[sid] for sid in run.step_ids]
+    return await send_json(request, list_response(
+        request, items, lambda s: models.step(s, version, include_content=content)))
+
+
+async def get_step(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    run = thread_run(store, request)
+    step_id = request.match_info["step_id"]
+    if step_id not in run.step_ids:
+        raise ApiError(404, f"No run step found with id '{step_id}'.")
+    return await send_json(request, models.step(store.steps[step_id], version_of(request),
+                                                include_content=wants_content(request)))
+
+
+# -- streaming -------------------------------------------------------------------------------------
+async def stream_run(request: web.Request, run: Run, prefix: list[tuple[str, dict]],
+                     already_listening: bool = False) -> web.StreamResponse:
+    """Write the run's events as they happen, one write per event, until it stops or ends."""
+    store, engine = store_of(request), request.app[ENGINE]
+    fault = request.get("fault")
+    headers = base_headers(request)
+    headers["Content-Type"] = "text/event-stream; charset=utf-8"
+    headers["Cache-Control"] = "no-cache"
+    resp = web.StreamResponse(status=200, headers=headers)
+    await resp.prepare(request)
+    written = 0
+    cursor = 0
+    pending = list(prefix)
+    try:
+        while True:
+            pending.extend(run.events[cursor:])
+            cursor = len(run.events)
+            for name, payload in pending:
+                if fault is not None and fault.reset_after_events is not None and written >= fault.reset_after_events:
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return resp
+                await resp.write(sse.encode(name, payload))
+                written += 1
+                if fault is not None and fault.slow_body_ms:
+                    await asyncio.sleep(fault.slow_body_ms / 1000)
+            pending = []
+            if not run.actions:
+                break
+            wait = store.clock.wall_seconds(run.next_at - store.clock.now())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            else:
+                store.clock.advance_to(run.next_at)
+            engine.advance(run, store.clock.now())
+        await resp.write(sse.DONE)
+        await resp.write_eof()
+        return resp
+    finally:
+        run.listeners -= 1
+        if not run.listeners:
+            run.events.clear()
+
+
+# -- files -----------------------------------------------------------------------------------------
+FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+
+
+async def upload_file(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    if not request.content_type.startswith("multipart/"):
+        raise bad_request("Invalid Content-Type header (application/json), expected multipart/form-data.")
+    reader = await request.multipart()
+    purpose, filename, data = None, None, None
+    async for part in reader:
+        if part.name == "purpose":
+            purpose = (await part.text()).strip()
+        elif part.name == "file":
+            filename = part.filename or "upload"
+            data = bytes(await part.read())
+    if data is None:
+        raise missing("file")
+    if not purpose:
+        raise missing("purpose")
+    if purpose not in FILE_PURPOSES:
+        raise bad_request(f"Invalid value for 'purpose': '{purpose}'.", param="purpose", code="invalid_value")
+    f = {"id": store.ids.new("file"), "purpose": purpose, "filename": filename, "bytes": len(data),
+         "created_at": store.now(), "expires_at": None, "status": "processed", "status_details": None}
+    store.files[f["id"]] = f
+    store.file_bytes[f["id"]] = data
+    return await send_json(request, models.file(f, version))
+
+
+async def list_files(request: web.Request) -> web.StreamResponse:
+    version = version_of(request)
+    items = list(store_of(request).files.values())
+    purpose = request.query.get("purpose")
+    if purpose:
+        items = [f for f in items if f["purpose"] == purpose]
+    data, has_more = paginate(items, dict(request.query), default_order="desc")
+    return await send_json(request, models.page([models.file(f, version) for f in data], has_more))
+
+
+async def get_file(request: web.Request) -> web.StreamResponse:
+    f = lookup(store_of(request).files, "file", request.match_info["file_id"])
+    return await send_json(request, models.file(f, version_of(request)))
+
+
+async def delete_file(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    f = lookup(store.files, "file", request.match_info["file_id"])
+    del store.files[f["id"]]
+    return await send_json(request, models.deleted(f["id"], "file") | {"object": "file"})
+
+
+async def file_content(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    f = lookup(store.files, "file", request.match_info["file_id"])
+    headers = base_headers(request)
+    headers["Content-Type"] = "application/octet-stream"
+    headers["Content-Disposition"] = f'attachment; filename="{f["filename"]}"'
+    return await send_bytes(request, store.file_bytes.get(f["id"], b""), 200, headers)
+
+
+# -- vector stores ---------------------------------------------------------------------------------
+def expires_after(after: Any) -> dict | None:
+    if after is None:
+        return None
+    if not isinstance(after, dict) or after.get("anchor") != "last_active_at":
+        anchor = after.get("anchor") if isinstance(after, dict) else after
+        raise bad_request(f"Invalid value: '{anchor}'. Supported values are: 'last_active_at'.",
+                          param="expires_after.anchor", code="invalid_value")
+    if not isinstance(after.get("days"), int) or not 1 <= after["days"] <= 365:
+        raise bad_request("Invalid 'expires_after.days': expected an integer between 1 and 365.",
+                          param="expires_after.days", code="integer_out_of_range")
+    return {"anchor": "last_active_at", "days": after["days"]}
+
+
+def create_vector_store(store: Store, body: dict) -> dict:
+    after = expires_after(body.get("expires_after"))
+    now = store.now()
+    vs = {"id": store.ids.new("vs"), "name": body.get("name"), "status": "completed", "usage_bytes": 0,
+          "created_at": now, "file_counts": vectors.counts([]), "metadata": check_metadata(body.get("metadata")),
+          "expires_after": after, "expires_at": None, "last_active_at": now}
+    vectors.set_expiry(vs)
+    store.vector_stores[vs["id"]] = vs
+    for fid in body.get("file_ids") or []:
+        add_vs_file(store, vs, fid, body.get("chunking_strategy"), None)
+    return vectors.refresh(store, vs)
+
+
+def add_vs_file(store: Store, vs: dict, file_id: str, chunking: dict | None, attributes: dict | None) -> dict:
+    lookup(store.files, "file", file_id)
+    chunking = chunking_strategy(chunking)
+    f = vectors.new_vs_file(store, vs["id"], file_id, chunking, attributes, store.processing_seconds)
+    store.vs_files[(vs["id"], file_id)] = f
+    return f
+
+
+def chunking_strategy(spec: dict | None) -> dict | None:
+    if not spec or spec.get("type") == "auto":
+        return None
+    if spec.get("type") != "static":
+        raise bad_request(f"Invalid value: '{spec.get('type')}'. Supported values are: 'auto' and 'static'.",
+                          param="chunking_strategy.type", code="invalid_value")
+    static = spec.get("static") or {}
+    size = int(static.get("max_chunk_size_tokens", 800))
+    overlap = int(static.get("chunk_overlap_tokens", 400))
+    if not 100 <= size <= 4096 or overlap > size // 2:
+        raise bad_request("Invalid 'chunking_strategy.static': max_chunk_size_tokens must be between 100 and 4096 "
+                          "and chunk_overlap_tokens must not exceed half of it.", param="chunking_strategy.static")
+    return {"type": "static", "static": {"max_chunk_size_tokens": size, "chunk_overlap_tokens": overlap}}
+
+
+def vector_store_of(request: web.Request) -> dict:
+    store = store_of(request)
+    vs = lookup(store.vector_stores, "vector store", request.match_info["vector_store_id"])
+    return vectors.refresh(store, vs)
+
+
+async def create_vs(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    vs = create_vector_store(store, await read_json(request))
+    return await send_json(request, models.vector_store(vs, version_of(request)))
+
+
+async def get_vs(request: web.Request) -> web.StreamResponse:
+    return await send_json(request, models.vector_store(vector_store_of(request), version_of(request)))
+
+
+async def update_vs(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    vs = vector_store_of(request)
+    body = await read_json(request)
+    if "name" in body:
+        vs["name"] = body["name"]
+    if "metadata" in body:
+        vs["metadata"] = check_metadata(body["metadata"])
+    if "expires_after" in body:
+        vs["expires_after"] = expires_after(body["expires_after"])
+        vectors.set_expiry(vs)
+    return await send_json(request, models.vector_store(vectors.refresh(store, vs), version_of(request)))
+
+
+async def delete_vs(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    vs = lookup(store.vector_stores, "vector store", request.match_info["vector_store_id"])
+    del store.vector_stores[vs["id"]]
+    for key in [k for k in store.vs_files if k[0] == vs["id"]]:
+        del store.vs_files[key]
+    return await send_json(request, models.deleted(vs["id"], "vector_store"))
+
+
+async def list_vs(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    items = [vectors.refresh(store, vs) for vs in store.vector_stores.values()]
+    return await send_json(request, list_response(request, items, lambda v: models.vector_store(v, version)))
+
+
+async def search_vs(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    vs = vector_store_of(request)
+    body = await read_json(request)
+    query = body.get("query")
+    if isinstance(query, list):
+        query = " ".join(str(q) for q in query)
+    if not query:
+        raise missing("query")
+    max_results = int(body.get("max_num_results", 10))
+    if not 1 <= max_results <= 50:
+        raise bad_request("Invalid 'max_num_results': expected an integer between 1 and 50.",
+                          param="max_num_results", code="integer_out_of_range")
+    vectors.touch(store, vs)
+    hits = vectors.search(store, [vs["id"]], query, max_results)
+    data = [{"file_id": c.file_id, "filename": c.filename, "score": score,
+             "attributes": store.vs_files[(vs["id"], c.file_id)]["attributes"],
+             "content": [{"type": "text", "text": c.text}]} for c, score in hits]
+    return await send_json(request, {"object": "vector_store.search_results.page", "search_query": query,
+                                     "data": data, "has_more": False, "next_page": None})
+
+
+async def create_vs_file(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    vs = vector_store_of(request)
+    body = await read_json(request)
+    if not body.get("file_id"):
+        raise missing("file_id")
+    f = add_vs_file(store, vs, body["file_id"], body.get("chunking_strategy"), body.get("attributes"))
+    vectors.refresh(store, vs)
+    return await send_json(request, models.vector_store_file(f, version_of(request)))
+
+
+def vs_file_of(request: web.Request) -> dict:
+    store = store_of(request)
+    vs = vector_store_of(request)
+    file_id = request.match_info["file_id"]
+    f = store.vs_files.get((vs["id"], file_id))
+    if f is None:
+        raise not_found("file", file_id)
+    return f
+
+
+async def get_vs_file(request: web.Request) -> web.StreamResponse:
+    return await send_json(request, models.vector_store_file(vs_file_of(request), version_of(request)))
+
+
+async def update_vs_file(request: web.Request) -> web.StreamResponse:
+    f = vs_file_of(request)
+    body = await read_json(request)
+    if "attributes" in body:
+        f["attributes"] = dict(body["attributes"] or {})
+    return await send_json(request, models.vector_store_file(f, version_of(request)))
+
+
+async def delete_vs_file(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    f = vs_file_of(request)
+    del store.vs_files[(f["vector_store_id"], f["id"])]
+    return await send_json(request, models.deleted(f["id"], "vector_store.file"))
+
+
+async def vs_file_content(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    f = vs_file_of(request)
+    data = [{"type": "text", "text": c.text} for c in vectors.chunks(store, f)] if f["status"] == "completed" else []
+    return await send_json(request, {"object": "vector_store.file_content.page", "data": data,
+                                     "has_more": False, "next_page": None})
+
+
+async def list_vs_files(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    vs = vector_store_of(request)
+    items = vectors.files_of(store, vs["id"])
+    status = request.query.get("filter")
+    if status:
+        items = [f for f in items if f["status"] == status]
+    return await send_json(request, list_response(request, items, lambda f: models.vector_store_file(f, version)))
+
+
+async def create_batch(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    vs = vector_store_of(request)
+    body = await read_json(request)
+    file_ids = list(body.get("file_ids") or [])
+    for item in body.get("files") or []:
+        file_ids.append(item.get("file_id"))
+    if not file_ids:
+        raise missing("file_ids")
+    batch = {"id": store.ids.new("vsfb"), "created_at": store.now(), "status": "in_progress",
+             "vector_store_id": vs["id"], "file_counts": vectors.counts([]), "_file_ids": file_ids}
+    for fid in file_ids:
+        f = add_vs_file(store, vs, fid, body.get("chunking_strategy"), body.get("attributes"))
+        f["_batch_id"] = batch["id"]
+    store.batches[batch["id"]] = batch
+    vectors.refresh(store, vs)
+    return await send_json(request, models.file_batch(vectors.refresh_batch(store, batch), version_of(request)))
+
+
+def batch_of(request: web.Request) -> dict:
+    store = store_of(request)
+    vs = vector_store_of(request)
+    batch = lookup(store.batches, "file batch", request.match_info["batch_id"])
+    if batch["vector_store_id"] != vs["id"]:
+        raise not_found("file batch", batch["id"])
+    return vectors.refresh_batch(store, batch)
+
+
+async def get_batch(request: web.Request) -> web.StreamResponse:
+    return await send_json(request, models.file_batch(batch_of(request), version_of(request)))
+
+
+async def cancel_batch(request: web.Request) -> web.StreamResponse:
+    store = store_of(request)
+    batch = batch_of(request)
+    if batch["status"] == "in_progress":
+        for fid in batch["_file_ids"]:
+            f = store.vs_files.get((batch["vector_store_id"], fid))
+            if f is not None and f["status"] == "in_progress":
+                f["status"] = "cancelled"
+        batch["status"] = "cancelled"
+        vectors.refresh_batch(store, batch)
+    return await send_json(request, models.file_batch(batch, version_of(request)))
+
+
+async def list_batch_files(request: web.Request) -> web.StreamResponse:
+    store, version = store_of(request), version_of(request)
+    batch = batch_of(request)
+    items = [store.vs_files[(batch["vector_store_id"], fid)] for fid in batch["_file_ids"]
+             if (batch["vector_store_id"], fid) in store.vs_files]
+    status = request.query.get("filter")
+    if status:
+        items = [f for f in items if f["status"] == status]
+    return await send_json(request, list_response(request, items, lambda f: models.vector_store_file(f, version)))
+
+
+# -- control (not part of the OpenAI API) ----------------------------------------------------------
+async def advance_clock(request: web.Request) -> web.Response:
+    """POST /_emulator/advance?seconds=N moves the emulated clock forward (expiry tests)."""
+    store = request.app[STORE]
+    store.clock.advance(float(request.query.get("seconds", "0")))
+    request.app[ENGINE].advance_all()
+    return web.json_response({"now": store.clock.now()})
+
+
+ROUTES: list[tuple[str, str, Any]] = [
+    ("POST", "/assistants", create_assistant),
+    ("GET", "/assistants", list_assistants),
+    ("GET", "/assistants/{assistant_id}", get_assistant),
+    ("POST", "/assistants/{assistant_id}", update_assistant),
+    ("DELETE", "/assistants/{assistant_id}", delete_assistant),
+    ("POST", "/assistants/{assistant_id}/files", create_assistant_file),
+    ("GET", "/assistants/{assistant_id}/files", list_assistant_files),
+    ("GET", "/assistants/{assistant_id}/files/{file_id}", get_assistant_file),
+    ("DELETE", "/assistants/{assistant_id}/files/{file_id}", delete_assistant_file),
+    ("POST", "/threads", create_thread),
+    ("POST", "/threads/runs", create_thread_and_run),
+    ("GET", "/threads/{thread_id}", get_thread),
+    ("POST", "/threads/{thread_id}", update_thread),
+    ("DELETE", "/threads/{thread_id}", delete_thread),
+    ("POST", "/threads/{thread_id}/messages", create_message),
+    ("GET", "/threads/{thread_id}/messages", list_messages),
+    ("GET", "/threads/{thread_id}/messages/{message_id}", get_message),
+    ("POST", "/threads/{thread_id}/messages/{message_id}", update_message),
+    ("DELETE", "/threads/{thread_id}/messages/{message_id}", delete_message),
+    ("GET", "/threads/{thread_id}/messages/{message_id}/files", list_message_files),
+    ("GET", "/threads/{thread_id}/messages/{message_id}/files/{file_id}", get_message_file),
+    ("POST", "/threads/{thread_id}/runs", create_run),
+    ("GET", "/threads/{thread_id}/runs", list_runs),
+    ("GET", "/threads/{thread_id}/runs/{run_id}", get_run),
+    ("POST", "/threads/{thread_id}/runs/{run_id}", update_run),
+    ("POST", "/threads/{thread_id}/runs/{run_id}/cancel", cancel_run),
+    ("POST", "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", submit_tool_outputs),
+    ("GET", "/threads/{thread_id}/runs/{run_id}/steps", list_steps),
+    ("GET", "/threads/{thread_id}/runs/{run_id}/steps/{step_id}", get_step),
+    ("POST", "/files", upload_file),
+    ("GET", "/files", list_files),
+    ("GET", "/files/{file_id}", get_file),
+    ("DELETE", "/files/{file_id}", delete_file),
+    ("GET", "/files/{file_id}/content", file_content),
+    ("POST", "/vector_stores", create_vs),
+    ("GET", "/vector_stores", list_vs),
+    ("GET", "/vector_stores/{vector_store_id}", get_vs),
+    ("POST", "/vector_stores/{vector_store_id}", update_vs),
+    ("DELETE", "/vector_stores/{vector_store_id}", delete_vs),
+    ("POST", "/vector_stores/{vector_store_id}/search", search_vs),
+    ("POST", "/vector_stores/{vector_store_id}/files", create_vs_file),
+    ("GET", "/vector_stores/{vector_store_id}/files", list_vs_files),
+    ("GET", "/vector_stores/{vector_store_id}/files/{file_id}", get_vs_file),
+    ("POST", "/vector_stores/{vector_store_id}/files/{file_id}", update_vs_file),
+    ("DELETE", "/vector_stores/{vector_store_id}/files/{file_id}", delete_vs_file),
+    ("GET", "/vector_stores/{vector_store_id}/files/{file_id}/content", vs_file_content),
+    ("POST", "/vector_stores/{vector_store_id}/file_batches", create_batch),
+    ("GET", "/vector_stores/{vector_store_id}/file_batches/{batch_id}", get_batch),
+    ("POST", "/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", cancel_batch),
+    ("GET", "/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", list_batch_files),
+]
+
+
+def add_routes(app: web.Application) -> None:
+    for prefix in ("/v1", "/openai"):
+        for method, path, handler in ROUTES:
+            app.router.add_route(method, prefix + path, handler)
+    app.router.add_post("/_emulator/advance", advance_clock)
