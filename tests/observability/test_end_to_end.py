@@ -1,0 +1,169 @@
+"""The real thing: openai SDK -> proxy -> emulator, recorded by the real pipeline into the store,
+the metrics sink and the tracing sink. Metric samples are checked against the store; spans
+against the traffic (client traceparent honoured, run traces with steps and links)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client import CollectorRegistry
+
+from analytics.prices import Prices
+from analytics.store import connect
+from proxy.app import make_app
+from proxy.config import Settings
+from proxy.fingerprint import Fingerprinter
+from proxy.pipeline import build_recorder
+from proxy.sinks.metrics import series_count
+from tests.servers import ServerThread
+
+CLIENT_TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.fixture
+def recorded(emulator, tmp_path):
+    """A proxy in front of the emulator with the full pipeline; yields (client, finish) where
+    finish() stops recording and returns (registry, spans, store connection)."""
+    settings = Settings(upstream=emulator.url, store=str(tmp_path / "store"), admin_listen=None).validate()
+    registry = CollectorRegistry()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    recorder = build_recorder(settings, registry=registry, tracer_provider=provider)
+    recorder.start()
+    assert recorder.ready.wait(30)
+    server = ServerThread(lambda: make_app(settings, recorder, fingerprinter=Fingerprinter("t"),
+                                           tracer_provider=provider)).start()
+    import openai
+
+    client = openai.OpenAI(api_key="sk-test", base_url=f"{server.url}/v1", max_retries=0,
+                           default_headers={"traceparent": CLIENT_TP})
+
+    def finish():
+        server.stop()
+        recorder.close()
+        return registry, exporter.get_finished_spans(), connect(settings.store)
+
+    try:
+        yield client, finish
+    finally:
+        server.stop()
+        recorder.close()
+
+
+def test_runs_metrics_and_traces_match_the_store(recorded):
+    client, finish = recorded
+    plain = client.beta.assistants.create(model="gpt-4o", name="Plain")
+    tools = client.beta.assistants.create(model="gpt-4o", name="Weather", tools=[WEATHER])
+
+    # a polled run
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello there"}])
+    polled = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=plain.id, poll_interval_ms=1)
+    assert polled.status == "completed"
+    client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=polled.id)
+
+    # a streamed run with a function call
+    thread2 = client.beta.threads.create(messages=[{"role": "user", "content": "weather in Paris?"}])
+    required = None
+    for event in client.beta.threads.runs.create(thread_id=thread2.id, assistant_id=tools.id, stream=True):
+        if event.event == "thread.run.requires_action":
+            required = event.data
+    assert required is not None
+    outputs = [{"tool_call_id": c.id, "output": "sunny"} for c in required.required_action.submit_tool_outputs.tool_calls]
+    final = None
+    for event in client.beta.threads.runs.submit_tool_outputs(
+        thread_id=thread2.id, run_id=required.id, tool_outputs=outputs, stream=True
+    ):
+        if event.event == "thread.run.completed":
+            final = event.data
+    assert final is not None
+
+    # a failed run
+    thread3 = client.beta.threads.create(messages=[{"role": "user", "content": "break [fail:server_error]"}])
+    failed = client.beta.threads.runs.create_and_poll(thread_id=thread3.id, assistant_id=plain.id, poll_interval_ms=1)
+    assert failed.status == "failed"
+
+    registry, spans, con = finish()
+    get = registry.get_sample_value
+
+    # -- metrics against the store ---------------------------------------------------------
+    runs = con.execute(
+        "SELECT run_id, status, model, coalesce(last_error_code, ''), prompt_tokens, completion_tokens, epoch(created_at) "
+        "FROM runs ORDER BY run_id"
+    ).fetchall()
+    assert {r[0] for r in runs} == {polled.id, required.id, failed.id}
+    for _, status, model, code, *_ in runs:
+        n = sum(1 for r in runs if r[1:4] == (status, model, code))
+        assert get("assistants_audit_runs_total", {"status": status, "model": model, "last_error_code": code}) == n
+    assert get("assistants_audit_runs_total", {"status": "failed", "model": "gpt-4o", "last_error_code": "server_error"}) == 1
+    for token_type, col in (("input", 4), ("output", 5)):
+        assert get("assistants_audit_tokens_total", {"model": "gpt-4o", "token_type": token_type}) == sum(
+            r[col] or 0 for r in runs
+        )
+    prices = Prices.load()
+    expected_usd = sum(prices.token_cost(r[2], r[4] or 0, r[5] or 0, datetime.fromtimestamp(r[6], UTC))[0] or 0 for r in runs)
+    assert expected_usd > 0
+    assert get("assistants_audit_cost_usd_total", {"model": "gpt-4o", "kind": "tokens"}) == pytest.approx(expected_usd)
+
+    client_exchanges = con.execute(
+        "SELECT operation, count(*) FROM exchanges WHERE origin = 'client' GROUP BY operation"
+    ).fetchall()
+    for operation, n in client_exchanges:
+        assert get("assistants_audit_exchanges_total",
+                   {"operation": operation, "status_class": "2xx", "api_version": "v2"}) == n, operation
+    tool_calls = con.execute("SELECT type, count(*) FROM tool_calls GROUP BY type").fetchall()
+    assert tool_calls and all(get("assistants_audit_tool_calls_total", {"type": t}) == n for t, n in tool_calls)
+    polls = con.execute(
+        "SELECT count(*) FROM run_snapshots s JOIN exchanges e USING (exchange_id) "
+        "WHERE s.source = 'retrieve' AND e.origin = 'client'"
+    ).fetchone()[0]
+    assert polls > 0 and get("assistants_audit_run_polls_sum", {"model": "gpt-4o"}) == polls
+    assert get("assistants_audit_store_lost_records_total") == 0
+    assert get("assistants_audit_store_flush_seconds_count") >= 1
+    assert series_count(registry) < 2000
+
+    # -- spans ------------------------------------------------------------------------------
+    server = [s for s in spans if s.kind == SpanKind.SERVER]
+    assert len(server) == sum(n for _, n in client_exchanges)
+    client_trace, client_span = int(CLIENT_TP[3:35], 16), int(CLIENT_TP[36:52], 16)
+    assert all(s.context.trace_id == client_trace and s.parent.span_id == client_span for s in server)
+    roots = {s.attributes["openai.run.id"]: s for s in spans if s.name.startswith("invoke_agent ")}
+    assert set(roots) == {polled.id, required.id, failed.id}
+
+    def children(root):
+        return sorted((s for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id),
+                      key=lambda s: s.start_time)
+
+    def linked(root):
+        ids = {ln.context.span_id for ln in root.links}
+        return [s for s in server if s.context.span_id in ids]
+
+    p = roots[polled.id]
+    assert p.name == "invoke_agent Plain" and p.parent is None
+    assert p.start_time == int(polled.created_at * 1e9) and p.end_time == int(polled.completed_at * 1e9)
+    assert p.attributes["openai.run.polls"] >= 1 and p.attributes["gen_ai.usage.input_tokens"] == polled.usage.prompt_tokens
+    assert [c.name for c in children(p)] == ["chat gpt-4o"]
+    ops = {s.attributes["openai.operation"] for s in linked(p)}
+    assert {"runs.create", "runs.retrieve", "runs.steps.list"} <= ops
+
+    s = roots[required.id]
+    assert s.name == "invoke_agent Weather" and s.attributes["openai.run.streamed"] is True
+    names = [c.name for c in children(s)]
+    assert "execute_tool get_weather" in names and names[-1] == "chat gpt-4o"
+    assert {"runs.create", "runs.submit_tool_outputs"} <= {x.attributes["openai.operation"] for x in linked(s)}
+
+    f = roots[failed.id]
+    assert f.attributes["error.type"] == "server_error" and f.status.status_code == StatusCode.ERROR
+    assert f.end_time == int(failed.failed_at * 1e9)
