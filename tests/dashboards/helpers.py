@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +63,15 @@ def require_binary(name: str) -> str:
             pytest.fail(message + " and CI is set")
         pytest.skip(message)
     return path
+
+
+def stop_process(process) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 20 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
