@@ -288,6 +288,7 @@ class MetricsSink:
         self._versions = LabelCap(200)
         self._codes = LabelCap(100)
         self._operations = LabelCap(300)
+        self._workers = LabelCap(64)
         r = registry
 
         ex = ["operation", "status_class", "api_version"]
@@ -348,6 +349,10 @@ class MetricsSink:
         )
         self.enrichment_calls = Counter(
             "assistants_audit_enrichment_calls_total", "Calls the proxy made to fill gaps", ["outcome"], registry=r,
+        )
+        self.worker_exchanges = Counter(
+            "assistants_audit_worker_exchanges_total", "Client exchanges by proxy worker (load balance)", ["worker"],
+            registry=r,
         )
         self.unpriced_tokens = Counter(
             "assistants_audit_unpriced_tokens_total", "Run tokens of models without a price", ["model"], registry=r,
@@ -427,6 +432,7 @@ class MetricsSink:
         operation = self._operations(ef.operation if ef else None)
         api_version = (ef.api_version if ef else None) or UNKNOWN
         sc = status_class(exchange.status)
+        self.worker_exchanges.labels(self._workers(exchange.worker)).inc()
         self.exchanges.labels(operation, sc, api_version).inc()
         self.exchange_duration.labels(operation, sc, api_version).observe(exchange.duration_s)
         stream = bool(ef and ef.stream)
@@ -606,6 +612,7 @@ def multiprocess_registry(path: str, settings: object = None, prices: Any = None
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=path)
+    prices = prices if prices is not None else _load_prices(settings)
     registry.register(
         VectorStoreCollector(
             lambda: _read_vector_store_files(path),

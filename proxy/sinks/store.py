@@ -23,13 +23,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from analytics import store as layout
+from analytics.schema import to_row
 from analytics.store import one_line
 from proxy import journal
 from proxy.exchange import Exchange
@@ -39,18 +39,6 @@ from proxy.journal import Position
 log = logging.getLogger("assistants_audit.store")
 
 MiB = 1024 * 1024
-
-
-def _to_row_fallback(fact: Fact) -> tuple[Any, ...]:
-    return tuple(getattr(fact, f.name) for f in fields(fact))
-
-
-def _row_function() -> Callable[[Fact], tuple[Any, ...]]:
-    try:
-        from analytics.schema import to_row
-    except ImportError:
-        return _to_row_fallback
-    return to_row
 
 
 def error_kind(exc: BaseException) -> str:
@@ -72,18 +60,11 @@ class _Table:
     def __init__(self, name: str, fact_cls: type) -> None:
         self.name = name
         self.columns = layout.table_columns(fact_cls)
-        self.list_columns = [i for i, (_, t) in enumerate(self.columns) if t.endswith("[]")]
         selects = ", ".join(f'UNNEST(${i + 1}::{t}[]) AS "{c}"' for i, (c, t) in enumerate(self.columns))
         self.create_sql = f"CREATE OR REPLACE TEMP TABLE buf AS SELECT {selects}"
         self.rows: list[tuple[Any, ...]] = []
 
     def add(self, row: tuple[Any, ...]) -> None:
-        if self.list_columns:
-            row_list = list(row)
-            for i in self.list_columns:
-                if row_list[i] is not None:
-                    row_list[i] = list(row_list[i])
-            row = tuple(row_list)
         self.rows.append(row)
 
 
@@ -114,7 +95,6 @@ class StoreSink:
         self.unjournaled_pending = 0  # of those, the ones the journal could not take
         self._con: duckdb.DuckDBPyConnection | None = None
         self._tables: dict[str, _Table] = {}
-        self._to_row = _to_row_fallback
         self._slot: str | None = None
         self._position: Position | None = None
         self._first: Position | None = None
@@ -129,7 +109,6 @@ class StoreSink:
     def open(self) -> None:
         """Create the layout (idempotent). Raises if the store directory is unusable."""
         self._con = duckdb.connect(":memory:")
-        self._to_row = _row_function()
         self._tables = {name: _Table(name, cls) for name, cls in layout.fact_tables().items()}
         layout.ensure_schema_segments(self.store, self._con)
 
@@ -186,7 +165,6 @@ class StoreSink:
 
     def on_exchange(self, exchange: Exchange, facts: Sequence[Fact]) -> None:
         self._connection()
-        to_row = self._to_row
         for fact in facts:
             self._tables[fact.TABLE].add(to_row(fact))
         pos = self._position

@@ -57,7 +57,7 @@ def exchange(
     return _defaults(
         Exchange,
         exchange_id=kw.pop("exchange_id", f"ex{next(_seq):06d}"),
-        worker="w1",
+        worker=kw.pop("worker", "w1"),
         origin=origin,
         started_at=T0 + t,
         ttfb_s=kw.pop("ttfb_s", duration / 2),

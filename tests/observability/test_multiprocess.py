@@ -1,0 +1,120 @@
+"""With several worker processes, one scrape must see the sum of all of them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.servers import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    from types import SimpleNamespace
+    from prometheus_client import CollectorRegistry
+    from proxy.sinks.metrics import MetricsSink
+    from tests.observability import factories as f
+
+    name, n, vs_prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    sink = MetricsSink(CollectorRegistry(), SimpleNamespace(vector_store_gauge_limit=50, prices=None))
+    for i in range(n):
+        ex = f.exchange(worker=name, t=i)
+        sink.on_exchange(ex, [f.exchange_fact(ex), f.run(f"run_{name}_{i}", status="completed", prompt_tokens=10),
+                              f.vector_store(f"{vs_prefix}{i}", 1000 * (i + 1))])
+    sink.store.set_queue(depth=2, spooled=1)
+    sink.flush()
+    """
+)
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_two_processes_one_multiproc_dir(tmp_path):
+    from proxy.sinks.metrics import multiprocess_registry
+
+    path = str(tmp_path / "prom")
+    os.makedirs(path)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": path, "PYTHONPATH": ROOT}
+    for name, n, prefix in (("w0", 3, "vs_a"), ("w1", 5, "vs_b")):
+        subprocess.run([sys.executable, "-c", WORKER, name, str(n), prefix], env=env, check=True, cwd=ROOT, timeout=60)
+    registry = multiprocess_registry(path)
+    get = registry.get_sample_value
+    labels = {"operation": "runs.retrieve", "status_class": "2xx", "api_version": "v2"}
+    assert get("assistants_audit_exchanges_total", labels) == 8
+    assert get("assistants_audit_worker_exchanges_total", {"worker": "w0"}) == 3
+    assert get("assistants_audit_worker_exchanges_total", {"worker": "w1"}) == 5
+    assert get("assistants_audit_runs_total", {"status": "completed", "model": "gpt-4o", "last_error_code": ""}) == 8
+    assert get("assistants_audit_tokens_total", {"model": "gpt-4o", "token_type": "input"}) == 80
+    assert get("assistants_audit_exchange_duration_seconds_count", labels) == 8
+    # gauges: queue depth of both (dead processes are only dropped by mark_worker_dead)
+    assert get("assistants_audit_store_queue_depth") == 4
+    assert get("assistants_audit_vector_stores") == 8
+    assert get("assistants_audit_vector_store_total_usage_bytes") == 1000 * (1 + 2 + 3) + 1000 * (1 + 2 + 3 + 4 + 5)
+    assert get("assistants_audit_vector_store_usage_bytes", {"vector_store_id": "vs_b4"}) == 5000
+
+
+@pytest.mark.slow
+def test_serve_workers_2_scrape_sees_both(emulator, tmp_path):
+    listen, admin = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_", "ASSISTANTS_AUDIT_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "proxy.cli", "serve", "--upstream", emulator.url, "--listen", f"127.0.0.1:{listen}",
+         "--admin-listen", f"127.0.0.1:{admin}", "--workers", "2", "--store", str(tmp_path / "store")],
+        cwd=ROOT, env={**env, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        def get(url: str, headers: dict | None = None) -> bytes:
+            req = urllib.request.Request(url, headers={"Connection": "close", **(headers or {})})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.read()
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                get(f"http://127.0.0.1:{admin}/healthz")
+                get(f"http://127.0.0.1:{listen}/v1/assistants", {"Authorization": "Bearer sk-test",
+                                                                  "OpenAI-Beta": "assistants=v2"})
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "serve did not start")
+                time.sleep(0.2)
+        total = 1 + 60
+        for _ in range(60):  # a fresh connection each time, so SO_REUSEPORT spreads them
+            get(f"http://127.0.0.1:{listen}/v1/assistants", {"Authorization": "Bearer sk-test",
+                                                              "OpenAI-Beta": "assistants=v2"})
+        deadline = time.monotonic() + 30
+        while True:
+            scraped = samples(get(f"http://127.0.0.1:{admin}/metrics").decode())
+            by_worker = {dict(k[1])["worker"]: v for k, v in scraped.items()
+                         if k[0] == "assistants_audit_worker_exchanges_total"}
+            if sum(by_worker.values()) >= total or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert sum(by_worker.values()) == total, by_worker
+        assert len(by_worker) == 2 and all(v > 0 for v in by_worker.values()), by_worker
+        key = ("assistants_audit_exchanges_total",
+               (("api_version", "v2"), ("operation", "assistants.list"), ("status_class", "2xx")))
+        assert scraped[key] == total
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
