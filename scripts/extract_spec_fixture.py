@@ -228,6 +228,8 @@ ERRATA: list[dict[str, Any]] = [
      "why": "run_steps_list.yml: an empty page has last_id null"},
     {"version": "*", "schema": "OpenAIFile", "at": "/properties/status_details", "op": "nullable",
      "why": "files_upload_*.yml: status_details is null"},
+    {"version": "v2", "schema": "OpenAIFile", "at": "/properties/expires_at", "op": "nullable",
+     "why": "files that never expire carry expires_at null (the openai SDK types it Optional[int])"},
     {"version": "v2", "schema": "VectorStoreObject", "at": "/properties/name", "op": "nullable",
      "why": "vector_stores_*.yml: name is null when none was given"},
     {"version": "v2", "schema": "VectorStoreObject", "at": "/properties/expires_after", "op": "nullable",
