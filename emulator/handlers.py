@@ -199,7 +199,8 @@ async def list_assistants(request: web.Request) -> web.StreamResponse:
 # -- v1 assistant files ----------------------------------------------------------------------------
 def _v1_only(request: web.Request) -> None:
     if version_of(request) != V1:
-        raise invalid_url(request.method, request.path)
+        raise bad_request(f"{request.method} {request['api_path']} is only available in v1 of the Assistants API: "
+                          "use tool_resources and attachments in v2, or send 'OpenAI-Beta: assistants=v1'.")
 
 
 def _assistant_file(a: dict, file_id: str, store: Store) -> dict:

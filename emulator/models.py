@@ -19,9 +19,22 @@ _ASSISTANT_V1 = ("id", "object", "created_at", "name", "description", "model", "
                  "file_ids", "metadata")
 
 
+def tools(tool_list: list[dict], version: str) -> list[dict]:
+    """Each version sees the other's retrieval tool under its own name (as OpenAI migrated them)."""
+    out = []
+    for tool in tool_list:
+        if version == V1 and tool.get("type") == "file_search":
+            tool = {"type": "retrieval"}
+        elif version == V2 and tool.get("type") == "retrieval":
+            tool = {"type": "file_search"}
+        out.append(tool)
+    return out
+
+
 def assistant(a: dict, version: str) -> dict:
     out = _pick(a, _ASSISTANT_V2 if version == V2 else _ASSISTANT_V1)
     out["object"] = "assistant"
+    out["tools"] = tools(a["tools"], version)
     if version == V2:
         out["tool_resources"] = tool_resources(a.get("tool_resources") or {})
     return out
@@ -69,6 +82,9 @@ _RUN_TAIL = ("metadata", "temperature", "top_p", "max_completion_tokens", "max_p
 def run(r: dict, version: str) -> dict:
     out = _pick(r, _RUN_HEAD)
     out["object"] = "thread.run"
+    out["tools"] = tools(r["tools"], version)
+    if version == V1 and out["status"] == "incomplete":
+        out["status"] = "completed"  # v1 had no "incomplete" run status: it reported completed + incomplete_details
     if version == V2:
         out["tool_resources"] = tool_resources(r.get("tool_resources") or {})
     else:
@@ -116,7 +132,7 @@ _FILE = ("object", "id", "purpose", "filename", "bytes", "created_at", "expires_
 def file(f: dict, version: str) -> dict:
     out = _pick(f, _FILE)
     out["object"] = "file"
-    if version == V1:
+    if version == V1 or out["expires_at"] is None:
         out.pop("expires_at")
     return out
 

@@ -242,8 +242,8 @@ class Engine:
             run.tool_outputs.append(outputs.get(call["id"], ""))
         run.obj["status"] = "queued"
         run.obj["required_action"] = None
-        self._close_step(run, now)
         self.emit_run(run, "thread.run.queued")
+        self._close_step(run, now)
         d = run.plan.phase_seconds
         self.schedule(run, [(d, lambda t: self._in_progress(run, t)),
                             (d, lambda t: self._open_message(run, t)),
@@ -312,7 +312,7 @@ class Engine:
         if incomplete:
             run.obj["status"] = "incomplete"
             run.obj["incomplete_details"] = {"reason": run.plan.outcome_detail or "max_completion_tokens"}
-            self.emit_run(run, "thread.run.incomplete")
+            self.emit_run(run, "thread.run.incomplete" if run.version == models.V2 else "thread.run.completed")
         else:
             run.obj["status"] = "completed"
             self.emit_run(run, "thread.run.completed")
