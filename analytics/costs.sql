@@ -3,12 +3,6 @@
 -- price tables model_prices / tool_prices (analytics/prices.py). All days are UTC days.
 -- Money is USD (DOUBLE). A run whose model has no price has usd NULL and price_source 'unpriced'.
 
--- The key that made a run (its latest snapshot that carried one).
-CREATE OR REPLACE VIEW run_keys AS
-SELECT run_id, arg_max(key_fingerprint, observed_at) AS key_fingerprint
-FROM run_snapshots WHERE key_fingerprint IS NOT NULL
-GROUP BY run_id;
-
 -- Token cost of each run that reported usage, at the model price in force on the run's day.
 CREATE OR REPLACE VIEW run_costs AS
 WITH r AS (
@@ -17,7 +11,7 @@ WITH r AS (
 )
 SELECT r.run_id, r.thread_id, r.assistant_id, r.model, r.status, r.api_version,
        r.priced_at, CAST(timezone('UTC', r.priced_at) AS DATE) AS day,
-       k.key_fingerprint, r.last_error_code, r.incomplete_reason,
+       r.key_fingerprint, r.last_error_code, r.incomplete_reason,
        coalesce(r.prompt_tokens, 0) AS prompt_tokens,
        coalesce(r.completion_tokens, 0) AS completion_tokens,
        coalesce(r.total_tokens, coalesce(r.prompt_tokens, 0) + coalesce(r.completion_tokens, 0)) AS total_tokens,
@@ -26,7 +20,6 @@ SELECT r.run_id, r.thread_id, r.assistant_id, r.model, r.status, r.api_version,
         + coalesce(r.completion_tokens, 0) * p.output_usd_per_mtok) / 1e6 AS usd,
        coalesce(p.source, 'unpriced') AS price_source
 FROM r
-LEFT JOIN run_keys k USING (run_id)
 LEFT JOIN model_prices p
        ON lower(p.model) = lower(r.model)
       AND (p.valid_from IS NULL OR p.valid_from <= CAST(timezone('UTC', r.priced_at) AS DATE))
@@ -37,12 +30,11 @@ CREATE OR REPLACE VIEW code_interpreter_calls AS
 SELECT tc.tool_call_id,
        coalesce(tc.thread_id, s.thread_id, r.thread_id) AS thread_id,
        coalesce(tc.run_id, s.run_id) AS run_id,
-       r.assistant_id, k.key_fingerprint,
+       r.assistant_id, r.key_fingerprint,
        coalesce(s.created_at, r.started_at, r.created_at) AS called_at
 FROM tool_calls tc
 LEFT JOIN run_steps s ON s.step_id = tc.step_id
 LEFT JOIN runs r ON r.run_id = coalesce(tc.run_id, s.run_id)
-LEFT JOIN run_keys k ON k.run_id = r.run_id
 WHERE tc.type = 'code_interpreter';
 
 -- Sessions: per thread, a session opens at a code_interpreter call and lasts session_seconds
@@ -82,13 +74,9 @@ LEFT JOIN tool_prices p
 -- When each vector store stopped being billed: deleted, expired, or still live (now).
 CREATE OR REPLACE VIEW vector_store_lifetimes AS
 WITH o AS (
-    SELECT vector_store_id,
-           min(observed_at) FILTER (WHERE deleted) AS deleted_at,
-           min(observed_at) FILTER (WHERE status = 'expired') AS seen_expired_at,
-           arg_max(expires_at, observed_at) AS expires_at,
-           arg_max(key_fingerprint, observed_at) FILTER (WHERE key_fingerprint IS NOT NULL) AS key_fingerprint,
-           arg_max(name, observed_at) FILTER (WHERE name IS NOT NULL) AS name
-    FROM vector_store_observations GROUP BY vector_store_id
+    SELECT vector_store_id, name, key_fingerprint, deleted_at, expires_at,
+           CASE WHEN status = 'expired' THEN coalesce(expires_at, last_seen_at) END AS seen_expired_at
+    FROM vector_stores
 )
 SELECT *, least(deleted_at, seen_expired_at, CASE WHEN expires_at <= now() THEN expires_at END) AS ended_at,
        least(deleted_at, seen_expired_at, CASE WHEN expires_at <= now() THEN expires_at END, now()) AS billed_until
@@ -115,15 +103,11 @@ org AS (
     SELECT t AS t0, lead(t) OVER (ORDER BY t) AS t1, sum(d) OVER (ORDER BY t ROWS UNBOUNDED PRECEDING) AS bytes
     FROM deltas
 ),
-file_sizes AS (
-    SELECT file_id, arg_max(bytes, observed_at) AS bytes FROM file_observations
-    WHERE bytes IS NOT NULL GROUP BY file_id
-),
 asst AS (
     SELECT a.assistant_id AS subject_id, a.observed_at AS t0,
            coalesce(lead(a.observed_at) OVER (PARTITION BY a.assistant_id ORDER BY a.observed_at, a.seq), now()) AS t1,
            CASE WHEN a.deleted OR NOT list_contains(a.tools, 'retrieval') THEN 0
-                ELSE coalesce((SELECT sum(f.bytes) FROM file_sizes f WHERE list_contains(a.file_ids, f.file_id)), 0)
+                ELSE coalesce((SELECT sum(f.bytes) FROM files f WHERE list_contains(a.file_ids, f.file_id)), 0)
            END AS bytes
     FROM assistant_observations a
 )
@@ -207,10 +191,6 @@ SELECT day, kind, count(*) AS items, sum(quantity) AS quantity, sum(usd) AS usd,
        count(*) FILTER (WHERE usd IS NULL) AS unpriced_items
 FROM costs GROUP BY day, kind;
 
-CREATE OR REPLACE VIEW assistant_names AS
-SELECT assistant_id, arg_max(name, observed_at) FILTER (WHERE name IS NOT NULL) AS name
-FROM assistant_observations GROUP BY assistant_id;
-
 CREATE OR REPLACE VIEW cost_by_assistant AS
 SELECT c.assistant_id, n.name,
        count(DISTINCT c.run_id) AS runs,
@@ -219,7 +199,7 @@ SELECT c.assistant_id, n.name,
        sum(c.usd) FILTER (WHERE c.kind = 'retrieval_storage') AS retrieval_usd,
        sum(c.usd) AS usd,
        count(*) FILTER (WHERE c.usd IS NULL) AS unpriced_items
-FROM costs c LEFT JOIN assistant_names n USING (assistant_id)
+FROM costs c LEFT JOIN assistants n USING (assistant_id)
 WHERE c.assistant_id IS NOT NULL
 GROUP BY c.assistant_id, n.name;
 
@@ -234,76 +214,41 @@ CREATE OR REPLACE VIEW cost_by_key AS
 SELECT key_fingerprint, kind, count(*) AS items, sum(usd) AS usd, count(*) FILTER (WHERE usd IS NULL) AS unpriced_items
 FROM costs GROUP BY key_fingerprint, kind;
 
--- Each client exchange with the version facts (one row per exchange even if journal replay
--- wrote it twice).
-CREATE OR REPLACE VIEW exchange_versions AS
-WITH x AS (
-    SELECT exchange_id, any_value(origin) AS origin, bool_or(v1_semantics) AS v1_semantics,
-           any_value(sdk_lang) AS sdk_lang, any_value(sdk_version) AS sdk_version
-    FROM exchange_log GROUP BY exchange_id
-)
-SELECT e.exchange_id, e.started_at, coalesce(e.api_version, 'absent') AS api_version, e.beta_header,
-       e.key_fingerprint, coalesce(e.sdk, nullif(concat_ws(' ', x.sdk_lang, x.sdk_version), '')) AS sdk,
-       x.sdk_lang, x.sdk_version, x.v1_semantics, x.origin
-FROM exchanges e JOIN x USING (exchange_id);
-
 -- Which API versions are still in use, by whom (key fingerprint) and with what SDK.
 CREATE OR REPLACE VIEW api_version_usage AS
 SELECT api_version, beta_header, key_fingerprint, sdk, sdk_lang, sdk_version,
        count(*) AS exchanges, count(*) FILTER (WHERE v1_semantics) AS v1_semantics_exchanges,
        min(started_at) AS first_seen, max(started_at) AS last_seen
-FROM exchange_versions
+FROM (SELECT * REPLACE (coalesce(api_version, 'absent') AS api_version) FROM exchanges)
 WHERE origin = 'client'
 GROUP BY ALL;
 
--- Polls (runs.retrieve) per run and how many of them saw no change of status.
-CREATE OR REPLACE VIEW run_polls AS
-WITH s AS (
-    SELECT run_id, source, status,
-           lag(status) OVER (PARTITION BY run_id ORDER BY observed_at, seq) AS previous_status
-    FROM run_snapshots
-)
-SELECT run_id, count(*) FILTER (WHERE source = 'retrieve') AS polls,
-       count(*) FILTER (WHERE source = 'retrieve' AND status IS NOT DISTINCT FROM previous_status) AS unchanged_polls
-FROM s GROUP BY run_id;
-
 -- Polling overhead per model and day: polls per run, share of polls that saw no change.
 CREATE OR REPLACE VIEW polling_overhead AS
-SELECT CAST(timezone('UTC', r.created_at) AS DATE) AS day, r.model,
-       count(*) AS runs, count(*) FILTER (WHERE p.polls > 0) AS polled_runs,
-       count(*) FILTER (WHERE r.streamed) AS streamed_runs,
-       coalesce(sum(p.polls), 0) AS polls, coalesce(sum(p.unchanged_polls), 0) AS unchanged_polls,
-       coalesce(sum(p.polls), 0) / count(*) AS polls_per_run,
-       CASE WHEN sum(p.polls) > 0 THEN sum(p.unchanged_polls) / sum(p.polls) END AS unchanged_share
-FROM runs r LEFT JOIN run_polls p USING (run_id)
+SELECT CAST(timezone('UTC', created_at) AS DATE) AS day, model,
+       count(*) AS runs, count(*) FILTER (WHERE poll_count > 0) AS polled_runs,
+       count(*) FILTER (WHERE streamed) AS streamed_runs,
+       sum(poll_count) AS polls, sum(polls_unchanged) AS unchanged_polls,
+       sum(poll_count) / count(*) AS polls_per_run,
+       CASE WHEN sum(poll_count) > 0 THEN sum(polls_unchanged) / sum(poll_count) END AS unchanged_share
+FROM runs
 GROUP BY ALL;
 
 -- Live vector stores: when a run last used them (through its assistant's or thread's
 -- file_search tool_resources, or the store's own last_active_at) and what they will cost per
 -- day at their current size, with the free GiB shared org-wide.
 CREATE OR REPLACE VIEW vector_store_activity AS
-WITH a AS (
-    SELECT assistant_id, arg_max(vector_store_ids, observed_at) AS ids FROM assistant_observations GROUP BY assistant_id
-),
-t AS (
-    SELECT thread_id, arg_max(vector_store_ids, observed_at) AS ids FROM thread_observations GROUP BY thread_id
-),
-uses AS (
-    SELECT unnest(a.ids) AS vector_store_id, r.created_at FROM runs r JOIN a USING (assistant_id)
+WITH uses AS (
+    SELECT unnest(a.vector_store_ids) AS vector_store_id, r.created_at FROM runs r JOIN assistants a USING (assistant_id)
     UNION ALL
-    SELECT unnest(t.ids) AS vector_store_id, r.created_at FROM runs r JOIN t USING (thread_id)
+    SELECT unnest(t.vector_store_ids) AS vector_store_id, r.created_at FROM runs r JOIN threads t USING (thread_id)
 ),
 last_use AS (SELECT vector_store_id, max(created_at) AS last_run_at FROM uses GROUP BY vector_store_id),
-cur AS (
-    SELECT vector_store_id, arg_max(usage_bytes, observed_at) AS usage_bytes
-    FROM vector_store_usage WHERE usage_bytes IS NOT NULL GROUP BY vector_store_id
-),
 v AS (
-    SELECT l.vector_store_id, l.name, l.key_fingerprint, l.ended_at, l.expires_at, coalesce(c.usage_bytes, 0) AS usage_bytes,
-           vs.last_active_at, vs.created_at, u.last_run_at
+    SELECT l.vector_store_id, l.name, l.key_fingerprint, l.ended_at, l.expires_at,
+           coalesce(vs.usage_bytes, 0) AS usage_bytes, vs.last_active_at, vs.created_at, u.last_run_at
     FROM vector_store_lifetimes l
-    LEFT JOIN cur c USING (vector_store_id)
-    LEFT JOIN vector_stores vs USING (vector_store_id)
+    JOIN vector_stores vs USING (vector_store_id)
     LEFT JOIN last_use u USING (vector_store_id)
 ),
 org AS (SELECT sum(usage_bytes) AS live_bytes FROM v WHERE ended_at IS NULL),

@@ -116,7 +116,7 @@ def build_report(
                sum(c.usd) FILTER (WHERE c.kind = 'code_interpreter_session') AS code_interpreter_usd,
                sum(c.usd) FILTER (WHERE c.kind = 'retrieval_storage') AS retrieval_usd,
                sum(c.usd) AS usd, count(*) FILTER (WHERE c.usd IS NULL) AS unpriced_items
-        FROM costs c LEFT JOIN assistant_names n USING (assistant_id)
+        FROM costs c LEFT JOIN assistants n USING (assistant_id)
         WHERE c.assistant_id IS NOT NULL AND {costs_where}
         GROUP BY c.assistant_id, n.name ORDER BY usd DESC NULLS LAST LIMIT {TOP_N}""", costs_params)
 
@@ -156,19 +156,20 @@ def build_report(
 
     step("finding v1 traffic")
     report["v1_traffic"] = _rows(con, f"""
-        SELECT key_fingerprint, sdk, beta_header, api_version, count(*) AS exchanges,
+        SELECT key_fingerprint, coalesce(sdk, nullif(concat_ws(' ', sdk_lang, sdk_version), '')) AS sdk,
+               beta_header, coalesce(api_version, 'absent') AS api_version, count(*) AS exchanges,
                count(*) FILTER (WHERE v1_semantics) AS v1_semantics_exchanges, {_ts('max(started_at)')} AS last_seen
-        FROM exchange_versions
+        FROM exchanges
         WHERE origin = 'client' AND (api_version = 'v1' OR v1_semantics) AND {ex_where}
         GROUP BY ALL ORDER BY exchanges DESC""", ex_params)
 
     step("measuring polling")
-    poll_where, poll_params = _window("r.created_at", since, until)
+    poll_where, poll_params = _window("created_at", since, until)
     polling = _rows(con, f"""
-        SELECT count(*) AS runs, count(*) FILTER (WHERE p.polls > 0) AS polled_runs,
-               count(*) FILTER (WHERE r.streamed) AS streamed_runs,
-               coalesce(sum(p.polls), 0) AS polls, coalesce(sum(p.unchanged_polls), 0) AS unchanged_polls
-        FROM runs r LEFT JOIN run_polls p USING (run_id) WHERE {poll_where}""", poll_params)[0]
+        SELECT count(*) AS runs, count(*) FILTER (WHERE poll_count > 0) AS polled_runs,
+               count(*) FILTER (WHERE streamed) AS streamed_runs,
+               coalesce(sum(poll_count), 0) AS polls, coalesce(sum(polls_unchanged), 0) AS unchanged_polls
+        FROM runs WHERE {poll_where}""", poll_params)[0]
     polling["polls_per_polled_run"] = (
         round(polling["polls"] / polling["polled_runs"], 3) if polling["polled_runs"] else None
     )
@@ -308,3 +309,35 @@ def run_report(store: str, since: str | None, until: str | None, idle_days: int,
         con.close()
     return render(data, fmt)
 
+
+
+@click.command("report")
+@click.option("--store", "store", default="./audit", show_default=True, envvar="ASSISTANTS_AUDIT_STORE",
+              type=click.Path(file_okay=False), help="The audit store directory.")
+@click.option("--since", help="Start of the window (YYYY-MM-DD or ISO datetime, UTC).")
+@click.option("--until", help="End of the window, exclusive (default: now).")
+@click.option("--idle-days", default=30, show_default=True, type=click.IntRange(min=0),
+              help="A live vector store no run used for this many days is reported idle.")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--prices", "prices_file", envvar="ASSISTANTS_AUDIT_PRICES", type=click.Path(dir_okay=False),
+              help="JSON or YAML file overriding token, storage or tool prices.")
+def report(store: str, since: str | None, until: str | None, idle_days: int, fmt: str,
+           prices_file: str | None) -> None:
+    """Print the cost and usage audit report of an audit store.
+
+    Spend by kind, top assistants and models, vector stores by storage cost with their projected
+    30-day cost, idle stores still billed, failures with the tokens they burnt, v1 traffic still
+    present, and polling overhead.
+
+    \b
+    Example:
+      assistants-audit report --store ./audit --since 2025-06-01 --format markdown
+    """
+    from analytics.prices import PricesError
+    from analytics.store import StoreError
+
+    try:
+        click.echo(run_report(store, since, until, idle_days, fmt, prices_file), nl=fmt != "table")
+    except (StoreError, PricesError) as exc:
+        raise click.ClickException(str(exc)) from None

@@ -15,9 +15,6 @@ import duckdb
 from analytics import store as audit_store
 from proxy import facts as F
 
-FALLBACK_VIEWS = Path(__file__).with_name("fallback_views.sql")
-
-
 def fact(cls: type, **values: object) -> object:
     """A fact with every field not given set to its empty value (None, False, (), 0 for seq)."""
     hints = typing.get_type_hints(cls)
@@ -59,12 +56,8 @@ def write_store(store: Path, facts: Iterable[object]) -> Path:
 
 
 def connect(store: Path) -> duckdb.DuckDBPyConnection:
-    """The store's own query connection, plus the fallback views while views.sql is missing."""
-    con = audit_store.connect(store)
-    names = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    if "runs" not in names:
-        con.execute(FALLBACK_VIEWS.read_text())
-    return con
+    """The store's own query connection (raw tables + analytics/views.sql)."""
+    return audit_store.connect(store)
 
 
 __all__ = ["F", "fact", "write_store", "connect"]
