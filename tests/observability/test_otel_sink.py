@@ -3,6 +3,7 @@ real OTLP/HTTP receiver on loopback (protobuf decoded)."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -156,15 +157,15 @@ def streamed_run_facts(ex_id="ex"):
     return stream1, stream2
 
 
-def feed_streamed(sink):
-    stream1, stream2 = streamed_run_facts()
+def feed_streamed(sink, run_id="run_1"):
+    stream1, stream2 = ([dataclasses.replace(x, run_id=run_id) for x in part] for part in streamed_run_facts())
     ex1 = f.exchange(method="POST", path="/v1/threads/runs", t=0, duration=0.3)
     sink.on_exchange(ex1, [f.exchange_fact(ex1, operation="threads.create_and_run", route="/threads/runs", stream=True,
                                            run_id=None), *stream1])
     ex2 = f.exchange(method="POST", path="/v1/threads/thread_1/runs/run_1/submit_tool_outputs", t=1.0, duration=1.5)
     sink.on_exchange(ex2, [f.exchange_fact(ex2, operation="runs.submit_tool_outputs",
                                            route="/threads/{thread_id}/runs/{run_id}/submit_tool_outputs",
-                                           run_id="run_1", stream=True), *stream2])
+                                           run_id=run_id, stream=True), *stream2])
     return ex1, ex2
 
 
@@ -256,18 +257,37 @@ def test_otlp_http_export_to_loopback_receiver(otlp_receiver):
         {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.url, "OTEL_SERVICE_NAME": "audit-test"}
     )
     sink = OtelSink(provider, SimpleNamespace(capture_content=False))
-    feed_streamed(sink)
+    polled_run(sink, SimpleNamespace(now=0.0))
+    ex = f.exchange(t=3, path="/v1/threads/thread_1/runs/run_1/steps")
+    sink.on_exchange(ex, [
+        f.exchange_fact(ex, operation="runs.steps.list", run_id="run_1", thread_id="thread_1"),
+        f.step("step_1", type="message_creation", created_at=f.at(0.6), completed_at=f.at(1.7), status="completed"),
+    ])
+    polled_spans = 3 + 1 + 2  # create + 2 polls, steps list, run + chat
+    feed_streamed(sink, run_id="run_s")
     ex = f.exchange(t=3, status=200, traceparent=outgoing_traceparent(CLIENT_TP),
                     extra={"client_traceparent": CLIENT_TP})
     failed = f.run("run_9", status="failed", t=3, started_at=f.at(1), failed_at=f.at(2.75), last_error_code="server_error")
     sink.on_exchange(ex, [f.exchange_fact(ex, run_id="run_9"), failed])
     sink.close()
     provider.shutdown()  # flushes the batch processor
-    spans = otlp_receiver.wait_for(2 + 4 + 1 + 1)
+    spans = otlp_receiver.wait_for(polled_spans + 2 + 4 + 1 + 1)
     assert {s.service_name for s in spans} == {"audit-test"}
     names = [s.name for s in spans]
-    assert names.count("invoke_agent asst_1") == 2
-    root = next(s for s in spans if s.name == "invoke_agent asst_1" and s.attributes["openai.run.id"] == "run_1")
+    assert names.count("invoke_agent Math Tutor") == 3  # the assistant's name, once its object was seen
+
+    polled = next(s for s in spans if s.name == "invoke_agent Math Tutor" and s.attributes["openai.run.id"] == "run_1")
+    assert polled.parent_span_id == "" and polled.start_ns == ns(0) and polled.end_ns == ns(1.8)
+    assert polled.attributes["openai.run.polls"] == 2 and polled.attributes["gen_ai.usage.input_tokens"] == 100
+    create = next(s for s in spans if s.name == "POST /threads/{thread_id}/runs")
+    assert create.kind == 2 and create.trace_id == CLIENT_TP[3:35] and create.parent_span_id == CLIENT_TP[36:52]
+    assert create.attributes["gen_ai.operation.name"] == "invoke_agent" and create.start_ns == ns(0)
+    assert (create.trace_id, create.span_id) in {(t, sp) for t, sp, _ in polled.links}
+    assert len(polled.links) == 4
+    [chat] = [s for s in spans if s.parent_span_id == polled.span_id]
+    assert chat.name == "chat gpt-4o" and (chat.start_ns, chat.end_ns) == (ns(0.6), ns(1.7))
+
+    root = next(s for s in spans if s.name == "invoke_agent Math Tutor" and s.attributes["openai.run.id"] == "run_s")
     kids = sorted((s for s in spans if s.parent_span_id == root.span_id), key=lambda s: s.start_ns)
     assert [k.name for k in kids] == ["execute_tool get_weather", "retrieval", "chat gpt-4o"]
     assert all(k.trace_id == root.trace_id for k in kids)
@@ -276,7 +296,7 @@ def test_otlp_http_export_to_loopback_receiver(otlp_receiver):
     server = [s for s in spans if s.kind == 2]
     assert {(t, sp) for t, sp, _ in root.links} <= {(s.trace_id, s.span_id) for s in server}
     assert len(root.links) == 2
-    failed_root = next(s for s in spans if s.name == "invoke_agent asst_1" and s.attributes["openai.run.id"] == "run_9")
+    failed_root = next(s for s in spans if s.attributes.get("openai.run.id") == "run_9" and s.name.startswith("invoke_agent"))
     assert failed_root.attributes["error.type"] == "server_error" and failed_root.status_code == 2
     poll = next(s for s in server if s.attributes.get("openai.run.id") == "run_9")
     assert poll.trace_id == CLIENT_TP[3:35] and poll.parent_span_id == CLIENT_TP[36:52]
