@@ -80,7 +80,6 @@ class Workload:
         max_retries: int = 0,
     ) -> None:
         self.client = OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=60)
-        self.v1 = self.client.with_options(default_headers={"OpenAI-Beta": "assistants=v1"})
         self.rounds = rounds
         self.progress = progress
         self.result = WorkloadResult()
@@ -189,16 +188,22 @@ class Workload:
 
     def _v1_traffic(self) -> None:
         """A legacy client still on v1: retrieval tool and file_ids."""
-        c = self.v1
-        file = self.client.files.create(file=("faq.txt", io.BytesIO(DOCS["shipping.txt"].encode())), purpose="assistants")
+        # The SDK sets `OpenAI-Beta: assistants=v2` on every beta call; per-call headers win.
+        c, v1 = self.client, {"OpenAI-Beta": "assistants=v1"}
+        file = c.files.create(file=("faq.txt", io.BytesIO(DOCS["shipping.txt"].encode())), purpose="assistants")
         assistant = c.beta.assistants.create(
             name="Legacy FAQ (v1)",
             model="gpt-4-turbo",
             tools=[{"type": "retrieval"}],  # type: ignore[list-item]
             extra_body={"file_ids": [file.id]},
+            extra_headers=v1,
         )
-        thread = c.beta.threads.create(messages=[{"role": "user", "content": "How fast is express shipping?"}])
-        run = c.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+        thread = c.beta.threads.create(
+            messages=[{"role": "user", "content": "How fast is express shipping?"}], extra_headers=v1
+        )
+        run = c.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50, extra_headers=v1
+        )
         self.result.runs[run.id] = run.status
         self.result.assistants.append(assistant.id)
         self._tick("v1 client with retrieval")
@@ -212,4 +217,5 @@ class Workload:
             poll_interval_ms=50,
         )
         self.result.vector_stores.append(store.id)
+        list(c.vector_stores.list(limit=20))  # a cost review: every store's current size
         self._tick("an idle vector store")

@@ -1,0 +1,144 @@
+"""`assistants-audit demo`: the whole product on one machine, offline, in under a minute.
+
+The emulator and the proxy run in this process (each on its own loopback port and event loop,
+in threads), the scripted workload drives them through the official `openai` SDK, and the audit
+report is printed at the end. No API key, no network. `--traffic-only` drives the workload
+against a proxy that is already running (the docker-compose `demo` profile uses it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from proxy.workload import Workload
+
+DEMO_KEY = "sk-demo-not-a-real-key"
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description:<45}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+def drive(base_url: str, rounds: int, console: Console, api_key: str = DEMO_KEY) -> Any:
+    workload = Workload(base_url, api_key, rounds=rounds)
+    with _progress(console) as progress:
+        task = progress.add_task("workload", total=workload.total_steps())
+
+        def tick(what: str) -> None:
+            progress.update(task, advance=1, description=what)
+
+        workload.progress = tick
+        result = workload.run()
+        progress.update(task, completed=workload.total_steps(), description="workload done")
+    return result
+
+
+def run_demo(store: Path, rounds: int, capture_content: bool, console: Console) -> dict[str, Any]:
+    """Emulator + proxy + workload; returns what the workload did. The store is complete on return."""
+    from emulator.app import EmulatorSettings
+    from emulator.app import make_app as make_emulator
+    from proxy.app import make_app as make_proxy
+    from proxy.config import Settings
+    from proxy.serve import Observability
+    from proxy.threaded import ServerThread, free_port
+
+    emulator = ServerThread(lambda: make_emulator(EmulatorSettings(seed=0, poll_after_ms=1))).start()
+    proxy_port = free_port()
+    settings = Settings.from_env_and_args(
+        {"upstream": emulator.url, "listen": f"127.0.0.1:{proxy_port}", "admin_listen": None, "store": str(store),
+         "capture_content": capture_content},
+        env={},
+    )
+    observability = Observability(settings, "demo")
+    proxy = ServerThread(lambda: make_proxy(settings, observability.recorder, worker="demo",
+                                            tracer_provider=observability.tracer_provider), port=proxy_port).start()
+    console.print(f"emulator on {emulator.url}, proxy on {proxy.url} (store: {store})")
+    started = time.monotonic()
+    try:
+        result = drive(f"{proxy.url}/v1", rounds, console)
+    finally:
+        proxy.stop()
+        asyncio.run(observability.close())  # flush the recorder: every exchange is in the store
+        emulator.stop()
+    return {"result": result, "seconds": time.monotonic() - started}
+
+
+def print_report(store: Path, console: Console) -> bool:
+    try:
+        from analytics.cli import report as report_command
+    except ImportError:
+        console.print("[yellow]the report command is not available in this build[/]")
+        return False
+    report_command.main(["--store", str(store)], standalone_mode=False)
+    return True
+
+
+@click.command("demo")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=Path("./audit-demo"),
+              show_default=True, help="Where the demo's audit store is written (kept afterwards).")
+@click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="How many rounds of the scripted workload to run (each: 5 runs of different kinds).")
+@click.option("--capture-content", is_flag=True, help="Also record message text, instructions and tool I/O.")
+@click.option("--traffic-only", is_flag=True,
+              help="Only drive the workload against --base-url (a proxy already running); no emulator, no report.")
+@click.option("--base-url", default=None, help="With --traffic-only: the proxy's base URL, e.g. http://proxy:8080/v1.")
+@click.option("--repeat", type=click.IntRange(0), default=1, show_default=True,
+              help="With --traffic-only: how many times to run the workload (0 = forever, for a live dashboard).")
+def demo(store: Path, rounds: int, capture_content: bool, traffic_only: bool, base_url: str | None,
+         repeat: int) -> None:
+    """Run the emulator, the proxy and a scripted workload, then print the audit report.
+
+    Needs no API key and no network: the upstream is the built-in emulator. Afterwards the store
+    is kept, so you can query it.
+
+    \b
+    Example:
+      assistants-audit demo
+      assistants-audit demo --rounds 10 --store /tmp/demo-store
+      assistants-audit demo --traffic-only --base-url http://127.0.0.1:8080/v1 --repeat 0
+    """
+    console = Console()
+    logging.basicConfig(level=logging.WARNING)
+    if traffic_only:
+        if not base_url:
+            raise click.UsageError("--traffic-only needs --base-url")
+        count = 0
+        while repeat == 0 or count < repeat:
+            drive(base_url, rounds, console, api_key=os.environ.get("OPENAI_API_KEY", DEMO_KEY))
+            count += 1
+        return
+    if base_url:
+        raise click.UsageError("--base-url goes with --traffic-only")
+    outcome = run_demo(store, rounds, capture_content, console)
+    result = outcome["result"]
+    statuses: dict[str, int] = {}
+    for status in result.runs.values():
+        statuses[status] = statuses.get(status, 0) + 1
+    console.print(
+        f"\n[bold]{len(result.runs)} runs[/] ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}), "
+        f"{result.streamed_runs} streamed, {len(result.vector_stores)} vector stores, "
+        f"{len(result.assistants)} assistants in {outcome['seconds']:.1f}s\n"
+    )
+    print_report(store, console)
+    console.print("\n[bold]Explore the store[/]")
+    for command in (
+        f'assistants-audit sql --store {store} "select operation, count(*) n, round(avg(duration_ms),1) avg_ms '
+        f'from exchanges group by 1 order by 2 desc"',
+        f'assistants-audit sql --store {store} "select run_id, model, status, last_error_code, total_tokens, '
+        f'poll_count from runs"',
+        f'assistants-audit sql --store {store} "select * from vector_stores"',
+        f"assistants-audit report --store {store} --format markdown",
+        f"python3 -c \"import duckdb; print(duckdb.connect('{store}/audit.duckdb', read_only=True)"
+        f".sql('select * from costs limit 20'))\"",
+    ):
+        console.print(f"  {command}", soft_wrap=True)
