@@ -128,6 +128,9 @@ async def serve_worker(settings: Settings, *, worker: str, with_admin: bool, reu
     try:
         app = make_app(settings, observability.recorder, worker=worker,
                        tracer_provider=observability.tracer_provider)
+        sampler_ctx = _optional_attr("proxy.sampler", "sampler_ctx")
+        if sampler_ctx is not None and worker == "w0":  # one vector store sampler per proxy
+            app.cleanup_ctx.append(sampler_ctx(settings, observability.recorder))
         runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                shutdown_timeout=settings.grace_period)
         await runner.setup()
