@@ -104,18 +104,24 @@ class TransparentResponse(web.StreamResponse):
 class _Capture:
     """Counts a body's bytes and keeps the first `cap` of them."""
 
-    __slots__ = ("cap", "data", "size")
+    __slots__ = ("cap", "data", "size", "tail")
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.data = bytearray()
         self.size = 0
+        self.tail = b""  # the last bytes seen, even past the cap
 
     def add(self, chunk: bytes) -> None:
         self.size += len(chunk)
         room = self.cap - len(self.data)
         if room > 0:
             self.data += chunk[:room]
+        self.tail = (self.tail + chunk[-32:])[-32:]
+
+    def ends_sse_stream(self) -> bool:
+        """The Assistants stream's last event was relayed: SDKs hang up right after it."""
+        return self.tail.rstrip().endswith(b"data: [DONE]")
 
     @property
     def truncated(self) -> bool:
@@ -275,12 +281,13 @@ class Forwarder:
                     clock.client += time.perf_counter() - t
         except asyncio.CancelledError:
             upstream.close()  # the upstream sees the disconnect, as it would without the proxy
-            self._submit(exchange(upstream.status, recorded_headers, body, ttfb, self._cancel_reason(request)))
+            reason = None if body.ends_sse_stream() else self._cancel_reason(request)
+            self._submit(exchange(upstream.status, recorded_headers, body, ttfb, reason))
             raise
         except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
             if request.transport is not None and not request.transport.is_closing():
                 error_type = "upstream_reset"
-            else:
+            elif not body.ends_sse_stream():
                 error_type = "client_disconnected"
             log.debug("stream ended early (%s): %r", error_type, exc)
         except TimeoutError:

@@ -18,14 +18,6 @@ from tests.servers import ServerThread, free_port, serve
 KEY = "sk-test-0123456789abcdef"
 
 
-@pytest.fixture
-def upstream():
-    up = Upstream()
-    with serve(up.app) as server:
-        up.url = server.url
-        yield up
-
-
 def client(base_url: str, **kw) -> openai.OpenAI:
     return openai.OpenAI(api_key=KEY, base_url=base_url, max_retries=0, timeout=10, **kw)
 

@@ -23,14 +23,6 @@ from tests.servers import free_port, serve
 KEY = "sk-serve-test-key-0123456789"
 
 
-@pytest.fixture
-def upstream():
-    up = Upstream()
-    with serve(up.app) as server:
-        up.url = server.url
-        yield up
-
-
 class ServeProcess:
     def __init__(self, upstream_url: str, store: Path, *args: str) -> None:
         self.port, self.admin_port = free_port(), free_port()

@@ -65,14 +65,6 @@ def test_recorded_response_is_byte_identical_through_the_proxy(fixture, start_pr
     assert "set-cookie" not in dict(exchange.response_headers)  # cookies are secrets too
 
 
-@pytest.fixture
-def upstream():
-    up = Upstream()
-    with serve(up.app) as server:
-        up.url = server.url
-        yield up
-
-
 def raw(port: int, data: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(data)
