@@ -15,16 +15,13 @@ import hashlib
 import logging
 import os
 import re
-import types
-import typing
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from proxy.facts import FACT_TYPES
+from analytics import schema
 
 log = logging.getLogger("assistants_audit.store")
 
@@ -43,34 +40,14 @@ class StoreError(Exception):
 
 # --- columns ---------------------------------------------------------------------------------
 
-_SCALAR_TYPES: dict[Any, str] = {str: "VARCHAR", int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN",
-                                 datetime: "TIMESTAMPTZ"}
-
-
-def _column_type(annotation: Any) -> str:
-    try:
-        from analytics.schema import column_type  # the schema module owns the mapping when present
-    except ImportError:
-        pass
-    else:
-        return column_type(annotation)
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType) and len(args) == 1:
-        return _column_type(args[0])
-    if origin is tuple:
-        return _column_type(args[0]) + "[]"
-    return _SCALAR_TYPES[annotation]
-
 
 def table_columns(fact_cls: type) -> list[tuple[str, str]]:
-    """[(column, duckdb type)] in dataclass field order."""
-    hints = typing.get_type_hints(fact_cls)
-    return [(f.name, _column_type(hints[f.name])) for f in fields(fact_cls)]
+    """[(column, duckdb type)] in dataclass field order (analytics.schema owns the mapping)."""
+    return list(schema.columns(fact_cls))
 
 
 def fact_tables() -> dict[str, type]:
-    return {cls.TABLE: cls for cls in FACT_TYPES}
+    return dict(schema.TABLES)
 
 
 # --- segment names ---------------------------------------------------------------------------
@@ -128,11 +105,17 @@ def raw_view_sql(store: Path, table: str, schema: str | None = None) -> str:
     return f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{path}', union_by_name=true)"
 
 
-def public_views_sql() -> str:
+def public_views_sql(store: Path) -> str:
+    """analytics/views.sql, then the price and cost views (analytics.prices.cost_sql)."""
     try:
-        return VIEWS_SQL.read_text()
+        text = VIEWS_SQL.read_text()
     except FileNotFoundError:
         return ""
+    try:
+        from analytics.prices import cost_sql
+    except ImportError:
+        return text
+    return text + "\n" + cost_sql(store)
 
 
 def ensure_schema_segments(store: Path, con: duckdb.DuckDBPyConnection) -> None:
@@ -160,7 +143,7 @@ def ensure_schema_segments(store: Path, con: duckdb.DuckDBPyConnection) -> None:
 
 
 def views_fingerprint(store: Path) -> str:
-    text = "\n".join([str(tables_dir(store)), *sorted(fact_tables()), public_views_sql(), VIEWS_DB_STORAGE_VERSION])
+    text = "\n".join([str(tables_dir(store)), *sorted(fact_tables()), public_views_sql(store), VIEWS_DB_STORAGE_VERSION])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -184,7 +167,7 @@ def write_views_db(store: Path) -> None:
             con.execute("USE audit")
             for table in fact_tables():
                 con.execute(raw_view_sql(store, table))
-            public = public_views_sql()
+            public = public_views_sql(store)
             if public.strip():
                 con.execute(public)
             con.execute("USE memory")
@@ -214,7 +197,7 @@ def connect(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
         for table in fact_tables():
             if (tdir / table).is_dir():
                 con.execute(raw_view_sql(root, table))
-        public = public_views_sql()
+        public = public_views_sql(root)
         if public.strip():
             con.execute(public)
         con.execute(f"SET allowed_directories=['{str(tdir).replace(chr(39), chr(39) * 2)}/']")
@@ -245,6 +228,8 @@ class Store:
             raise StoreError(one_line(exc)) from None
         if not statements:
             raise StoreError("empty query")
+        if len(statements) > 1:
+            raise StoreError("one statement at a time, please")
         for st in statements:
             if st.type not in READ_STATEMENTS:
                 kind = str(st.type).rsplit(".", 1)[-1]

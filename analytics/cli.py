@@ -1,0 +1,122 @@
+"""Commands over the audit store: `sql` (here) and `report` (analytics.report, loaded on use).
+
+Shared options are decorators (`store_option`, `format_option`) so every store command spells
+them the same way; `render` turns (columns, rows) into table | markdown | csv | json.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+def store_option(fn: F) -> F:
+    return click.option(
+        "--store", "store", default="./audit", show_default=True, envvar="ASSISTANTS_AUDIT_STORE",
+        type=click.Path(file_okay=False), help="The audit store directory (what `serve --store` wrote).",
+    )(fn)
+
+
+def format_option(fn: F) -> F:
+    return click.option(
+        "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+        help="Output format.",
+    )(fn)
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value) if value != int(value) or abs(value) >= 1e15 else f"{value:.1f}"
+    return str(value)
+
+
+def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+    if fmt == "json":
+        return orjson.dumps([dict(zip(columns, r)) for r in rows], default=str,
+                            option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_text(v) for v in r] for r in rows])
+        return buffer.getvalue().rstrip("\n")
+    if fmt == "markdown":
+        def cell(v: Any) -> str:
+            return _text(v).replace("|", "\\|").replace("\n", " ")
+
+        lines = ["| " + " | ".join(cell(c) for c in columns) + " |",
+                 "|" + "|".join("---" for _ in columns) + "|"]
+        lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+        return "\n".join(lines)
+    if fmt == "table":
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False, header_style="bold")
+        numeric = [any(r[i] is not None for r in rows)
+                   and all(isinstance(r[i], (int, float)) or r[i] is None for r in rows)
+                   for i in range(len(columns))]
+        for name, is_num in zip(columns, numeric):
+            table.add_column(name, justify="right" if is_num else "left", overflow="fold")
+        for r in rows:
+            table.add_row(*("[dim]NULL[/dim]" if v is None else _text(v).replace("[", "\\[") for v in r))
+        buffer = io.StringIO()
+        Console(file=buffer, width=200, force_terminal=False, color_system=None).print(table)
+        return buffer.getvalue().rstrip("\n") + f"\n{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@click.command("sql")
+@click.argument("query")
+@store_option
+@format_option
+def sql(query: str, store: str, fmt: str) -> None:
+    """Run a read-only SQL QUERY against the audit store and print the result.
+
+    The store can be queried at any time, also while proxies are writing to it. Views: exchanges,
+    runs, run_steps, tool_calls, file_search_results, vector_stores, vector_store_usage,
+    vector_store_files, assistants, threads, messages, files (and the raw *_log/*_observations
+    tables). Only SELECT, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN are accepted.
+
+    \b
+    Example:
+      assistants-audit sql "SELECT operation, count(*) FROM exchanges GROUP BY 1 ORDER BY 2 DESC"
+      assistants-audit sql "SELECT run_id, status, total_tokens FROM runs" --format csv
+    """
+    from analytics.store import StoreError, open_store
+
+    try:
+        st = open_store(store)
+        try:
+            columns, rows = st.query(query)
+        finally:
+            st.close()
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(render(columns, rows, fmt))
+
+
+def __getattr__(name: str) -> Any:
+    # `report` is built by the cost work in analytics.report; imported only when that command runs
+    if name == "report":
+        from analytics.report import report
+
+        return report
+    raise AttributeError(name)

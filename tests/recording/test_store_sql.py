@@ -1,0 +1,95 @@
+"""`assistants-audit sql`: formats, read-only enforcement, clean one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from analytics.cli import sql
+from proxy.pipeline import AuditRecorder, basic_facts
+from proxy.sinks.store import StoreSink
+from tests.recording.store_helpers import make_exchange, settings
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store")
+    s = settings(path)
+    r = AuditRecorder(s, [StoreSink(s.store)], parse=basic_facts)
+    r.start()
+    for i in range(3):
+        r.submit(make_exchange(i, path=f"/v1/threads/thread_{i}"))
+    r.close()
+    return path
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(sql, list(args))
+    return result.exit_code, result.output
+
+
+def test_formats(store):
+    q = "SELECT path, status_code, bytes_out FROM exchanges ORDER BY path"
+    code, out = run(q, "--store", str(store), "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert [d["path"] for d in data] == ["/v1/threads/thread_0", "/v1/threads/thread_1", "/v1/threads/thread_2"]
+    assert data[0]["status_code"] == 200
+    code, out = run(q, "--store", str(store), "--format", "csv")
+    assert list(csv.reader(io.StringIO(out)))[:2] == [["path", "status_code", "bytes_out"], ["/v1/threads/thread_0", "200", "19"]]
+    code, out = run(q, "--store", str(store), "--format", "markdown")
+    assert out.splitlines()[:3] == ["| path | status_code | bytes_out |", "|---|---|---|", "| /v1/threads/thread_0 | 200 | 19 |"]
+    code, out = run("SELECT count(*) AS n, min(started_at) AS first FROM exchanges", "--store", str(store))
+    assert code == 0 and " n " in out and "3" in out and "1 row" in out
+
+
+def test_empty_store_views_answer_with_no_rows(tmp_path):
+    s = settings(tmp_path)
+    r = AuditRecorder(s, [StoreSink(s.store)], parse=basic_facts)
+    r.start()
+    r.close()
+    for view in ("exchanges", "runs", "run_steps", "tool_calls", "file_search_results", "vector_stores",
+                 "vector_store_usage"):
+        code, out = run(f"SELECT count(*) AS n FROM {view}", "--store", str(tmp_path), "--format", "json")
+        assert (code, json.loads(out)) == (0, [{"n": 0}]), view
+
+
+@pytest.mark.parametrize("query", [
+    "DROP VIEW exchanges",
+    "CREATE TABLE t AS SELECT 1",
+    "COPY (SELECT 1) TO '/tmp/audit-evil.csv'",
+    "COPY (SELECT * FROM exchanges) TO '{store}/tables/exchange_log/evil.parquet'",
+    "ATTACH '/tmp/audit-evil.duckdb' AS evil",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM read_csv('/etc/hostname')",
+    "SELECT 1; DROP VIEW exchanges",
+])
+def test_writes_and_outside_files_are_refused(store, query):
+    code, out = run(query.format(store=store), "--store", str(store))
+    assert code == 1
+    assert out.startswith("Error: ") and len(out.strip().splitlines()) == 1, out
+    assert "Traceback" not in out
+    assert not list((store / "tables" / "exchange_log").glob("evil*"))
+    code, out = run("SELECT count(*) AS n FROM exchanges", "--store", str(store), "--format", "json")
+    assert json.loads(out) == [{"n": 3}]
+
+
+def test_clean_errors(tmp_path, store):
+    code, out = run("SELECT 1", "--store", str(tmp_path / "missing"))
+    assert code == 1 and out.startswith("Error: no audit store at") and len(out.splitlines()) == 1
+    code, out = run("SELEC nonsense", "--store", str(store))
+    assert code == 1 and out.startswith("Error: Parser Error") and len(out.splitlines()) == 1
+    code, out = run("SELECT 1", "--store", str(store), "--format", "xml")
+    assert code == 2
+
+
+def test_every_store_command_has_help_and_an_example():
+    result = CliRunner().invoke(sql, ["--help"])
+    assert result.exit_code == 0 and "Example:" in result.output and "--format" in result.output
