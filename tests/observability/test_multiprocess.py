@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
-import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.servers import free_port
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.observability.serving import API_HEADERS, ROOT, http_get, scrape, serve
 
 WORKER = textwrap.dedent(
     """
@@ -35,14 +30,6 @@ WORKER = textwrap.dedent(
     sink.flush()
     """
 )
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def test_two_processes_one_multiproc_dir(tmp_path):
@@ -71,37 +58,13 @@ def test_two_processes_one_multiproc_dir(tmp_path):
 
 @pytest.mark.slow
 def test_serve_workers_2_scrape_sees_both(emulator, tmp_path):
-    listen, admin = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_", "ASSISTANTS_AUDIT_"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "proxy.cli", "serve", "--upstream", emulator.url, "--listen", f"127.0.0.1:{listen}",
-         "--admin-listen", f"127.0.0.1:{admin}", "--workers", "2", "--store", str(tmp_path / "store")],
-        cwd=ROOT, env={**env, "PYTHONPATH": ROOT}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
-        def get(url: str, headers: dict | None = None) -> bytes:
-            req = urllib.request.Request(url, headers={"Connection": "close", **(headers or {})})
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                return resp.read()
-
+    with serve(emulator.url, str(tmp_path / "store"), "--workers", "2") as served:
+        total = 1 + 60  # serve() made one request to check it is up
+        for _ in range(60):
+            http_get(f"{served.url}/v1/assistants", API_HEADERS)
         deadline = time.monotonic() + 30
         while True:
-            try:
-                get(f"http://127.0.0.1:{admin}/healthz")
-                get(f"http://127.0.0.1:{listen}/v1/assistants", {"Authorization": "Bearer sk-test",
-                                                                  "OpenAI-Beta": "assistants=v2"})
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "serve did not start")
-                time.sleep(0.2)
-        total = 1 + 60
-        for _ in range(60):  # a fresh connection each time, so SO_REUSEPORT spreads them
-            get(f"http://127.0.0.1:{listen}/v1/assistants", {"Authorization": "Bearer sk-test",
-                                                              "OpenAI-Beta": "assistants=v2"})
-        deadline = time.monotonic() + 30
-        while True:
-            scraped = samples(get(f"http://127.0.0.1:{admin}/metrics").decode())
+            scraped = scrape(f"{served.admin_url}/metrics")
             by_worker = {dict(k[1])["worker"]: v for k, v in scraped.items()
                          if k[0] == "assistants_audit_worker_exchanges_total"}
             if sum(by_worker.values()) >= total or time.monotonic() > deadline:
@@ -112,9 +75,3 @@ def test_serve_workers_2_scrape_sees_both(emulator, tmp_path):
         key = ("assistants_audit_exchanges_total",
                (("api_version", "v2"), ("operation", "assistants.list"), ("status_class", "2xx")))
         assert scraped[key] == total
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
