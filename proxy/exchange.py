@@ -9,6 +9,7 @@ capped; parsing happens later, off the event loop.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,9 +24,23 @@ SECRET_HEADERS = frozenset(
 )
 
 
+_id_state: list = []
+
+
+def _reset_id_state() -> None:
+    # A fresh random prefix per process (and per fork), then a counter: unique without a
+    # syscall per request (os.urandom per id showed up in the hot path's profile).
+    _id_state[:] = [os.urandom(6).hex(), itertools.count()]
+
+
+_reset_id_state()
+os.register_at_fork(after_in_child=_reset_id_state)
+
+
 def new_exchange_id() -> str:
-    """Time-ordered, globally unique id (ms timestamp + 80 random bits), stable across replay."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+    """Time-ordered, globally unique id (ms timestamp, 48 random bits per process, a counter)."""
+    prefix, counter = _id_state
+    return f"{int(time.time() * 1000):012x}{prefix}{next(counter) & 0xFFFFFFFF:08x}"
 
 
 @dataclass(frozen=True, slots=True)
