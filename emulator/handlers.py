@@ -87,7 +87,8 @@ def check_tools(tools: Any, version: str, param: str = "tools") -> list[dict]:
             fn = dict(tool["function"])
             fn.setdefault("description", None)
             fn.setdefault("parameters", {"type": "object", "properties": {}})
-            fn.setdefault("strict", False)
+            if version == V2:  # `strict` came after the last v1 spec (2024-04) and SDK (1.20.0)
+                fn.setdefault("strict", False)
             tool["function"] = fn
         out.append(tool)
     return out

@@ -53,9 +53,13 @@ class SpecSchemas:
         self.fixture = fixture
         self.version = version
         self.uri = f"urn:openai-spec:{version}"
-        resource = Resource(contents=fixture, specification=DRAFT202012)
+        # Absolute refs, so any sub-schema can be checked on its own (see undeclared_properties).
+        absolute = json.loads(json.dumps(fixture).replace('"$ref": "#/', f'"$ref": "{self.uri}#/'))
+        resource = Resource(contents=absolute, specification=DRAFT202012)
         self._registry = Registry().with_resource(self.uri, resource)
+        self._resolver = self._registry.resolver()
         self._validators: dict[str, Draft202012Validator] = {}
+        self._branch_validators: dict[int, Draft202012Validator] = {}
 
     @property
     def source(self) -> dict:
@@ -117,6 +121,74 @@ class SpecSchemas:
         if content_type not in self.operations[operation]["request"]:
             raise KeyError(f"{operation} ({self.version}) takes no {content_type} body")
         return self._errors(_pointer("operations", operation, "request", content_type), body)
+
+    # -- fields the spec does not declare -----------------------------------------------------
+
+    def undeclared_properties(self, fragment: str, instance: Any) -> list[str]:
+        """JSON paths of object keys that no applicable schema declares.
+
+        The OpenAI schemas rarely say `additionalProperties: false`, so validation alone lets an
+        invented or wrong-version field through (`file_ids` in a v2 object, say). Objects whose
+        schema declares no properties (metadata, function parameters) or allows additional
+        ones are open and not checked."""
+        found: list[str] = []
+        self._undeclared({"$ref": f"{self.uri}#{fragment}"}, instance, "$", found)
+        return found
+
+    def response_undeclared(self, operation: str, status: int | str, body: Any) -> list[str]:
+        return self.undeclared_properties(self.response_schema_fragment(operation, status), body)
+
+    def stream_event_undeclared(self, event: str, data: Any) -> list[str]:
+        return self.undeclared_properties(_pointer("stream_events", event), data)
+
+    def _applicable(self, schema: Any, instance: Any) -> list[dict]:
+        """`schema` with its $refs followed, plus the allOf parts and the anyOf/oneOf branches
+        that `instance` satisfies."""
+        out: list[dict] = []
+        stack = [schema]
+        while stack:
+            node = stack.pop()
+            if not isinstance(node, dict):
+                continue
+            if "$ref" in node:
+                stack.append(self._resolver.lookup(node["$ref"]).contents)
+            out.append(node)
+            stack.extend(node.get("allOf", []))
+            for key in ("anyOf", "oneOf"):
+                stack.extend(b for b in node.get(key, []) if self._branch_ok(b, instance))
+        return out
+
+    def _branch_ok(self, branch: Any, instance: Any) -> bool:
+        validator = self._branch_validators.get(id(branch))
+        if validator is None:
+            validator = self._branch_validators[id(branch)] = Draft202012Validator(
+                branch, registry=self._registry)
+        return validator.is_valid(instance)
+
+    def _undeclared(self, schema: Any, instance: Any, path: str, found: list[str]) -> None:
+        parts = self._applicable(schema, instance)
+        if isinstance(instance, dict):
+            declared: dict[str, list] = {}
+            open_object = True
+            for part in parts:
+                if "properties" in part:
+                    open_object = False
+                    for name, sub in part["properties"].items():
+                        declared.setdefault(name, []).append(sub)
+            if any(p.get("additionalProperties") not in (None, False) or "patternProperties" in p
+                   for p in parts):
+                open_object = True
+            for key, value in instance.items():
+                if key in declared:
+                    for sub in declared[key]:
+                        self._undeclared(sub, value, f"{path}.{key}", found)
+                elif not open_object:
+                    found.append(f"{path}.{key}")
+        elif isinstance(instance, list):
+            items = [p["items"] for p in parts if isinstance(p.get("items"), dict)]
+            for i, value in enumerate(instance):
+                for sub in items:
+                    self._undeclared(sub, value, f"{path}[{i}]", found)
 
     def stream_event_errors(self, event: str, data: Any) -> list[str]:
         if event not in self.stream_events:

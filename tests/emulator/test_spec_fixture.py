@@ -267,3 +267,18 @@ def test_normalise_openapi_30_and_31_idioms():
                 "properties": {"description": {"type": "string", "x-stainless-const": True}}},
                openapi30=False)
     assert out == {"type": "object", "properties": {"description": {"type": "string"}}}
+
+
+def test_undeclared_fields_are_found_through_refs_and_branches():
+    spec = spec_validation.load("v2")
+    assistant = _recorded("v2", "POST /assistants")
+    assistant["metadata"] = {"anything": "goes"}  # an open map: never reported
+    assert spec.response_undeclared("POST /assistants", 200, assistant) == []
+    assistant["file_ids"] = []  # a v1 field on a v2 object: valid (the schema is open) but undeclared
+    assistant["tools"] = [{"type": "code_interpreter", "bogus": 1}]  # inside a oneOf branch
+    validate_response("POST /assistants", 200, assistant, "v2")
+    assert spec.response_undeclared("POST /assistants", 200, assistant) == ["$.tools[0].bogus", "$.file_ids"]
+    steps = _recorded("v2", "GET /threads/{thread_id}/runs/{run_id}/steps")
+    steps["data"] = [{"invented": True}]
+    assert spec.response_undeclared("GET /threads/{thread_id}/runs/{run_id}/steps", 200, steps) == \
+        ["$.data[0].invented"]
