@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -280,6 +281,7 @@ class MetricsSink:
         self._vector_stores: LRU[str, VectorStoreState] = LRU(max_vector_stores)
         self._deleted_stores: LRU[str, float] = LRU(max_vector_stores)
         self._vs_dirty = False
+        self._vs_lock = threading.Lock()  # the scrape reads the stores from another thread
         self._recorder: Any = None
         self._seen_lost = 0
         self._seen_errors: dict[str, int] = {}
@@ -530,6 +532,10 @@ class MetricsSink:
     # -- vector stores ------------------------------------------------------------------------
 
     def _vector_store(self, obs: VectorStoreObservation) -> None:
+        with self._vs_lock:
+            self._vector_store_locked(obs)
+
+    def _vector_store_locked(self, obs: VectorStoreObservation) -> None:
         at = obs.observed_at.timestamp()
         vs_id = obs.vector_store_id
         self._vs_dirty = True
@@ -560,20 +566,19 @@ class MetricsSink:
         )
 
     def _vector_store_states(self) -> list[VectorStoreState]:
+        """Called by the scrape, on another thread than the sink's."""
         if self.multiproc_dir:
-            self.flush()  # so a scrape served by this process sees its own latest view
             return _read_vector_store_files(self.multiproc_dir)
-        return self._vector_stores.values()
+        with self._vs_lock:
+            return self._vector_stores.values()
 
     def _write_vector_store_file(self) -> None:
-        self._vs_dirty = False
+        with self._vs_lock:
+            self._vs_dirty = False
+            live = [{f: getattr(s, f) for f in VectorStoreState.__slots__} for s in self._vector_stores.values()]
+            deleted = dict(self._deleted_stores.items())
         path = os.path.join(self.multiproc_dir or ".", f"{_VS_STATE_PREFIX}{os.getpid()}.json")
-        payload = {
-            "live": [
-                {f: getattr(s, f) for f in VectorStoreState.__slots__} for s in self._vector_stores.values()
-            ],
-            "deleted": dict(self._deleted_stores.items()),
-        }
+        payload = {"live": live, "deleted": deleted}
         tmp = f"{path}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(payload, f)
