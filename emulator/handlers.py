@@ -85,7 +85,6 @@ def check_tools(tools: Any, version: str, param: str = "tools") -> list[dict]:
             tool["file_search"] = fs
         if kind == "function":
             fn = dict(tool["function"])
-            fn.setdefault("description", None)
             fn.setdefault("parameters", {"type": "object", "properties": {}})
             if version == V2:  # `strict` came after the last v1 spec (2024-04) and SDK (1.20.0)
                 fn.setdefault("strict", False)

@@ -223,6 +223,8 @@ def walk_assistants_threads_messages(c: Client, version: str) -> None:
         extra = {"file_ids": [file_id]}
     asst = c.ok(version, "POST /assistants", body={
         "model": "gpt-4o", "name": "Conformance", "instructions": "Be brief.", "tools": tools, **extra})["id"]
+    c.ok(version, "POST /assistants", body={  # defaults filled in by the API must fit the spec too
+        "model": "gpt-4o", "tools": [{"type": "function", "function": {"name": "bare"}}]})
     c.ok(version, "GET /assistants")
     c.ok(version, "GET /assistants", query={"limit": 1, "order": "desc"})
     c.ok(version, "GET /assistants/{assistant_id}", assistant_id=asst)
