@@ -450,6 +450,26 @@ def _empty_view(name: str, columns: str) -> str:
     return f"CREATE OR REPLACE VIEW {name} AS SELECT {cols} LIMIT 0;"
 
 
+def store_models(store_dir: str | os.PathLike[str]) -> set[str]:
+    """Model names in the store's run and assistant observations (a scan of one column)."""
+    import duckdb
+
+    tables = Path(store_dir).absolute() / "tables"
+    found: set[str] = set()
+    for table in ("run_snapshots", "assistant_observations"):
+        if not any((tables / table).glob("*.parquet")):
+            continue
+        glob = (tables / table / "*.parquet").as_posix().replace("'", "''")
+        try:
+            rows = duckdb.sql(
+                f"SELECT DISTINCT model FROM read_parquet('{glob}', union_by_name=true) WHERE model IS NOT NULL"
+            ).fetchall()
+        except duckdb.Error:
+            continue
+        found.update(r[0] for r in rows)
+    return found
+
+
 def price_views_sql(store_dir: str | os.PathLike[str]) -> str:
     """CREATE VIEW statements for model_prices/tool_prices over the store's price Parquet files.
 
@@ -459,7 +479,7 @@ def price_views_sql(store_dir: str | os.PathLike[str]) -> str:
     paths = price_paths(store_dir)
     if not all(p.exists() for p in paths.values()):
         try:
-            write_price_table(store_dir)
+            write_price_table(store_dir, store_models(store_dir))
         except OSError:
             pass
     out = []
@@ -492,3 +512,38 @@ def install_report_prices(con: Any, prices: Prices) -> list[str]:
     if "costs" not in have:
         con.execute(cost_views_sql().replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW"))
     return models
+
+
+class PriceSink:
+    """proxy.observers.Sink that keeps STORE/tables/_prices/ current: when a model not seen
+    before appears in a run or an assistant, the price files are rewritten on the next flush,
+    so `duckdb -readonly STORE/audit.duckdb` prices it. Runs on the recorder's worker thread."""
+
+    wants_replay = True  # models seen only in replayed exchanges need prices too
+
+    def __init__(self, settings: Any) -> None:
+        self.store = getattr(settings, "store")
+        self.prices = Prices.load(getattr(settings, "prices", None))
+        self.seen: set[str] = set(_stored_models(price_paths(self.store)["model_prices"]))
+        self.new: set[str] = set()
+        self.writes = 0
+
+    def on_exchange(self, exchange: Any, facts: Any) -> None:
+        for fact in facts:
+            model = getattr(fact, "model", None) if fact.TABLE in ("run_snapshots", "assistant_observations") else None
+            if model and model not in self.seen:
+                self.seen.add(model)
+                self.new.add(model)
+
+    def flush(self) -> None:
+        if self.new:
+            models, self.new = self.new, set()
+            try:
+                write_price_table(self.store, models, self.prices)
+            except Exception:
+                self.new |= models  # retried on the next flush
+                raise
+            self.writes += 1
+
+    def close(self) -> None:
+        self.flush()

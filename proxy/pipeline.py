@@ -378,6 +378,9 @@ def build_recorder(
 ) -> AuditRecorder:
     """The standard recorder: the store always; metrics and spans when their sinks are installed."""
     sinks: list[Sink] = [StoreSink(settings.store)]
+    price_sink = _optional("analytics.prices", "PriceSink")  # keeps the store's price table current
+    if price_sink is not None:
+        sinks.append(price_sink(settings))
     metrics = None
     if registry is not None:
         cls = _optional("proxy.sinks.metrics", "MetricsSink")
