@@ -167,3 +167,56 @@ def test_runs_metrics_and_traces_match_the_store(recorded):
     f = roots[failed.id]
     assert f.attributes["error.type"] == "server_error" and f.status.status_code == StatusCode.ERROR
     assert f.end_time == int(failed.failed_at * 1e9)
+
+
+def test_file_search_run_and_vector_store_gauges_match_the_store(recorded):
+    client, finish = recorded
+    file = client.files.create(file=("notes.txt", b"The capital of France is Paris. " * 50, "text/plain"),
+                               purpose="assistants")
+    kb = client.vector_stores.create(name="kb", file_ids=[file.id])
+    other = client.vector_stores.create(name="empty", expires_after={"anchor": "last_active_at", "days": 2})
+    for _ in range(20):
+        kb = client.vector_stores.retrieve(kb.id)
+        if kb.status == "completed":
+            break
+    assert kb.status == "completed" and kb.usage_bytes > 0
+    gone = client.vector_stores.create(name="gone")
+    client.vector_stores.delete(gone.id)
+    assistant = client.beta.assistants.create(model="gpt-4o", name="KB", tools=[{"type": "file_search"}],
+                                              tool_resources={"file_search": {"vector_store_ids": [kb.id]}})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "capital of France?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=1)
+    assert run.status == "completed"
+    client.beta.threads.runs.steps.list(
+        thread_id=thread.id, run_id=run.id, include=["step_details.tool_calls[*].file_search.results[*].content"]
+    )
+    registry, spans, con = finish()
+    get = registry.get_sample_value
+
+    stores = con.execute(
+        "SELECT vector_store_id, usage_bytes, epoch(expires_at) FROM vector_stores WHERE NOT deleted"
+    ).fetchall()
+    assert {s[0] for s in stores} == {kb.id, other.id}
+    assert get("assistants_audit_vector_stores") == 2
+    assert get("assistants_audit_vector_store_total_usage_bytes") == sum(s[1] or 0 for s in stores)
+    for vs_id, usage, expires in stores:
+        assert get("assistants_audit_vector_store_usage_bytes", {"vector_store_id": vs_id}) == (usage or 0)
+        if expires is not None:
+            assert get("assistants_audit_vector_store_expires_at_seconds", {"vector_store_id": vs_id}) == expires
+    assert get("assistants_audit_vector_store_usage_bytes", {"vector_store_id": gone.id}) is None
+    assert get("assistants_audit_vector_store_storage_cost_usd_per_day") == 0  # under the free GiB
+
+    results = con.execute("SELECT tool_call_id, count(*), max(score) FROM file_search_results GROUP BY 1").fetchall()
+    assert len(results) == 1
+    call_id, n_results, top = results[0]
+    assert get("assistants_audit_tool_calls_total", {"type": "file_search"}) == 1
+    assert get("assistants_audit_file_search_results_count") == 1
+    assert get("assistants_audit_file_search_results_sum") == n_results
+
+    root = next(s for s in spans if s.name == "invoke_agent KB")
+    kids = [s for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id]
+    retrieval = next(s for s in kids if s.name == "retrieval")
+    assert retrieval.attributes["gen_ai.tool.call.id"] == call_id
+    assert retrieval.attributes["openai.file_search.result_count"] == n_results
+    assert retrieval.attributes["openai.file_search.top_score"] == pytest.approx(top)
+    assert root.start_time <= retrieval.start_time <= retrieval.end_time <= root.end_time
