@@ -166,7 +166,7 @@ class Enricher:
             ) as resp:
                 ttfb = time.perf_counter() - started
                 status = resp.status
-                response_headers = tuple((k.lower(), v) for k, v in resp.raw_headers_decoded())
+                response_headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in resp.raw_headers)
                 body = await resp.read()
         except asyncio.TimeoutError:
             error_type = "upstream_timeout"
