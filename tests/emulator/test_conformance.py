@@ -23,7 +23,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from tests import spec_validation
-from tests.spec_validation import SpecViolation, validate, validate_response, validate_stream_event
+from tests.spec_validation import (SpecViolation, validate, validate_request, validate_response,
+                                   validate_stream_event)
 
 try:
     from tests.plugins.emulator import start_emulator
@@ -133,7 +134,12 @@ class Client:
         return answer
 
     def ok(self, version: str | None, operation: str, **kwargs: Any) -> Any:
-        """Call and insist on 200; returns the JSON body (or the Answer of a stream / raw body)."""
+        """Call and insist on 200; returns the JSON body (or the Answer of a stream / raw body).
+
+        The request itself must be valid for the spec, so a pass never rests on a lenient
+        emulator accepting what OpenAI would have refused."""
+        if kwargs.get("body") is not None:
+            validate_request(operation, kwargs["body"], version or "v2")
         answer = self.call(version, operation, **kwargs)
         if answer.status != 200:
             raise AssertionError(f"{operation} ({version}) -> {answer.status}: {answer.raw[:400]!r}")

@@ -157,6 +157,22 @@ def test_recorded_response_is_valid(sample):
     validate_response(sample["operation"], sample["status"], sample["body"], sample["version"])
 
 
+REQUEST_SAMPLES = [s for s in JSON_SAMPLES if "request" in s and s["status"] < 400]
+
+
+@pytest.mark.parametrize("sample", REQUEST_SAMPLES, ids=_sample_id)
+def test_recorded_accepted_request_is_valid(sample):
+    spec_validation.validate_request(sample["operation"], sample["request"], sample["version"])
+
+
+def test_requests_are_checked_too():
+    assert len(REQUEST_SAMPLES) >= 5
+    with pytest.raises(SpecViolation, match="'assistant_id' is a required property"):
+        spec_validation.validate_request("POST /threads/{thread_id}/runs", {"model": "gpt-4o"}, "v2")
+    with pytest.raises(SpecViolation, match=r"at \$\.tools\[0\]"):
+        spec_validation.validate_request("POST /assistants", {"model": "gpt-4o", "tools": [{"type": "retrieval"}]})
+
+
 @pytest.mark.parametrize("sample", STREAM_SAMPLES, ids=_sample_id)
 def test_recorded_stream_events_are_valid(sample):
     for ev in sample["events"]:
