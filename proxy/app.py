@@ -28,14 +28,16 @@ def make_app(
     worker: str = "w0",
     tracing: bool | None = None,
     tracer_provider: object | None = None,
+    credentials: object | None = None,
 ) -> web.Application:
     """The proxy app. `session` (if given) is used and left open; otherwise one is created on
-    start-up and closed on cleanup. `tracing`/`tracer_provider` turn on traceparent minting."""
+    start-up and closed on cleanup. `tracing`/`tracer_provider` turn on traceparent minting.
+    `credentials` (a proxy.enrich.CredentialCache) is told each client's credential by fingerprint."""
     if tracer_provider is not None and tracing is None:
         tracing = True
     recorder = recorder if recorder is not None else NullRecorder()
     forwarder = Forwarder(settings, recorder, fingerprinter or Fingerprinter.for_settings(settings),
-                          worker=worker, tracing=tracing)
+                          worker=worker, tracing=tracing, credentials=credentials)
     # handler_cancellation: a client that goes away cancels its handler, and with it the
     # upstream request, even while the upstream is silent. The parser's own limits sit above
     # max_header_size so the forwarder can answer 431 itself for most oversized heads.

@@ -160,8 +160,12 @@ class Forwarder:
         *,
         worker: str = "w0",
         tracing: bool | None = None,
+        credentials: Any = None,
     ) -> None:
         self.settings = settings
+        # Optional proxy.enrich.CredentialCache: fingerprint -> credential, in memory only, so
+        # the enricher can fetch what a client never asked for with that client's own key.
+        self.credentials = credentials
         self.recorder = recorder
         self.fingerprint = fingerprinter
         self.worker = worker
@@ -181,8 +185,13 @@ class Forwarder:
         raw_target = request.raw_path
         path, _, query = raw_target.partition("?")
         client_headers = list(request.headers.items())
+        fingerprint = self.fingerprint(credential_from_headers(client_headers))
         base = dict(started_at=started_at, method=request.method, path=path, query=query,
-                    key_fingerprint=self.fingerprint(credential_from_headers(client_headers)))
+                    key_fingerprint=fingerprint)
+        if self.credentials is not None and fingerprint is not None:
+            self.credentials.remember(fingerprint, tuple(
+                (name.lower(), value) for name, value in client_headers
+                if name.lower() in ("authorization", "api-key")))
 
         rejection = self._reject(request, raw_target, client_headers)
         if rejection is not None:

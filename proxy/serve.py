@@ -19,8 +19,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 import click
 from aiohttp import web
 
@@ -29,6 +31,7 @@ from proxy.app import make_app
 from proxy.config import Settings, settings_options
 from proxy.exchange import NullRecorder, Recorder
 from proxy.fingerprint import load_or_create_secret
+from proxy.forward import make_client_session
 
 log = logging.getLogger("assistants_audit.serve")
 
@@ -44,11 +47,11 @@ class Observability:
     """What one process records with: the recorder plus the metrics registry and tracer
     provider its sinks write to. Built per worker (after fork), closed at shutdown."""
 
-    def __init__(self, settings: Settings, worker: str) -> None:
+    def __init__(self, settings: Settings, worker: str, extra_sinks: Sequence[Any] = ()) -> None:
         self.registry = _optional_call("prometheus_client", "CollectorRegistry")
         self.tracer_provider = _optional_call("proxy.telemetry", "tracer_provider_from_env")
         self.recorder = build_recorder(settings, worker, registry=self.registry,
-                                       tracer_provider=self.tracer_provider)
+                                       tracer_provider=self.tracer_provider, extra_sinks=tuple(extra_sinks))
         start = getattr(self.recorder, "start", None)
         if callable(start):
             start()
@@ -63,6 +66,34 @@ class Observability:
         await _close(self.recorder)
         if self.tracer_provider is not None:
             await _close(self.tracer_provider, names=("shutdown",))
+
+
+class Enrichment:
+    """--enrich: the forwarder remembers each client's credential by fingerprint (memory only);
+    an EnrichmentSink on the recorder asks the Enricher to fetch the run steps no client looked
+    at, on this worker's loop and upstream session."""
+
+    def __init__(self, enrich: Any, settings: Settings, session: aiohttp.ClientSession, worker: str) -> None:
+        self.credentials = enrich.CredentialCache()
+        self.enricher = enrich.Enricher(upstream=settings.upstream, session=session, recorder=NullRecorder(),
+                                        credentials=self.credentials, loop=asyncio.get_running_loop(),
+                                        worker=f"{worker}-enricher")
+        self.sinks = [enrich.EnrichmentSink(self.enricher)]
+
+    @classmethod
+    def build(cls, settings: Settings, session: aiohttp.ClientSession, worker: str) -> "Enrichment | None":
+        if not settings.enrich:
+            return None
+        try:
+            enrich = importlib.import_module("proxy.enrich")
+        except ModuleNotFoundError as exc:
+            if exc.name != "proxy.enrich":
+                raise
+            return None
+        return cls(enrich, settings, session, worker)
+
+    def bind(self, recorder: Recorder) -> None:
+        self.enricher.recorder = recorder
 
 
 def _optional_attr(module_name: str, attr: str) -> Any:
@@ -124,10 +155,15 @@ def _stop_event() -> asyncio.Event:
 async def serve_worker(settings: Settings, *, worker: str, with_admin: bool, reuse_port: bool) -> None:
     """One worker: serve until SIGTERM/SIGINT, then drain (bounded by grace_period) and exit."""
     stop = _stop_event()
-    observability = Observability(settings, worker)
+    session = make_client_session(settings)
+    enrichment = Enrichment.build(settings, session, worker)
+    observability = Observability(settings, worker, enrichment.sinks if enrichment else ())
+    if enrichment is not None:
+        enrichment.bind(observability.recorder)
     try:
-        app = make_app(settings, observability.recorder, worker=worker,
-                       tracer_provider=observability.tracer_provider)
+        app = make_app(settings, observability.recorder, session=session, worker=worker,
+                       tracer_provider=observability.tracer_provider,
+                       credentials=enrichment.credentials if enrichment else None)
         sampler_ctx = _optional_attr("proxy.sampler", "sampler_ctx")
         if sampler_ctx is not None and worker == "w0":  # one vector store sampler per proxy
             app.cleanup_ctx.append(sampler_ctx(settings, observability.recorder))
@@ -144,7 +180,12 @@ async def serve_worker(settings: Settings, *, worker: str, with_admin: bool, reu
         if admin is not None:
             await admin.cleanup()
     finally:
+        # The recorder drains first (it may still ask for enrichments), then in-flight
+        # enrichments are cancelled (best effort), then the upstream session closes.
         await observability.close()
+        if enrichment is not None:
+            await enrichment.enricher.close()
+        await session.close()
     log.info("worker %s stopped", worker)
 
 

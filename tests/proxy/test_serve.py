@@ -152,3 +152,34 @@ def test_bad_option_exits_2_with_one_line(tmp_path):
                             capture_output=True, text=True, env=dict(os.environ, ASSISTANTS_AUDIT_STORE=str(tmp_path)))
     assert result.returncode == 2
     assert "Error: --upstream: not an http(s) URL" in result.stderr
+
+
+def test_serve_records_to_the_store_enriches_and_never_writes_the_key(emulator, start_serve, tmp_path):
+    from analytics.store import connect
+
+    proxy = start_serve(emulator.url)
+    client = openai.OpenAI(api_key=KEY, base_url=proxy.url + "/v1", max_retries=0, timeout=20)
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Compute a sum"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   poll_interval_ms=1)
+    assert run.status == "completed"
+    deadline = time.monotonic() + 20  # the enricher waits ~2 s, then fetches the unseen steps
+    while time.monotonic() < deadline and "enrichment" not in _origins(tmp_path / "store", connect):
+        time.sleep(0.5)
+    assert proxy.stop() == 0, proxy.output()
+    origins = _origins(tmp_path / "store", connect)
+    assert origins.get("client", 0) >= 4 and origins.get("enrichment", 0) >= 1, origins
+    on_disk = b"".join(p.read_bytes() for p in (tmp_path / "store").rglob("*") if p.is_file())
+    assert KEY.encode() not in on_disk and KEY not in proxy.output()
+
+
+def _origins(store: Path, connect) -> dict[str, int]:
+    try:
+        con = connect(store)
+        try:
+            return dict(con.execute("select origin, count(*) from exchange_log group by origin").fetchall())
+        finally:
+            con.close()
+    except Exception:  # the store may not have its first segment yet
+        return {}
