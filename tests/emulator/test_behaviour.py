@@ -12,29 +12,11 @@ import openai
 import pytest
 
 from emulator.app import EmulatorSettings
+from tests.emulator.rawhttp import raw
 from tests.plugins.emulator import start_emulator
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-V2 = {"Authorization": "Bearer sk-test", "OpenAI-Beta": "assistants=v2"}
-
-
-def raw(url: str, method: str, path: str, body: object = None, headers: dict | None = None):
-    """One request with http.client: status, headers (lower-case) and the raw body bytes."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    sent = dict(V2, **(headers or {}))
-    payload = None
-    if body is not None:
-        payload = json.dumps(body).encode()
-        sent["Content-Type"] = "application/json"
-    try:
-        conn.request(method, path, body=payload, headers=sent)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
 
 
 def scripted_session(url: str) -> list[tuple[int, str, bytes]]:
