@@ -90,9 +90,10 @@ def multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[by
 class Client:
     """Calls the emulator and keeps every answer, by (version, operation)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, azure_api_version: str | None = None) -> None:
         url = urlsplit(base_url)
         self.host, self.port = url.hostname, url.port
+        self.azure_api_version = azure_api_version  # Azure style: /openai/...?api-version=, api-key
         self.answers: dict[tuple[str, str], list[Answer]] = defaultdict(list)
 
     def call(self, version: str | None, operation: str, *, body: Any = None, query: dict | None = None,
@@ -100,14 +101,21 @@ class Client:
              key: str | None = KEY, record: bool = True, **ids: str) -> Answer:
         """`version` None sends no OpenAI-Beta header (the answer is judged by the v2 spec)."""
         method, template = operation.split(" ", 1)
-        path = "/v1" + template.format(**ids)
+        query = dict(query or {})
+        sent = {"Accept": "application/json, text/event-stream"}
+        if self.azure_api_version is not None:
+            path = "/openai" + template.format(**ids)
+            query["api-version"] = self.azure_api_version
+            if key is not None:
+                sent["api-key"] = key
+        else:
+            path = "/v1" + template.format(**ids)
+            if key is not None:
+                sent["Authorization"] = f"Bearer {key}"
+            if version is not None:
+                sent["OpenAI-Beta"] = f"assistants={version}"
         if query:
             path += "?" + urlencode(query, doseq=True)
-        sent = {"Accept": "application/json, text/event-stream"}
-        if key is not None:
-            sent["Authorization"] = f"Bearer {key}"
-        if version is not None:
-            sent["OpenAI-Beta"] = f"assistants={version}"
         payload = None
         if upload is not None:
             payload, sent["Content-Type"] = multipart(*upload)
@@ -600,3 +608,39 @@ def test_error_bodies(client, ids, name, version, operation, given, body, header
 
 def test_missing_api_key_is_401(client):
     assert_error(client.call("v2", "GET /assistants", key=None, record=False), 401)
+
+
+# --- Azure-style paths -----------------------------------------------------------------------------
+
+AZURE = [("v2", "2024-05-01-preview"), ("v1", "2024-02-15-preview")]
+
+
+@pytest.mark.parametrize("version,api_version", AZURE, ids=[f"{v} api-version={a}" for v, a in AZURE])
+def test_azure_paths_conform(version, api_version):
+    """/openai/...?api-version=... with an api-key header and no OpenAI-Beta: the api-version
+    picks the Assistants version, and the answers follow that version's spec."""
+    running = start_emulator()
+    try:
+        c = Client(running.url, azure_api_version=api_version)
+        asst = c.ok(None, "POST /assistants", body={"model": "gpt-4o", "instructions": "Hi",
+                                                    "tools": [{"type": "code_interpreter"}]})["id"]
+        thread = c.ok(None, "POST /threads", body={"messages": [{"role": "user", "content": "Hello"}]})["id"]
+        run = c.ok(None, "POST /threads/{thread_id}/runs", body={"assistant_id": asst}, thread_id=thread)
+        c.poll_run(None, thread, run["id"], TERMINAL)
+        c.ok(None, "GET /threads/{thread_id}/messages", thread_id=thread)
+        c.ok(None, "GET /threads/{thread_id}/runs/{run_id}/steps", thread_id=thread, run_id=run["id"])
+        c.ok(None, "GET /files")
+    finally:
+        running.server.stop()
+    problems = []
+    for (_, operation), answers in c.answers.items():
+        for answer in answers:
+            try:
+                validate_response(operation, answer.status, answer.json, version)
+            except SpecViolation as exc:
+                problems.append(f"{answer.path}: {exc}")
+            extra = undeclared(version, spec_validation.load(version).response_undeclared(
+                operation, answer.status, answer.json))
+            if extra:
+                problems.append(f"{answer.path}: fields the {version} spec does not declare: {sorted(set(extra))}")
+    assert not problems, "\n".join(problems)
