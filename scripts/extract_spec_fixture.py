@@ -20,6 +20,11 @@ the way the API meant them:
     discriminator, x-oaiMeta, x-stainless-*, x-oai*) are dropped: they never change validity,
     and `discriminator` is only a hint - every branch it selects already pins its `type` by enum.
 
+Where the spec contradicts what the API was recorded sending (or itself: a required property it
+never defines), ERRATA below corrects the schema; each correction is listed in the fixture.
+recorded_samples.json keeps one valid real response per operation and kind, and lists the
+recorded responses the (corrected) spec still rejects, with why.
+
 Example:
     python scripts/extract_spec_fixture.py ../shared/spec --recordings ../shared/recordings/ruby-openai
 """
