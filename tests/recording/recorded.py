@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 from proxy.exchange import Exchange
@@ -65,3 +66,16 @@ def exchange(
         response_body_truncated=truncated,
         error_type=error_type,
     )
+
+
+def rows(con, sql: str, *params) -> list[dict]:
+    # TIMESTAMPTZ values come back through epoch() (duckdb's own conversion needs pytz, not installed)
+    described = con.execute(f"DESCRIBE {sql}", list(params)).fetchall()
+    tz_cols = {name for name, ctype, *_ in described if ctype.startswith("TIMESTAMP WITH TIME ZONE")}
+    select = ", ".join(f'epoch("{n}") AS "{n}"' if n in tz_cols else f'"{n}"' for n, *_ in described)
+    cur = con.execute(f"SELECT {select} FROM ({sql})", list(params))
+    names = [d[0] for d in cur.description]
+    return [
+        {n: (datetime.fromtimestamp(v, tz=timezone.utc) if n in tz_cols and v is not None else v) for n, v in zip(names, r)}
+        for r in cur.fetchall()
+    ]

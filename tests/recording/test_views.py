@@ -12,7 +12,7 @@ import pytest
 from analytics.schema import TABLES, column_type, ddl, to_row
 from proxy.assistants import parse
 from proxy.facts import FACT_TYPES, RunSnapshot
-from tests.recording.recorded import T0, exchange
+from tests.recording.recorded import T0, exchange, rows
 
 VIEWS = Path(__file__).resolve().parents[2] / "analytics" / "views.sql"
 PUBLIC = ["exchanges", "runs", "run_steps", "tool_calls", "file_search_results", "vector_stores", "vector_store_usage",
@@ -48,19 +48,6 @@ def record(con, name: str, *, at: float, capture: bool = False, **kw) -> list:
     facts = parse(exchange(name, started_at=at, **kw), capture_content=capture)
     insert(con, facts)
     return facts
-
-
-def rows(con, sql: str, *params) -> list[dict]:
-    # TIMESTAMPTZ values come back through epoch() (duckdb's own conversion needs pytz, not installed)
-    described = con.execute(f"DESCRIBE {sql}", list(params)).fetchall()
-    tz_cols = {name for name, ctype, *_ in described if ctype.startswith("TIMESTAMP WITH TIME ZONE")}
-    select = ", ".join(f'epoch("{n}") AS "{n}"' if n in tz_cols else f'"{n}"' for n, *_ in described)
-    cur = con.execute(f"SELECT {select} FROM ({sql})", list(params))
-    names = [d[0] for d in cur.description]
-    return [
-        {n: (datetime.fromtimestamp(v, tz=timezone.utc) if n in tz_cols and v is not None else v) for n, v in zip(names, r)}
-        for r in cur.fetchall()
-    ]
 
 
 def utc(ts: int) -> datetime:

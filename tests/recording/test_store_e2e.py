@@ -1,0 +1,195 @@
+"""The audit store end to end: `assistants-audit serve` as a real process in front of the
+emulator, the real openai SDK as the client, and the store read the way users read it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from analytics.store import open_store
+from tests.proxy.test_serve import ServeProcess
+from tests.recording.store_helpers import rows, wait_for
+
+KEY = "sk-store-e2e-SECRET-4f1d9c0b7a2e55aa"
+
+
+class Client:
+    """The SDK through the proxy, counting every response the client received (answered)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.request_ids: list[str] = []
+        self._lock = threading.Lock()
+        self.sdk = openai.OpenAI(api_key=KEY, base_url=base_url, max_retries=0, timeout=20,
+                                 http_client=httpx.Client(event_hooks={"response": [self._answered]}))
+
+    def _answered(self, response: httpx.Response) -> None:
+        response.read()  # answered = the whole body arrived
+        with self._lock:
+            self.request_ids.append(response.headers["x-request-id"])
+
+    def workload(self) -> str:
+        assistant = self.sdk.beta.assistants.create(model="gpt-4o", instructions="Be brief.", name="store-e2e")
+        thread = self.sdk.beta.threads.create(messages=[{"role": "user", "content": "Hello store"}])
+        run = self.sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                         poll_interval_ms=1)
+        self.sdk.beta.threads.messages.list(thread_id=thread.id)
+        return run.id
+
+
+def stored_request_ids(store: Path) -> list[str]:
+    return [r[0] for r in rows(store, "SELECT upstream_request_id FROM exchanges WHERE origin = 'client'")]
+
+
+def all_answered_stored(store: Path, client: Client, timeout: float = 20.0) -> bool:
+    return bool(wait_for(lambda: set(client.request_ids) <= set(stored_request_ids(store)), timeout=timeout))
+
+
+class ReadOnlyReader:
+    """Another process holding audit.duckdb open read-only: the real `duckdb -readonly` CLI when
+    installed (the test extra has duckdb-cli), else Python's duckdb.connect(read_only=True)."""
+
+    PY = ("import sys, duckdb\n"
+          "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+          "for line in sys.stdin:\n"
+          "    print(con.execute(line).fetchone()[0], flush=True)\n")
+
+    def __init__(self, db: Path, seconds: float) -> None:
+        cli = shutil.which("duckdb")
+        argv = [cli, "-readonly", "-csv", "-noheader", str(db)] if cli else [sys.executable, "-c", self.PY, str(db)]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self._feeder = threading.Thread(target=self._feed, args=(seconds,), name="reader-feed")
+        self._feeder.start()
+
+    def _feed(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.proc.stdin.write("SELECT count(*) FROM exchanges;\n")
+            self.proc.stdin.flush()
+            time.sleep(1)
+
+    def finish(self) -> list[int]:
+        self._feeder.join()
+        out, err = self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0, err
+        return [int(v) for v in out.split()]
+
+
+@pytest.fixture
+def serve(tmp_path):
+    started: list[ServeProcess] = []
+
+    def start(upstream: str, store: Path, *args: str) -> ServeProcess:
+        proc = ServeProcess(upstream, store, "--no-enrich", *args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.proc.poll() is None:
+            proc.proc.kill()
+            proc.proc.wait()
+
+
+def test_serve_records_sdk_traffic_and_never_keeps_the_key(emulator, serve, tmp_path):
+    store = tmp_path / "store"
+    proxy = serve(emulator.url, store)
+    client = Client(proxy.url + "/v1")
+    run_id = client.workload()
+    # a row is visible within 2 s of its response
+    assert all_answered_stored(store, client, timeout=2.0)
+    ids = stored_request_ids(store)
+    assert sorted(ids) == sorted(client.request_ids)  # every exchange once
+    assert rows(store, f"SELECT status FROM runs WHERE run_id = '{run_id}'") == [("completed",)]
+    # audit.duckdb is views only and plain `duckdb -readonly` reads it while the proxy serves
+    cli = shutil.which("duckdb")
+    if cli:
+        out = subprocess.run([cli, "-readonly", "-csv", "-noheader", str(store / "audit.duckdb"), "-c",
+                              "SELECT count(*) FROM exchanges"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert int(out.stdout.strip()) == len(ids)
+    assert proxy.stop() == 0
+    # the key appears nowhere: not in any file of the store (journal included), not in the logs,
+    # not in any column of any table (Parquet is compressed, so ask the database too)
+    needle = KEY.encode()
+    for path in store.rglob("*"):
+        if path.is_file():
+            assert needle not in path.read_bytes(), path
+    assert KEY not in proxy.output()
+    db = open_store(store)
+    for (table,) in db.query("SELECT view_name FROM duckdb_views() WHERE NOT internal")[1]:
+        hits = db.query(f"SELECT count(*) FROM {table} t WHERE to_json(t)::VARCHAR LIKE '%{KEY[8:]}%'")[1]
+        assert hits == [(0,)], table
+    db.close()
+    assert {r[0] for r in rows(store, "SELECT DISTINCT key_fingerprint FROM exchanges")} != {None}
+
+
+def test_kill_9_under_load_then_restart_stores_every_answered_exchange_once(emulator, serve, tmp_path):
+    store = tmp_path / "store"
+    proxy = serve(emulator.url, store)
+    client = Client(proxy.url + "/v1")
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                client.sdk.beta.assistants.list(limit=5)
+            except openai.APIConnectionError as exc:  # the kill
+                failures.append(exc)
+                return
+
+    threads = [threading.Thread(target=load, name=f"load-{i}") for i in range(4)]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: len(client.request_ids) >= 300, timeout=60)
+    proxy.proc.kill()  # SIGKILL, mid-load
+    proxy.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    answered = list(client.request_ids)
+    restarted = serve(emulator.url, store)
+    assert all_answered_stored(store, client)
+    stored = rows(store, "SELECT upstream_request_id, count(*) FROM exchange_log GROUP BY 1 HAVING count(*) > 1")
+    assert stored == []  # no duplicates after replay
+    ids = stored_request_ids(store)
+    assert set(answered) <= set(ids)
+    # journaled-but-unanswered requests (in flight at the kill) may be stored: at most one per client thread
+    assert len(answered) <= len(ids) <= len(answered) + len(threads)
+    restarted.stop()
+
+
+def test_a_reader_holding_the_database_30s_in_another_process_blocks_nothing(emulator, serve, tmp_path):
+    store = tmp_path / "store"
+    first = serve(emulator.url, store)
+    client = Client(first.url + "/v1")
+    client.workload()
+    assert all_answered_stored(store, client)
+    # another process opens audit.duckdb read-only and keeps it open for 30 s, querying each second
+    reader = ReadOnlyReader(store / "audit.duckdb", seconds=30)
+    # a second proxy starts on the same store and must rewrite the views while the reader holds them
+    (store / ".views.sha256").unlink()
+    second = serve(emulator.url, store)
+    other = Client(second.url + "/v1")
+    started = time.monotonic()
+    while time.monotonic() - started < 25:
+        client.workload()
+        other.workload()
+    counts = reader.finish()
+    assert len(counts) >= 20 and counts[-1] > counts[0]  # the reader saw new rows land while it held the file
+    every = client.request_ids + other.request_ids
+    assert wait_for(lambda: sorted(stored_request_ids(store)) == sorted(every), timeout=20)
+    # after the reader left, the second writer got to refresh audit.duckdb
+    assert wait_for(lambda: (store / ".views.sha256").exists(), timeout=20)
+    # two writers, two slots, both landed
+    assert len(list((store / "writers").glob("*.lock"))) == 2
+    assert first.stop() == 0 and second.stop() == 0
