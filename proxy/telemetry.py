@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 DEFAULT_SERVICE_NAME = "assistants-audit"
 _SAMPLERS = frozenset(
@@ -80,6 +81,16 @@ class TelemetryConfig:
         )
 
 
+    def make_sampler(self) -> Sampler:
+        """OTEL_TRACES_SAMPLER as the spec defines it; default parentbased_always_on."""
+        name = self.sampler or "parentbased_always_on"
+        ratio = float(self.sampler_arg) if self.sampler_arg is not None and name.endswith("traceidratio") else 1.0
+        root: Sampler = {"always_on": ALWAYS_ON, "always_off": ALWAYS_OFF}.get(
+            name.removeprefix("parentbased_"), TraceIdRatioBased(ratio)
+        )
+        return ParentBased(root) if name.startswith("parentbased_") else root
+
+
 class ExchangeIdGenerator(IdGenerator):
     """Random ids, except while `forced()` is active on this thread: then the next root trace
     id and the next span id are the given ones. This is how a recorded exchange's span gets the
@@ -113,11 +124,12 @@ class ExchangeIdGenerator(IdGenerator):
 
 
 def tracer_provider(config: TelemetryConfig, exporter: SpanExporter | None = None) -> TracerProvider:
-    """A provider with our id generator, the configured resource and sampler (the SDK reads
-    OTEL_TRACES_SAMPLER itself), exporting in batches to `exporter` or the OTLP endpoint."""
+    """A provider with our id generator, the configured resource and sampler, exporting in
+    batches to `exporter` or the OTLP endpoint."""
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
     provider = TracerProvider(
+        sampler=config.make_sampler(),
         resource=Resource.create({SERVICE_NAME: config.service_name}),
         id_generator=ExchangeIdGenerator(),
     )

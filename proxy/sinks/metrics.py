@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from proxy.exchange import Exchange
 from proxy.facts import (
@@ -638,8 +638,9 @@ def metrics_handler(registry: CollectorRegistry):
     async def handle_metrics(request: web.Request) -> web.Response:
         # generate_latest walks every collector; run it off the loop so a big scrape never
         # stalls proxied traffic.
-        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))  # text or OpenMetrics
+        body = await asyncio.get_running_loop().run_in_executor(None, encoder, registry)
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     return handle_metrics
 

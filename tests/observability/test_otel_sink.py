@@ -14,7 +14,14 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from proxy.facts import AssistantObservation
 from proxy.sinks.otel import OtelSink
-from proxy.telemetry import TelemetryConfig, TelemetryConfigError, TraceParent, outgoing_traceparent, tracer_provider_from_env
+from proxy.telemetry import (
+    TelemetryConfig,
+    TelemetryConfigError,
+    TraceParent,
+    outgoing_traceparent,
+    tracer_provider,
+    tracer_provider_from_env,
+)
 from tests.observability import factories as f
 
 CLIENT_TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -243,6 +250,25 @@ def test_env_config():
                 {"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4318"}):
         with pytest.raises(TelemetryConfigError, match="OTEL_"):
             TelemetryConfig.from_env(bad)
+
+
+def test_sampler_from_env(exporter):
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    def spans_with(env):
+        provider = tracer_provider(TelemetryConfig.from_env(env))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        exporter.clear()
+        sink = OtelSink(provider, SimpleNamespace(capture_content=False))
+        ex = f.exchange()
+        sink.on_exchange(ex, [f.exchange_fact(ex)])
+        return provider, len(exporter.get_finished_spans())
+
+    provider, n = spans_with({})
+    assert n == 1 and isinstance(provider.sampler, ParentBased)
+    assert spans_with({"OTEL_TRACES_SAMPLER": "always_off"})[1] == 0
+    assert spans_with({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"})[1] == 0
+    assert spans_with({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"})[1] == 1
 
 
 def test_outgoing_traceparent():
