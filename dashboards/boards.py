@@ -309,6 +309,7 @@ def vector_stores() -> Dashboard:
             "bytes",
             Q("sum(assistants_audit_vector_store_total_usage_bytes)", "total"),
             thresholds=((None, "green"), (FREE_GIB * GIB, "orange")),
+            width=5,
         )
     )
     d = d.with_panel(
@@ -319,6 +320,7 @@ def vector_stores() -> Dashboard:
             "currencyUSD",
             Q("sum(assistants_audit_vector_store_storage_cost_usd_per_day)", "USD/day"),
             thresholds=((None, "green"), (1, "orange"), (10, "red")),
+            width=5,
         )
     )
     d = d.with_panel(
@@ -329,6 +331,7 @@ def vector_stores() -> Dashboard:
             "currencyUSD",
             Q("30 * sum(assistants_audit_vector_store_storage_cost_usd_per_day)", "USD/30 days"),
             thresholds=((None, "green"), (30, "orange"), (300, "red")),
+            width=5,
         )
     )
     d = d.with_panel(
@@ -338,6 +341,24 @@ def vector_stores() -> Dashboard:
             "grows means stores are created per thread or per user and never cleaned up.",
             "short",
             Q("sum(assistants_audit_vector_stores)", "stores"),
+            width=5,
+        )
+    )
+    d = d.with_panel(
+        stat_panel(
+            "Idle stores' storage cost",
+            "USD per day, at $0.10 per GiB-day, for the stores (among the largest tracked) not active "
+            "for more than 7 days: the spend you can cut by deleting them. The "
+            "AssistantsAuditIdleVectorStoresCost alert uses the same idea with a 30-day idle limit. "
+            "See the Idle stores table for which ones." + ABSENT_IS_ZERO,
+            "currencyUSD",
+            Q(
+                "(sum(assistants_audit_vector_store_usage_bytes and on (vector_store_id) "
+                f"(assistants_audit_vector_store_idle_seconds > {EXPIRY_WINDOW_S})) or vector(0)) / {GIB} * 0.10",
+                "USD/day idle",
+            ),
+            width=4,
+            thresholds=((None, "green"), (1, "orange"), (10, "red")),
         )
     )
     d = d.with_panel(
@@ -528,7 +549,6 @@ def cost() -> Dashboard:
                 f"(rate(assistants_audit_requests_by_version_total[{RATE}]))",
                 "{{beta_header}} {{api_version}} {{sdk_lang}} {{sdk_version}}",
             ),
-            width=24,
             stacked=True,
         )
     )

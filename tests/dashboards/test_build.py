@@ -106,3 +106,15 @@ def test_only_contract_metrics_are_queried() -> None:
     # Every dashboard JSON is valid JSON with no NaN/Infinity literals.
     for path in JSON_DIR.glob("*.json"):
         json.loads(path.read_text(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+
+def test_layout_fits_the_grid_without_overlaps() -> None:
+    for name, board in committed_dashboards().items():
+        cells: dict[tuple[int, int], str] = {}
+        for panel in all_panels(board):
+            pos = panel["gridPos"]
+            assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, f"{name}: {panel['title']} {pos}"
+            for x in range(pos["x"], pos["x"] + pos["w"]):
+                for y in range(pos["y"], pos["y"] + pos["h"]):
+                    other = cells.setdefault((x, y), panel["title"])
+                    assert other == panel["title"], f"{name}: {panel['title']} overlaps {other}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 import yaml
 
 from tests.dashboards.helpers import ROOT, require_binary
@@ -82,3 +83,13 @@ def test_scrape_config_targets_the_admin_listener() -> None:
     assert job["metrics_path"] == "/metrics"
     assert job["static_configs"][0]["targets"] == ["proxy:9464"]
     assert config["rule_files"] == ["alerts.yml"]
+
+
+def test_missing_prometheus_fails_under_ci_and_skips_elsewhere(monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        require_binary("promtool")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        require_binary("prometheus")
