@@ -333,6 +333,10 @@ class MetricsSink:
         self.run_polls = Histogram(
             "assistants_audit_run_polls", "Retrieve calls per run, at its end", ["model"], registry=r, buckets=POLL_BUCKETS,
         )
+        self.run_unchanged_polls = Histogram(
+            "assistants_audit_run_unchanged_polls", "Retrieve calls per run that saw no status change",
+            ["model"], registry=r, buckets=POLL_BUCKETS,
+        )
         self.tool_calls = Counter("assistants_audit_tool_calls_total", "Tool calls by type", ["type"], registry=r)
         self.file_search_results = Histogram(
             "assistants_audit_file_search_results", "Results per file_search call", registry=r, buckets=RESULT_BUCKETS,
@@ -487,6 +491,7 @@ class MetricsSink:
         if started is not None and ended is not None:
             self.run_execution.labels(model).observe(max(0.0, ended - started))
         self.run_polls.labels(model).observe(state.polls)
+        self.run_unchanged_polls.labels(model).observe(state.unchanged_polls)
         tokens_in, tokens_out = run.prompt_tokens, run.completion_tokens
         for token_type, n in (("input", tokens_in), ("output", tokens_out)):
             if n is not None:

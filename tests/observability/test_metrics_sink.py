@@ -108,6 +108,8 @@ def test_run_counted_once_at_terminal(sink, registry):
     assert registry.get_sample_value("assistants_audit_run_queue_seconds_sum", {"model": "gpt-4o"}) == pytest.approx(0.5)
     assert registry.get_sample_value("assistants_audit_run_execution_seconds_sum", {"model": "gpt-4o"}) == pytest.approx(3.0)
     assert registry.get_sample_value("assistants_audit_run_polls_sum", {"model": "gpt-4o"}) == 4
+    # in_progress three times: the 2nd and 3rd poll saw nothing new
+    assert registry.get_sample_value("assistants_audit_run_unchanged_polls_sum", {"model": "gpt-4o"}) == 2
     assert registry.get_sample_value("assistants_audit_tokens_total", {"model": "gpt-4o", "token_type": "input"}) == 1000
     assert registry.get_sample_value("assistants_audit_tokens_total", {"model": "gpt-4o", "token_type": "output"}) == 250
     assert registry.get_sample_value(
