@@ -125,6 +125,18 @@ class Option:
     metavar: str | None = None
 
     @property
+    def default_text(self) -> str:
+        if self.name == "upstream":
+            return "required"
+        if self.default is None:
+            return "unset" if self.secret else "off"
+        if self.parse is parse_size:
+            for unit, factor in (("GiB", 1024**3), ("MiB", MiB), ("KiB", 1024)):
+                if self.default % factor == 0:
+                    return f"{self.default // factor}{unit}"
+        return str(self.default).lower() if isinstance(self.default, bool) else str(self.default)
+
+    @property
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
@@ -146,7 +158,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("capture_content", False, parse_bool,
            "Record message text, instructions, tool arguments/outputs and chunk text.", flag=True),
     Option("enrich", True, parse_bool,
-           "Fetch missing run/step details from the upstream with the client's own key.", flag=True),
+           "Fetch the steps of finished runs no client looked at, with that client's key (held in memory only).", flag=True),
     Option("body_cap", 8 * MiB, parse_size, "Bytes of each request/response body kept for parsing.",
            metavar="SIZE"),
     Option("connect_timeout", 10.0, parse_seconds, "Seconds to connect to the upstream (then 504).",
@@ -167,7 +179,7 @@ OPTIONS: tuple[Option, ...] = (
            metavar="SIZE"),
     Option("prices", None, _text, "Price override file (YAML/JSON) for the cost audit.", metavar="FILE"),
     Option("sample_vector_stores", None, parse_optional_seconds,
-           "Poll vector store usage every N seconds (needs --sampler-key); off by default.",
+           "Poll vector store usage every N seconds (with --sampler-key or OPENAI_API_KEY).",
            metavar="SECONDS"),
     Option("sampler_key", None, _text, "API key the vector store sampler uses.", secret=True, metavar="KEY"),
     Option("fingerprint_secret", None, _text,
@@ -288,8 +300,8 @@ class Settings:
         for name in ("connect_timeout", "upstream_timeout"):
             if getattr(self, name) <= 0:
                 fail(name, "must be more than 0 seconds")
-        if self.sample_vector_stores is not None and not self.sampler_key:
-            fail("sample_vector_stores", "needs --sampler-key (ASSISTANTS_AUDIT_SAMPLER_KEY)")
+        if self.sample_vector_stores is not None and not (self.sampler_key or os.environ.get("OPENAI_API_KEY")):
+            fail("sample_vector_stores", "needs --sampler-key (ASSISTANTS_AUDIT_SAMPLER_KEY) or OPENAI_API_KEY")
         if self.prices is not None and not os.path.isfile(self.prices):
             fail("prices", f"no such file: {self.prices}")
         if self.admin_listen and self.admin_listen == self.listen:
@@ -307,9 +319,7 @@ def settings_options(fn: F) -> F:
     (then the environment variable or the default applies) from a value.
     """
     for option in reversed(OPTIONS):
-        default_text = "off" if option.default is None else option.default
-        if option.secret:
-            default_text = "unset" if option.default is None else "set"
+        default_text = option.default_text
         help_text = f"{option.help} [env: {option.env}; default: {default_text}]"
         if option.flag:
             decl = f"{option.cli}/--no-{option.cli[2:]}"

@@ -3,10 +3,12 @@
 Process model:
 - `--workers 1` (default): one process serves the proxy port and the admin port.
 - `--workers N`: a supervisor forks N workers that each bind the proxy port with SO_REUSEPORT
-  (each with its own event loop, upstream ClientSession and recorder, named w0..wN-1); the
-  admin listener runs in the supervisor. SIGTERM/SIGINT to the supervisor is forwarded to the
-  workers, which stop accepting and drain in-flight requests (streams included) for up to
-  --grace-period seconds.
+  (each with its own event loop, upstream ClientSession and recorder, named w0..wN-1). The
+  admin listener runs in the supervisor; workers write metrics to per-process files under
+  STORE/prometheus-multiproc that its /metrics sums. The vector store sampler runs in w0 only.
+  SIGTERM/SIGINT to the supervisor is forwarded to the workers, which stop accepting and drain
+  in-flight requests (streams included) for up to --grace-period seconds. A worker that dies on
+  its own stops the whole proxy (exit 1) rather than leave it silently short of capacity.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import stat
 import urllib.request
+from pathlib import Path
 
 import click
 import pytest
@@ -114,3 +115,10 @@ def test_admin_health_readiness_and_token(upstream):
         status, body = _get(admin.url + "/metrics", {"Authorization": "Bearer adm-tok"})
         assert status == 200 and b"assistants_audit_exchanges_total" in body
         assert _get(admin_down.url + "/metrics")[0] == 200  # no token configured: open (loopback)
+
+
+def test_readme_usage_section_documents_every_option():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    usage = readme.split("<!-- section:usage -->")[1].split("<!-- /section:usage -->")[0]
+    for option in OPTIONS:
+        assert f"| `{option.cli}` | `{option.env}` | {option.default_text} |" in usage, option.name
