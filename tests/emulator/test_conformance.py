@@ -400,6 +400,25 @@ def undeclared(version: str, paths: list[str]) -> list[str]:
     return [p for p in paths if (version, p.rsplit(".", 1)[-1]) not in SENT_BUT_UNDECLARED]
 
 
+def pagination_problems(answer: Answer) -> list[str]:
+    """A cursor page as OpenAI sends it: object "list", first_id/last_id naming the ends of
+    `data`, and has_more set when `limit` cut the page short."""
+    body = answer.json
+    if not isinstance(body, dict) or "first_id" not in body:
+        return []
+    data = body.get("data") or []
+    problems = []
+    if body.get("object") != "list":
+        problems.append(f"object {body.get('object')!r}, expected 'list'")
+    ends = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    if (body["first_id"], body["last_id"]) != ends:
+        problems.append(f"first_id/last_id {body['first_id']}/{body['last_id']} but data runs {ends}")
+    limit = dict(part.split("=", 1) for part in urlsplit(answer.path).query.split("&") if "=" in part).get("limit")
+    if limit is not None and len(data) > int(limit):
+        problems.append(f"{len(data)} items for limit={limit}")
+    return problems
+
+
 def _operation_params(version: str) -> list:
     params = []
     for op in sorted(spec_validation.load(version).operations):
@@ -439,6 +458,7 @@ def test_operation_conforms(walk, version, operation):
         extra = undeclared(version, spec_validation.load(version).response_undeclared(operation, 200, answer.json))
         if extra:
             problems.append(f"{answer.path}: fields the {version} spec does not declare: {sorted(set(extra))}")
+        problems += [f"{answer.path}: {p}" for p in pagination_problems(answer)]
         wanted = ["x-request-id", "openai-processing-ms", "openai-version"]
         if operation == "GET /threads/{thread_id}/runs/{run_id}":
             wanted.append("openai-poll-after-ms")  # the SDK's poll helpers wait this long
@@ -450,6 +470,34 @@ def test_operation_conforms(walk, version, operation):
 
 def test_walk_reached_every_part(walk):
     assert not walk.stopped, "\n".join(f"{k}: {v}" for k, v in walk.stopped.items())
+
+
+def test_limit_cuts_pages_and_sets_has_more(walk):
+    """Among the walked list calls with limit=1, those over a longer list say has_more."""
+    checked = 0
+    for (version, operation), answers in walk.client.answers.items():
+        full = [a for a in answers if a.json and "has_more" in a.json and "limit=" not in a.path]
+        for answer in answers:
+            if "limit=1" in answer.path and answer.json and full and len(full[0].json["data"]) > 1:
+                assert answer.json["has_more"] is True, f"{answer.path} ({version}): has_more false"
+                checked += 1
+    assert checked >= 3
+
+
+def test_same_seed_and_inputs_give_byte_identical_answers():
+    """Two fresh emulators walked the same way answer with the same bytes, ids included."""
+    walks = []
+    for _ in range(2):
+        running = start_emulator()
+        try:
+            c = Client(running.url)
+            walk_runs(c, "v2")
+            walk_streams(c, "v1")
+        finally:
+            running.server.stop()
+        walks.append([(a.operation, a.status, a.raw) for answers in c.answers.values() for a in answers])
+    assert len(walks[0]) > 30
+    assert walks[0] == walks[1]
 
 
 # --- streams ---------------------------------------------------------------------------------------
