@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import time
 import uuid
 from collections import defaultdict
@@ -385,7 +386,7 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
 
 # Fields the real API sent although the spec does not declare them (the spec rarely closes its
 # objects, so these pass validation; this list keeps the stricter undeclared-field check honest).
-# (version, JSON path suffix) -> the evidence.
+# (version, field path within the object, or within each item of a list's data) -> the evidence.
 SENT_BUT_UNDECLARED: dict[tuple[str, str], str] = {
     ("v1", "top_p"): "every v1 run in the ruby-openai cassettes carries top_p",
     ("v2", "tool_resources"): "runs_create.yml (2025, v2): runs carry tool_resources",
@@ -397,7 +398,15 @@ SENT_BUT_UNDECLARED: dict[tuple[str, str], str] = {
 
 
 def undeclared(version: str, paths: list[str]) -> list[str]:
-    return [p for p in paths if (version, p.rsplit(".", 1)[-1]) not in SENT_BUT_UNDECLARED]
+    def field_path(path: str) -> str:
+        return re.sub(r"\[\d+\]", "[*]", path).removeprefix("$.").removeprefix("data[*].")
+    return [p for p in paths if (version, field_path(p)) not in SENT_BUT_UNDECLARED]
+
+
+def test_undeclared_allowlist_is_narrow():
+    assert undeclared("v1", ["$.data[3].top_p", "$.top_p", "$.first_id", "$.tools[0].function.strict"]) == \
+        ["$.tools[0].function.strict"]
+    assert undeclared("v2", ["$.top_p", "$.step_details.tool_resources"]) == ["$.top_p", "$.step_details.tool_resources"]
 
 
 def pagination_problems(answer: Answer) -> list[str]:
