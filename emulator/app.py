@@ -201,7 +201,7 @@ def _api_key(request: web.Request, azure: bool) -> str:
 
 
 def make_app(settings: EmulatorSettings | None = None) -> web.Application:
-    from emulator import handlers  # noqa: PLC0415 - the route table needs the app keys above
+    from emulator import routes  # noqa: PLC0415 - the handlers need the app keys above
 
     settings = settings or EmulatorSettings()
     app = web.Application(middlewares=[api_middleware], client_max_size=settings.max_body_bytes)
@@ -211,5 +211,5 @@ def make_app(settings: EmulatorSettings | None = None) -> web.Application:
     app[STORE] = store
     app[ENGINE] = Engine(store)
     app[REQUEST_IDS] = Ids(settings.seed + 1_000_003)
-    handlers.add_routes(app)
+    routes.add_routes(app)
     return app

@@ -1,67 +1,23 @@
-"""HTTP handlers for every Assistants API endpoint (v1 and v2), files and vector stores."""
+"""HTTP handlers for assistants, threads, messages, runs and run steps (v1 and v2), with streaming."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiohttp import web
 
-from emulator import models, sse, vectors
-from emulator.app import ENGINE, SETTINGS, STORE, base_headers, send_bytes, send_json
-from emulator.errors import ApiError, bad_request, invalid_url, missing, not_found, unknown_parameter
+from emulator import models, sse
+from emulator.app import ENGINE, SETTINGS, base_headers, send_json
+from emulator.errors import ApiError, bad_request, missing, not_found, unknown_parameter
+from emulator.http_helpers import check_metadata, list_response, lookup, read_json, store_of, version_of
 from emulator.models import V1, V2
-from emulator.runs import TERMINAL, RUN_TTL, Run
+from emulator.runs import RUN_TTL, TERMINAL, Run
 from emulator.script import make_plan
-from emulator.state import Store, paginate
+from emulator.state import Store
+from emulator.vector_api import add_vs_file, create_vector_store
 
 TOOL_TYPES = {V1: ("code_interpreter", "retrieval", "function"), V2: ("code_interpreter", "file_search", "function")}
-
-
-# -- request helpers -------------------------------------------------------------------------------
-async def read_json(request: web.Request) -> dict:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise bad_request(
-            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
-            "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid "
-            "JSON. If you have trouble figuring out how to fix this, please contact us through our help center "
-            "at help.openai.com.)") from None
-    if not isinstance(body, dict):
-        raise bad_request("Invalid type for request body: expected an object.", code="invalid_type")
-    return body
-
-
-def store_of(request: web.Request) -> Store:
-    return request.app[STORE]
-
-
-def version_of(request: web.Request) -> str:
-    return request["version"]
-
-
-def check_metadata(metadata: Any, param: str = "metadata") -> dict:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise bad_request(f"Invalid type for '{param}': expected an object, but got "
-                          f"{type(metadata).__name__} instead.", param=param, code="invalid_type")
-    if len(metadata) > 16:
-        raise bad_request(f"Invalid '{param}': too many properties. Expected an object with at most 16 "
-                          f"properties, but got an object with {len(metadata)} properties instead.",
-                          param=param, code="object_above_max_properties")
-    for key, value in metadata.items():
-        if not isinstance(value, str):
-            kind = {bool: "a boolean", int: "an integer", float: "a decimal"}.get(type(value), "an object")
-            raise bad_request(f"Invalid type for '{param}.{key}': expected a string, but got {kind} instead.",
-                              param=f"{param}.{key}", code="invalid_type")
-    return dict(metadata)
-
 
 def check_tools(tools: Any, version: str, param: str = "tools") -> list[dict]:
     if tools is None:
@@ -126,18 +82,6 @@ def file_ids_param(body: dict, store: Store) -> list[str]:
     return ids
 
 
-def lookup(table: dict, kind: str, object_id: str) -> Any:
-    try:
-        return table[object_id]
-    except KeyError:
-        raise not_found(kind, object_id) from None
-
-
-def list_response(request: web.Request, items: list[dict], render) -> dict:
-    data, has_more = paginate(items, dict(request.query))
-    return models.page([render(item) for item in data], has_more)
-
-
 # -- assistants ------------------------------------------------------------------------------------
 async def create_assistant(request: web.Request) -> web.StreamResponse:
     store, version = store_of(request), version_of(request)
@@ -154,7 +98,6 @@ async def create_assistant(request: web.Request) -> web.StreamResponse:
         "response_format": body.get("response_format", "auto"),
     }
     store.assistants[a["id"]] = a
-    store.assistant_files[a["id"]] = list(a["file_ids"])
     return await send_json(request, models.assistant(a, version))
 
 
@@ -177,7 +120,6 @@ async def update_assistant(request: web.Request) -> web.StreamResponse:
         a["tool_resources"] = tool_resources(body, store)
     if "file_ids" in body:
         a["file_ids"] = file_ids_param(body, store)
-        store.assistant_files[a["id"]] = list(a["file_ids"])
     if "metadata" in body:
         a["metadata"] = check_metadata(body["metadata"])
     return await send_json(request, models.assistant(a, version))
@@ -652,364 +594,3 @@ async def stream_run(request: web.Request, run: Run, prefix: list[tuple[str, dic
         run.listeners -= 1
         if not run.listeners:
             run.events.clear()
-
-
-# -- files -----------------------------------------------------------------------------------------
-FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
-
-
-async def upload_file(request: web.Request) -> web.StreamResponse:
-    store, version = store_of(request), version_of(request)
-    if not request.content_type.startswith("multipart/"):
-        raise bad_request("Invalid Content-Type header (application/json), expected multipart/form-data.")
-    reader = await request.multipart()
-    purpose, filename, data = None, None, None
-    async for part in reader:
-        if part.name == "purpose":
-            purpose = (await part.text()).strip()
-        elif part.name == "file":
-            filename = part.filename or "upload"
-            data = bytes(await part.read())
-    if data is None:
-        raise missing("file")
-    if not purpose:
-        raise missing("purpose")
-    if purpose not in FILE_PURPOSES:
-        raise bad_request(f"Invalid value for 'purpose': '{purpose}'.", param="purpose", code="invalid_value")
-    f = {"id": store.ids.new("file"), "purpose": purpose, "filename": filename, "bytes": len(data),
-         "created_at": store.now(), "expires_at": None, "status": "processed", "status_details": None}
-    store.files[f["id"]] = f
-    store.file_bytes[f["id"]] = data
-    return await send_json(request, models.file(f, version))
-
-
-async def list_files(request: web.Request) -> web.StreamResponse:
-    version = version_of(request)
-    items = list(store_of(request).files.values())
-    purpose = request.query.get("purpose")
-    if purpose:
-        items = [f for f in items if f["purpose"] == purpose]
-    data, has_more = paginate(items, dict(request.query), default_order="desc")
-    return await send_json(request, models.page([models.file(f, version) for f in data], has_more))
-
-
-async def get_file(request: web.Request) -> web.StreamResponse:
-    f = lookup(store_of(request).files, "file", request.match_info["file_id"])
-    return await send_json(request, models.file(f, version_of(request)))
-
-
-async def delete_file(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    f = lookup(store.files, "file", request.match_info["file_id"])
-    del store.files[f["id"]]
-    return await send_json(request, models.deleted(f["id"], "file") | {"object": "file"})
-
-
-async def file_content(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    f = lookup(store.files, "file", request.match_info["file_id"])
-    headers = base_headers(request)
-    headers["Content-Type"] = "application/octet-stream"
-    headers["Content-Disposition"] = f'attachment; filename="{f["filename"]}"'
-    return await send_bytes(request, store.file_bytes.get(f["id"], b""), 200, headers)
-
-
-# -- vector stores ---------------------------------------------------------------------------------
-def expires_after(after: Any) -> dict | None:
-    if after is None:
-        return None
-    if not isinstance(after, dict) or after.get("anchor") != "last_active_at":
-        anchor = after.get("anchor") if isinstance(after, dict) else after
-        raise bad_request(f"Invalid value: '{anchor}'. Supported values are: 'last_active_at'.",
-                          param="expires_after.anchor", code="invalid_value")
-    if not isinstance(after.get("days"), int) or not 1 <= after["days"] <= 365:
-        raise bad_request("Invalid 'expires_after.days': expected an integer between 1 and 365.",
-                          param="expires_after.days", code="integer_out_of_range")
-    return {"anchor": "last_active_at", "days": after["days"]}
-
-
-def create_vector_store(store: Store, body: dict) -> dict:
-    after = expires_after(body.get("expires_after"))
-    now = store.now()
-    vs = {"id": store.ids.new("vs"), "name": body.get("name"), "status": "completed", "usage_bytes": 0,
-          "created_at": now, "file_counts": vectors.counts([]), "metadata": check_metadata(body.get("metadata")),
-          "expires_after": after, "expires_at": None, "last_active_at": now}
-    vectors.set_expiry(vs)
-    store.vector_stores[vs["id"]] = vs
-    for fid in body.get("file_ids") or []:
-        add_vs_file(store, vs, fid, body.get("chunking_strategy"), None)
-    return vectors.refresh(store, vs)
-
-
-def add_vs_file(store: Store, vs: dict, file_id: str, chunking: dict | None, attributes: dict | None) -> dict:
-    lookup(store.files, "file", file_id)
-    chunking = chunking_strategy(chunking)
-    f = vectors.new_vs_file(store, vs["id"], file_id, chunking, attributes, store.processing_seconds)
-    store.vs_files[(vs["id"], file_id)] = f
-    return f
-
-
-def chunking_strategy(spec: dict | None) -> dict | None:
-    if not spec or spec.get("type") == "auto":
-        return None
-    if spec.get("type") != "static":
-        raise bad_request(f"Invalid value: '{spec.get('type')}'. Supported values are: 'auto' and 'static'.",
-                          param="chunking_strategy.type", code="invalid_value")
-    static = spec.get("static") or {}
-    size = int(static.get("max_chunk_size_tokens", 800))
-    overlap = int(static.get("chunk_overlap_tokens", 400))
-    if not 100 <= size <= 4096 or overlap > size // 2:
-        raise bad_request("Invalid 'chunking_strategy.static': max_chunk_size_tokens must be between 100 and 4096 "
-                          "and chunk_overlap_tokens must not exceed half of it.", param="chunking_strategy.static")
-    return {"type": "static", "static": {"max_chunk_size_tokens": size, "chunk_overlap_tokens": overlap}}
-
-
-def vector_store_of(request: web.Request) -> dict:
-    store = store_of(request)
-    vs = lookup(store.vector_stores, "vector store", request.match_info["vector_store_id"])
-    return vectors.refresh(store, vs)
-
-
-async def create_vs(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    vs = create_vector_store(store, await read_json(request))
-    return await send_json(request, models.vector_store(vs, version_of(request)))
-
-
-async def get_vs(request: web.Request) -> web.StreamResponse:
-    return await send_json(request, models.vector_store(vector_store_of(request), version_of(request)))
-
-
-async def update_vs(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    vs = vector_store_of(request)
-    body = await read_json(request)
-    if "name" in body:
-        vs["name"] = body["name"]
-    if "metadata" in body:
-        vs["metadata"] = check_metadata(body["metadata"])
-    if "expires_after" in body:
-        vs["expires_after"] = expires_after(body["expires_after"])
-        vectors.set_expiry(vs)
-    return await send_json(request, models.vector_store(vectors.refresh(store, vs), version_of(request)))
-
-
-async def delete_vs(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    vs = lookup(store.vector_stores, "vector store", request.match_info["vector_store_id"])
-    del store.vector_stores[vs["id"]]
-    for key in [k for k in store.vs_files if k[0] == vs["id"]]:
-        del store.vs_files[key]
-    return await send_json(request, models.deleted(vs["id"], "vector_store"))
-
-
-async def list_vs(request: web.Request) -> web.StreamResponse:
-    store, version = store_of(request), version_of(request)
-    items = [vectors.refresh(store, vs) for vs in store.vector_stores.values()]
-    return await send_json(request, list_response(request, items, lambda v: models.vector_store(v, version)))
-
-
-async def search_vs(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    vs = vector_store_of(request)
-    body = await read_json(request)
-    query = body.get("query")
-    if isinstance(query, list):
-        query = " ".join(str(q) for q in query)
-    if not query:
-        raise missing("query")
-    max_results = int(body.get("max_num_results", 10))
-    if not 1 <= max_results <= 50:
-        raise bad_request("Invalid 'max_num_results': expected an integer between 1 and 50.",
-                          param="max_num_results", code="integer_out_of_range")
-    vectors.touch(store, vs)
-    hits = vectors.search(store, [vs["id"]], query, max_results)
-    data = [{"file_id": c.file_id, "filename": c.filename, "score": score,
-             "attributes": store.vs_files[(vs["id"], c.file_id)]["attributes"],
-             "content": [{"type": "text", "text": c.text}]} for c, score in hits]
-    return await send_json(request, {"object": "vector_store.search_results.page", "search_query": query,
-                                     "data": data, "has_more": False, "next_page": None})
-
-
-async def create_vs_file(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    vs = vector_store_of(request)
-    body = await read_json(request)
-    if not body.get("file_id"):
-        raise missing("file_id")
-    f = add_vs_file(store, vs, body["file_id"], body.get("chunking_strategy"), body.get("attributes"))
-    vectors.refresh(store, vs)
-    return await send_json(request, models.vector_store_file(f, version_of(request)))
-
-
-def vs_file_of(request: web.Request) -> dict:
-    store = store_of(request)
-    vs = vector_store_of(request)
-    file_id = request.match_info["file_id"]
-    f = store.vs_files.get((vs["id"], file_id))
-    if f is None:
-        raise not_found("file", file_id)
-    return f
-
-
-async def get_vs_file(request: web.Request) -> web.StreamResponse:
-    return await send_json(request, models.vector_store_file(vs_file_of(request), version_of(request)))
-
-
-async def update_vs_file(request: web.Request) -> web.StreamResponse:
-    f = vs_file_of(request)
-    body = await read_json(request)
-    if "attributes" in body:
-        f["attributes"] = dict(body["attributes"] or {})
-    return await send_json(request, models.vector_store_file(f, version_of(request)))
-
-
-async def delete_vs_file(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    f = vs_file_of(request)
-    del store.vs_files[(f["vector_store_id"], f["id"])]
-    return await send_json(request, models.deleted(f["id"], "vector_store.file"))
-
-
-async def vs_file_content(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    f = vs_file_of(request)
-    data = [{"type": "text", "text": c.text} for c in vectors.chunks(store, f)] if f["status"] == "completed" else []
-    return await send_json(request, {"object": "vector_store.file_content.page", "data": data,
-                                     "has_more": False, "next_page": None})
-
-
-async def list_vs_files(request: web.Request) -> web.StreamResponse:
-    store, version = store_of(request), version_of(request)
-    vs = vector_store_of(request)
-    items = vectors.files_of(store, vs["id"])
-    status = request.query.get("filter")
-    if status:
-        items = [f for f in items if f["status"] == status]
-    return await send_json(request, list_response(request, items, lambda f: models.vector_store_file(f, version)))
-
-
-async def create_batch(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    vs = vector_store_of(request)
-    body = await read_json(request)
-    file_ids = list(body.get("file_ids") or [])
-    for item in body.get("files") or []:
-        file_ids.append(item.get("file_id"))
-    if not file_ids:
-        raise missing("file_ids")
-    batch = {"id": store.ids.new("vsfb"), "created_at": store.now(), "status": "in_progress",
-             "vector_store_id": vs["id"], "file_counts": vectors.counts([]), "_file_ids": file_ids}
-    for fid in file_ids:
-        f = add_vs_file(store, vs, fid, body.get("chunking_strategy"), body.get("attributes"))
-        f["_batch_id"] = batch["id"]
-    store.batches[batch["id"]] = batch
-    vectors.refresh(store, vs)
-    return await send_json(request, models.file_batch(vectors.refresh_batch(store, batch), version_of(request)))
-
-
-def batch_of(request: web.Request) -> dict:
-    store = store_of(request)
-    vs = vector_store_of(request)
-    batch = lookup(store.batches, "file batch", request.match_info["batch_id"])
-    if batch["vector_store_id"] != vs["id"]:
-        raise not_found("file batch", batch["id"])
-    return vectors.refresh_batch(store, batch)
-
-
-async def get_batch(request: web.Request) -> web.StreamResponse:
-    return await send_json(request, models.file_batch(batch_of(request), version_of(request)))
-
-
-async def cancel_batch(request: web.Request) -> web.StreamResponse:
-    store = store_of(request)
-    batch = batch_of(request)
-    if batch["status"] == "in_progress":
-        for fid in batch["_file_ids"]:
-            f = store.vs_files.get((batch["vector_store_id"], fid))
-            if f is not None and f["status"] == "in_progress":
-                f["status"] = "cancelled"
-        batch["status"] = "cancelled"
-        vectors.refresh_batch(store, batch)
-    return await send_json(request, models.file_batch(batch, version_of(request)))
-
-
-async def list_batch_files(request: web.Request) -> web.StreamResponse:
-    store, version = store_of(request), version_of(request)
-    batch = batch_of(request)
-    items = [store.vs_files[(batch["vector_store_id"], fid)] for fid in batch["_file_ids"]
-             if (batch["vector_store_id"], fid) in store.vs_files]
-    status = request.query.get("filter")
-    if status:
-        items = [f for f in items if f["status"] == status]
-    return await send_json(request, list_response(request, items, lambda f: models.vector_store_file(f, version)))
-
-
-# -- control (not part of the OpenAI API) ----------------------------------------------------------
-async def advance_clock(request: web.Request) -> web.Response:
-    """POST /_emulator/advance?seconds=N moves the emulated clock forward (expiry tests)."""
-    store = request.app[STORE]
-    store.clock.advance(float(request.query.get("seconds", "0")))
-    request.app[ENGINE].advance_all()
-    return web.json_response({"now": store.clock.now()})
-
-
-ROUTES: list[tuple[str, str, Any]] = [
-    ("POST", "/assistants", create_assistant),
-    ("GET", "/assistants", list_assistants),
-    ("GET", "/assistants/{assistant_id}", get_assistant),
-    ("POST", "/assistants/{assistant_id}", update_assistant),
-    ("DELETE", "/assistants/{assistant_id}", delete_assistant),
-    ("POST", "/assistants/{assistant_id}/files", create_assistant_file),
-    ("GET", "/assistants/{assistant_id}/files", list_assistant_files),
-    ("GET", "/assistants/{assistant_id}/files/{file_id}", get_assistant_file),
-    ("DELETE", "/assistants/{assistant_id}/files/{file_id}", delete_assistant_file),
-    ("POST", "/threads", create_thread),
-    ("POST", "/threads/runs", create_thread_and_run),
-    ("GET", "/threads/{thread_id}", get_thread),
-    ("POST", "/threads/{thread_id}", update_thread),
-    ("DELETE", "/threads/{thread_id}", delete_thread),
-    ("POST", "/threads/{thread_id}/messages", create_message),
-    ("GET", "/threads/{thread_id}/messages", list_messages),
-    ("GET", "/threads/{thread_id}/messages/{message_id}", get_message),
-    ("POST", "/threads/{thread_id}/messages/{message_id}", update_message),
-    ("DELETE", "/threads/{thread_id}/messages/{message_id}", delete_message),
-    ("GET", "/threads/{thread_id}/messages/{message_id}/files", list_message_files),
-    ("GET", "/threads/{thread_id}/messages/{message_id}/files/{file_id}", get_message_file),
-    ("POST", "/threads/{thread_id}/runs", create_run),
-    ("GET", "/threads/{thread_id}/runs", list_runs),
-    ("GET", "/threads/{thread_id}/runs/{run_id}", get_run),
-    ("POST", "/threads/{thread_id}/runs/{run_id}", update_run),
-    ("POST", "/threads/{thread_id}/runs/{run_id}/cancel", cancel_run),
-    ("POST", "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", submit_tool_outputs),
-    ("GET", "/threads/{thread_id}/runs/{run_id}/steps", list_steps),
-    ("GET", "/threads/{thread_id}/runs/{run_id}/steps/{step_id}", get_step),
-    ("POST", "/files", upload_file),
-    ("GET", "/files", list_files),
-    ("GET", "/files/{file_id}", get_file),
-    ("DELETE", "/files/{file_id}", delete_file),
-    ("GET", "/files/{file_id}/content", file_content),
-    ("POST", "/vector_stores", create_vs),
-    ("GET", "/vector_stores", list_vs),
-    ("GET", "/vector_stores/{vector_store_id}", get_vs),
-    ("POST", "/vector_stores/{vector_store_id}", update_vs),
-    ("DELETE", "/vector_stores/{vector_store_id}", delete_vs),
-    ("POST", "/vector_stores/{vector_store_id}/search", search_vs),
-    ("POST", "/vector_stores/{vector_store_id}/files", create_vs_file),
-    ("GET", "/vector_stores/{vector_store_id}/files", list_vs_files),
-    ("GET", "/vector_stores/{vector_store_id}/files/{file_id}", get_vs_file),
-    ("POST", "/vector_stores/{vector_store_id}/files/{file_id}", update_vs_file),
-    ("DELETE", "/vector_stores/{vector_store_id}/files/{file_id}", delete_vs_file),
-    ("GET", "/vector_stores/{vector_store_id}/files/{file_id}/content", vs_file_content),
-    ("POST", "/vector_stores/{vector_store_id}/file_batches", create_batch),
-    ("GET", "/vector_stores/{vector_store_id}/file_batches/{batch_id}", get_batch),
-    ("POST", "/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", cancel_batch),
-    ("GET", "/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", list_batch_files),
-]
-
-
-def add_routes(app: web.Application) -> None:
-    for prefix in ("/v1", "/openai"):
-        for method, path, handler in ROUTES:
-            app.router.add_route(method, prefix + path, handler)
-    app.router.add_post("/_emulator/advance", advance_clock)

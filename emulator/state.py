@@ -59,9 +59,8 @@ class Store:
     files: dict[str, dict] = field(default_factory=dict)
     file_bytes: dict[str, bytes] = field(default_factory=dict)
     vector_stores: dict[str, dict] = field(default_factory=dict)
-    vs_files: dict[tuple[str, str], dict] = field(default_factory=dict)  # (vs_id, file_id) -> vs file
+    vs_files: dict[str, dict[str, dict]] = field(default_factory=dict)  # vs_id -> file_id -> vs file
     batches: dict[str, dict] = field(default_factory=dict)
-    assistant_files: dict[str, list[str]] = field(default_factory=dict)  # v1: asst id -> file ids (ordered)
     active_runs: dict[str, None] = field(default_factory=dict)  # ordered set of runs with pending actions
     processing_seconds: float = 2.0  # how long a vector store file takes to process
 

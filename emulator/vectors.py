@@ -79,7 +79,7 @@ def refresh_file(vs_file: dict, now: float) -> None:
 
 
 def files_of(store: Store, vs_id: str) -> list[dict]:
-    return [f for (owner, _), f in store.vs_files.items() if owner == vs_id]
+    return list(store.vs_files.get(vs_id, {}).values())
 
 
 def counts(files: list[dict]) -> dict:
@@ -122,10 +122,14 @@ def set_expiry(vs: dict) -> None:
         vs["expires_at"] = None
 
 
+def batch_files(store: Store, batch: dict) -> list[dict]:
+    owned = store.vs_files.get(batch["vector_store_id"], {})
+    return [owned[fid] for fid in batch["_file_ids"] if fid in owned]
+
+
 def refresh_batch(store: Store, batch: dict) -> dict:
     now = store.clock.now()
-    files = [store.vs_files[(batch["vector_store_id"], fid)] for fid in batch["_file_ids"]
-             if (batch["vector_store_id"], fid) in store.vs_files]
+    files = batch_files(store, batch)
     for f in files:
         refresh_file(f, now)
     batch["file_counts"] = counts(files)
