@@ -556,6 +556,30 @@ def test_stream_events_conform(walk, version, operation):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("version", ["v2", "v1"])
+def test_streamed_final_objects_match_what_rest_returns(walk, servers, version):
+    """The terminal run, the completed messages and steps of a stream are the objects the REST
+    API returns for them afterwards (the SDK's stream helpers and the proxy rely on that)."""
+    c = Client(servers[version].url)
+    compared = 0
+    for answer in walk.client.answers.get((version, "POST /threads/runs"), []):
+        for name, data in answer.events or []:
+            if name == "thread.run.completed":
+                rest = c.ok(version, "GET /threads/{thread_id}/runs/{run_id}", record=False,
+                            thread_id=data["thread_id"], run_id=data["id"])
+            elif name == "thread.message.completed":
+                rest = c.ok(version, "GET /threads/{thread_id}/messages/{message_id}", record=False,
+                            thread_id=data["thread_id"], message_id=data["id"])
+            elif name == "thread.run.step.completed":
+                rest = c.ok(version, "GET /threads/{thread_id}/runs/{run_id}/steps/{step_id}", record=False,
+                            thread_id=data["thread_id"], run_id=data["run_id"], step_id=data["id"])
+            else:
+                continue
+            assert rest == data, f"{name} differs from GET: {json.dumps(rest)[:300]} vs {json.dumps(data)[:300]}"
+            compared += 1
+    assert compared >= 3
+
+
 # --- errors and the OpenAI-Beta rules ------------------------------------------------------------
 
 def assert_error(answer: Answer, status: int, *, mentions: str = "") -> None:
