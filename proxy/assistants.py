@@ -10,6 +10,8 @@ Content (message text, instructions, tool arguments/outputs, chunk text) is copi
 
 from __future__ import annotations
 
+import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -157,6 +159,31 @@ def _decompress(raw: bytes, encoding: str | None) -> tuple[bytes, str | None]:
     return b"", f"unsupported_encoding:{enc}"
 
 
+_LIST_DATA = re.compile(rb'"data"\s*:\s*\[')
+
+
+def _salvage_list(data: bytes) -> Json | None:
+    """The complete items of a list page whose copy was cut by the body cap."""
+    m = _LIST_DATA.search(data, 0, 4096)
+    if m is None or b'"list"' not in data[: m.start()]:
+        return None
+    text = data[m.end():].decode("utf-8", "ignore")
+    decoder = json.JSONDecoder()
+    items: list[Any] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        while pos < n and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= n or text[pos] == "]":
+            break
+        try:
+            item, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            break
+        items.append(item)
+    return {"object": "list", "data": items}
+
+
 def _decode_body(raw: bytes, content_type: str | None, encoding: str | None, truncated: bool) -> _Body:
     body = _Body()
     ctype = (content_type or "").lower()
@@ -178,16 +205,16 @@ def _decode_body(raw: bytes, content_type: str | None, encoding: str | None, tru
         return body  # empty, or not JSON (file content, multipart): nothing to parse, not an error
     try:
         body.data = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+    except orjson.JSONDecodeError:
         if truncated:
             body.error = "truncated"
+            body.data = _salvage_list(data)
         else:
             try:
                 data.decode("utf-8")
                 body.error = "invalid_json"
             except UnicodeDecodeError:
                 body.error = "invalid_utf8"
-        del exc
     return body
 
 
@@ -601,7 +628,8 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     else:
         source = route.operation.rsplit(".", 1)[-1] if route.operation != "other" else "other"
     ctx = _Ctx(ex, route, capture_content, observed, api_version, source, v1=route.v1_only)
-    run_source = _RUN_SOURCES.get(route.operation, source)
+    # only the client's own retrieves count as polls; the proxy's enrichment calls say so
+    run_source = source if ex.origin != "client" else _RUN_SOURCES.get(route.operation, source)
 
     request = _decode_body(ex.request_body, req_header("content-type"), req_header("content-encoding"),
                            ex.request_body_truncated)

@@ -187,3 +187,12 @@ def test_unknown_route_and_non_json_bodies():
 def test_parse_is_pure():
     ex = exchange("synthetic_steps_list_tools")
     assert parse(ex, capture_content=True) == parse(ex, capture_content=True)
+
+
+def test_truncated_list_page_keeps_its_complete_items():
+    full = exchange("vector_stores_list").response_body
+    every = [f for f in parse(exchange("vector_stores_list"), capture_content=False) if isinstance(f, VectorStoreObservation)]
+    cut = full.index(b'"id": "' + every[3].vector_store_id.encode()) + 5  # inside the 4th item
+    facts = parse(exchange("vector_stores_list", cap=cut), capture_content=False)
+    assert (facts[0].parse_error, facts[0].body_truncated) == ("response:truncated", True)
+    assert facts[1:] == every[:3]

@@ -200,3 +200,9 @@ def test_assistants_threads_messages_files():
 
 def test_error_responses_produce_no_object_facts():
     assert parse(exchange("runs_create_v2_error"), capture_content=False)[1:] == []
+
+
+def test_enrichment_retrieves_are_not_client_polls():
+    (run,) = facts_of("runs_retrieve_v2", RunSnapshot, origin="enrichment")
+    assert run.source == "enrichment"
+    assert parse(exchange("runs_retrieve_v2", origin="enrichment"), capture_content=False)[0].origin == "enrichment"
