@@ -77,14 +77,19 @@ class StoreSink:
         self,
         store: str | os.PathLike[str],
         *,
-        compact_after: int = 16,
+        compact_after: int = 32,
         compact_max_bytes: int = 8 * MiB,
+        compact_every: float = 30.0,
         max_backoff: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = Path(store).absolute()
         self.compact_after = compact_after
         self.compact_max_bytes = compact_max_bytes
+        # Compaction deletes files a reader may have just globbed (its query then fails with
+        # "No such file"; rerunning it works): rare, batched, and only past a file-count bound.
+        self.compact_every = compact_every
+        self._next_compact = clock() + compact_every
         self.max_backoff = max_backoff
         self.clock = clock
         self.on_commit: Callable[[str, Position], None] | None = None  # set by the recorder
@@ -217,7 +222,8 @@ class StoreSink:
             callback(elapsed)
         if committed is not None and self._slot is not None and self.on_commit is not None:
             self.on_commit(self._slot, committed)
-        if self.flushes % 8 == 0:
+        if self.clock() >= self._next_compact:
+            self._next_compact = self.clock() + self.compact_every
             self.compact()
         return True
 
