@@ -253,3 +253,17 @@ def test_pagination(emulator):
     assert [a.id for a in client.beta.assistants.list(order="asc")] == ids  # auto-paging
     with pytest.raises(openai.BadRequestError):
         client.beta.assistants.list(limit=500)
+
+
+def test_wall_clock_mode_runs_and_streams(make_emulator):
+    """The CLI's default clock: emulated time follows wall time (here 50x faster)."""
+    client = make_emulator(time_scale=50, poll_after_ms=10).client()
+    asst = client.beta.assistants.create(model="gpt-4o", instructions="Hi", tools=[{"type": "code_interpreter"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hello"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id)
+    assert run.status == "completed" and run.completed_at >= run.started_at
+    client.beta.threads.messages.create(thread_id=thread.id, role="user", content="Again")
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=asst.id) as stream:
+        names = [event.event for event in stream]
+    assert names[0] == "thread.run.created" and names[-1] == "thread.run.completed"
+    assert "thread.run.step.delta" in names

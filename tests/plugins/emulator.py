@@ -6,8 +6,8 @@ after a few polls and the SDK's poll interval (`openai-poll-after-ms`) is 1 ms."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -49,6 +49,24 @@ def emulator() -> Iterator[RunningEmulator]:
         yield running
     finally:
         running.server.stop()
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Callable[..., RunningEmulator]]:
+    """Start emulators with custom settings: `make_emulator(seed=3, time_scale=50)`; all stop at teardown."""
+    started: list[RunningEmulator] = []
+
+    def start(settings: EmulatorSettings | None = None, **overrides) -> RunningEmulator:
+        base = settings or FAST
+        running = start_emulator(replace(base, **overrides))
+        started.append(running)
+        return running
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.server.stop()
 
 
 @pytest.fixture(scope="session")
