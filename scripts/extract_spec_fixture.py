@@ -427,7 +427,10 @@ def pick_samples(samples: list[dict], validators: dict) -> dict:
                 mismatches.append(_mismatch(sample, errors))
             key = (sample["version"], sample["operation"], "stream")
             if kept and key not in chosen:
-                chosen[key] = {**sample, "events": list(kept.values())}
+                # The whole recorded sequence of event names, runs of deltas collapsed to one.
+                order = [ev["event"] for i, ev in enumerate(sample["events"])
+                         if i == 0 or ev["event"] != sample["events"][i - 1]["event"]]
+                chosen[key] = {**sample, "events": list(kept.values()), "order": order}
             continue
         errors = sample_errors(sample, validators)
         key = (sample["version"], sample["operation"], "error" if sample["status"] >= 400 else "json")
