@@ -11,12 +11,16 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from tests.dashboards.helpers import require_binary, stop_process
 from tests.servers import free_port
 
 
 class PrometheusServer:
-    def __init__(self, target: str, workdir: Path, metrics_path: str = "/metrics") -> None:
+    def __init__(
+        self, target: str, workdir: Path, metrics_path: str = "/metrics", rule_files: tuple[Path, ...] = ()
+    ) -> None:
         self.binary = require_binary("prometheus")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -24,11 +28,19 @@ class PrometheusServer:
         self.log_path = workdir / "prometheus.log"
         config = workdir / "prometheus.yml"
         config.write_text(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-            "scrape_configs:\n"
-            "  - job_name: assistants-audit\n"
-            f"    metrics_path: {metrics_path}\n"
-            f"    static_configs:\n      - targets: ['{target}']\n"
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(path) for path in rule_files],
+                    "scrape_configs": [
+                        {
+                            "job_name": "assistants-audit",
+                            "metrics_path": metrics_path,
+                            "static_configs": [{"targets": [target]}],
+                        }
+                    ],
+                }
+            )
         )
         self._config = config
         self._process: subprocess.Popen | None = None
@@ -99,6 +111,9 @@ class PrometheusServer:
 
     def wait_for_scrapes(self, n: int, timeout: float = 30) -> None:
         self._wait(lambda: self.scrapes() >= n, timeout, f"target not scraped {n} times")
+
+    def firing_alerts(self) -> set[str]:
+        return {a["labels"]["alertname"] for a in self.api("alerts")["data"]["alerts"] if a["state"] == "firing"}
 
     def metric_names_with_metadata(self) -> set[str]:
         """Metric families the target declared (# TYPE), including ones with no samples yet."""

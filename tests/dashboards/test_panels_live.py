@@ -160,6 +160,14 @@ def test_every_panel_query_against_real_proxy_traffic(emulator, tmp_path: Path) 
             declared = {family(n) for n in prom.metric_names_with_metadata()}
             used = set().union(*(metric_families(e) for _, _, e in queries))
             assert used - declared == set()
+
+            # The shipped rules work on the real metrics: the recording rules have values and the
+            # v1 requests of the workload fire the v1 alert (it has no `for`).
+            for record in ("assistants_audit:failure_ratio:rate5m", "assistants_audit:rate_limited_ratio:rate5m",
+                           "assistants_audit:cost_usd_per_day:rate1h"):
+                assert prom.query(record)["data"]["result"], record
+            _wait(lambda: "AssistantsAuditV1Traffic" in prom.firing_alerts(), "the v1 alert to fire", serve)
+            assert "AssistantsAuditHighFailureRatio" not in prom.firing_alerts()
     finally:
         serve.stop()
 
@@ -167,14 +175,21 @@ def test_every_panel_query_against_real_proxy_traffic(emulator, tmp_path: Path) 
 def _prometheus(target: str, tmp_path: Path) -> PrometheusServer:
     workdir = tmp_path / "prom"
     workdir.mkdir()
-    return PrometheusServer(target, workdir)
+    return PrometheusServer(target, workdir, rule_files=(ROOT / "prometheus" / "alerts.yml",))
 
 
-def _wait_for_series(prom: PrometheusServer, expr: str, serve: ServeProcess, timeout: float = 30) -> None:
+def _wait_for_series(prom: PrometheusServer, expr: str, serve: ServeProcess) -> None:
+    def found() -> bool:
+        answer = prom.query(expr)
+        return answer.get("status") == "success" and bool(answer["data"]["result"])
+
+    _wait(found, expr, serve)
+
+
+def _wait(predicate, what: str, serve: ServeProcess, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        answer = prom.query(expr)
-        if answer.get("status") == "success" and answer["data"]["result"]:
+        if predicate():
             return
         time.sleep(0.5)
-    raise AssertionError(f"no {expr} after {timeout}s; serve log: {serve.log_path.read_text()[-3000:]}")
+    raise AssertionError(f"waited {timeout}s for {what}; serve log: {serve.log_path.read_text()[-3000:]}")

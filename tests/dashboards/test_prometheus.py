@@ -83,6 +83,8 @@ def test_scrape_config_targets_the_admin_listener() -> None:
     assert job["metrics_path"] == "/metrics"
     assert job["static_configs"][0]["targets"] == ["proxy:9464"]
     assert config["rule_files"] == ["alerts.yml"]
+    # The proxy-down alert watches this job.
+    assert f'up{{job="{job["job_name"]}"}} == 0' in (PROM_DIR / "alerts.yml").read_text()
 
 
 def test_missing_prometheus_fails_under_ci_and_skips_elsewhere(monkeypatch) -> None:
