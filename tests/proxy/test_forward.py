@@ -206,3 +206,17 @@ def test_recorder_failure_never_fails_the_request(upstream, start_proxy):
 
     proxy = start_proxy(upstream.url, recorder=Broken())
     assert client(proxy.base_url).beta.assistants.create(model="gpt-4o").id == "asst_1"
+
+
+def test_client_disconnect_mid_upload_cancels_the_upstream_request(upstream, start_proxy):
+    proxy = start_proxy(upstream.url)
+    sock = socket.create_connection(("127.0.0.1", proxy.server.port))
+    sock.sendall(b"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                 b"Content-Length: 10000000\r\n\r\n" + b"x" * 1_000_000)
+    time.sleep(0.2)
+    sock.close()
+    assert upstream.upload_aborted.wait(5), "the upstream never saw the upload stop"
+    (exchange,) = proxy.recorder.wait_for(1)
+    assert exchange.error_type == "client_disconnected" and exchange.status is None
+    assert 0 < exchange.request_body_size <= 1_000_000
+    assert upstream.seen == []  # the upstream never got a complete request

@@ -26,6 +26,7 @@ class Upstream:
         self._release: asyncio.Event | None = None
         self.stream_cancelled = threading.Event()
         self.first_event_sent = threading.Event()
+        self.upload_aborted = threading.Event()
 
     def app(self) -> web.Application:
         app = web.Application(handler_args={"handler_cancellation": True})
@@ -44,8 +45,12 @@ class Upstream:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
+        try:
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+        except (asyncio.CancelledError, ConnectionResetError, ConnectionError):
+            self.upload_aborted.set()
+            raise
         self.seen.append((request.method, request.raw_path, list(request.headers.items()), size))
         path = request.path
         if path.endswith("/gzip"):
