@@ -81,7 +81,10 @@ def latency() -> Dashboard:
             "client; this is what a user waits before text starts to appear. If it rises while "
             "non-streamed latency does not, the upstream is queueing runs.",
             "s",
-            *(quantile(q, "assistants_audit_exchange_ttfb_seconds", ["operation"], f'stream="true", {OP}') for q in (0.5, 0.95)),
+            *(
+                quantile(q, "assistants_audit_exchange_ttfb_seconds", ["operation"], f'stream="true", {OP}')
+                for q in (0.5, 0.95)
+            ),
         )
     )
     d = d.with_panel(
@@ -457,7 +460,11 @@ def cost() -> Dashboard:
             "sessions per thread mean runs keep opening new sessions; reuse threads instead."
             + ABSENT_IS_ZERO,
             "short",
-            Q("sum(increase(assistants_audit_code_interpreter_sessions_total[$__range])) or vector(0)", "sessions", instant=True),
+            Q(
+                "sum(increase(assistants_audit_code_interpreter_sessions_total[$__range])) or vector(0)",
+                "sessions",
+                instant=True,
+            ),
         )
     )
     d = d.with_panel(
@@ -470,7 +477,8 @@ def cost() -> Dashboard:
             + ABSENT_IS_ZERO,
             "short",
             Q(
-                'sum(max_over_time(assistants_audit_requests_by_version_total{beta_header="assistants=v1"}[$__range])) or vector(0)',
+                "sum(max_over_time(assistants_audit_requests_by_version_total"
+                '{beta_header="assistants=v1"}[$__range])) or vector(0)',
                 "v1 requests",
                 instant=True,
             ),

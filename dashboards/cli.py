@@ -42,7 +42,9 @@ def build(out_dir: Path, check: bool) -> None:
     if check:
         stale = [name for name, text in rendered.items() if _read(out_dir / name) != text]
         if stale:
-            raise click.ClickException(f"out of date in {out_dir}: {', '.join(stale)} (run `assistants-audit dashboards build`)")
+            raise click.ClickException(
+                f"out of date in {out_dir}: {', '.join(stale)} (run `assistants-audit dashboards build`)"
+            )
         click.echo(f"{len(rendered)} dashboards up to date in {out_dir}")
         return
     try:

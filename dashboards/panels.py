@@ -192,7 +192,13 @@ def variables() -> list[cogbuilder.Builder]:
             .label(label)
             .description(description)
             .datasource(PROM)
-            .query({"qryType": 1, "query": f"label_values({metric}, {name})", "refId": "PrometheusVariableQueryEditor-VariableQuery"})
+            .query(
+                {
+                    "qryType": 1,
+                    "query": f"label_values({metric}, {name})",
+                    "refId": "PrometheusVariableQueryEditor-VariableQuery",
+                }
+            )
             .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
             .sort(VariableSort.ALPHABETICAL_ASC)
             .multi(True)
