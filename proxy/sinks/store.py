@@ -47,7 +47,7 @@ def error_kind(exc: BaseException) -> str:
     text = str(exc).lower()
     if code == errno.ENOSPC or "no space left" in text:
         return "disk_full"
-    if code in (errno.EACCES, errno.EROFS, errno.EPERM) or "permission denied" in text or "read-only" in text:
+    if code in (errno.EACCES, errno.EROFS, errno.EPERM) or any(s in text for s in ("permission denied", "not permitted", "read-only")):
         return "read_only"
     if isinstance(exc, (OSError, duckdb.IOException)):
         return "io"
