@@ -56,22 +56,31 @@ def test_two_processes_one_multiproc_dir(tmp_path):
     assert get("assistants_audit_vector_store_usage_bytes", {"vector_store_id": "vs_b4"}) == 5000
 
 
+def per_worker(served):
+    scraped = scrape(f"{served.admin_url}/metrics")
+    return scraped, {dict(labels)["worker"]: v for (name, labels), v in scraped.items()
+                     if name == "assistants_audit_worker_exchanges_total"}
+
+
 @pytest.mark.slow
 def test_serve_workers_2_scrape_sees_both(emulator, tmp_path):
     with serve(emulator.url, str(tmp_path / "store"), "--workers", "2") as served:
-        total = 1 + 60  # serve() made one request to check it is up
-        for _ in range(60):
-            http_get(f"{served.url}/v1/assistants", API_HEADERS)
-        deadline = time.monotonic() + 30
-        while True:
-            scraped = scrape(f"{served.admin_url}/metrics")
-            by_worker = {dict(k[1])["worker"]: v for k, v in scraped.items()
-                         if k[0] == "assistants_audit_worker_exchanges_total"}
-            if sum(by_worker.values()) >= total or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert sum(by_worker.values()) == total, by_worker
+        sent = 1  # serve() made one request to check it is up
+        by_worker: dict[str, float] = {}
+        deadline = time.monotonic() + 60
+        # the second worker may still be starting: keep sending (a fresh connection each time,
+        # so SO_REUSEPORT spreads them) until the scrape shows both
+        while len(by_worker) < 2 and time.monotonic() < deadline:
+            for _ in range(20):
+                http_get(f"{served.url}/v1/assistants", API_HEADERS)
+            sent += 20
+            time.sleep(0.3)
+            scraped, by_worker = per_worker(served)
         assert len(by_worker) == 2 and all(v > 0 for v in by_worker.values()), by_worker
+        while sum(by_worker.values()) < sent and time.monotonic() < deadline:
+            time.sleep(0.2)
+            scraped, by_worker = per_worker(served)
+        assert sum(by_worker.values()) == sent, by_worker
         key = ("assistants_audit_exchanges_total",
                (("api_version", "v2"), ("operation", "assistants.list"), ("status_class", "2xx")))
-        assert scraped[key] == total
+        assert scraped[key] == sent
