@@ -555,8 +555,10 @@ def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -
         _vector_store(ctx, obj, deleted)
     elif kind in ("vector_store.file", "vector_store.file.deleted"):
         _vector_store_file(ctx, obj, deleted)
-    elif kind == "file" or (kind == "file.deleted"):
+    elif kind in ("file", "file.deleted"):
         _file(ctx, obj, deleted)
+    elif kind == "upload":  # a completed upload carries the file it made
+        _object(ctx, obj.get("file"), run_source, event)
     elif kind in ("assistant.file", "thread.message.file"):
         ctx.v1 = True
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import datetime, timezone
 
 from proxy.assistants import parse
@@ -206,3 +208,17 @@ def test_enrichment_retrieves_are_not_client_polls():
     (run,) = facts_of("runs_retrieve_v2", RunSnapshot, origin="enrichment")
     assert run.source == "enrichment"
     assert parse(exchange("runs_retrieve_v2", origin="enrichment"), capture_content=False)[0].origin == "enrichment"
+
+
+def test_completed_upload_records_its_file():
+    upload = {"id": "upload_1", "object": "upload", "status": "completed", "bytes": 2048, "purpose": "assistants",
+              "file": {"id": "file-up1", "object": "file", "bytes": 2048, "filename": "big.pdf", "purpose": "assistants",
+                       "created_at": 1714433700, "status": "processed"}}
+    base = exchange("files_upload")
+    ex = dataclasses.replace(base, path="/v1/uploads/upload_1/complete", request_body=b'{"part_ids":["part_1"]}',
+                             request_headers=(("content-type", "application/json"),),
+                             response_body=json.dumps(upload).encode())
+    facts = parse(ex, capture_content=False)
+    assert facts[0].operation == "uploads.complete"
+    (f,) = [x for x in facts if isinstance(x, FileObservation)]
+    assert (f.file_id, f.bytes, f.filename) == ("file-up1", 2048, "big.pdf")
