@@ -481,6 +481,9 @@ async def get_run(request: web.Request) -> web.StreamResponse:
 async def update_run(request: web.Request) -> web.StreamResponse:
     run = thread_run(store_of(request), request)
     body = await read_json(request)
+    if version_of(request) == V1 and run.status not in TERMINAL:
+        # as recorded (ruby-openai runs_modify.yml): v1 refused before looking at the body
+        raise bad_request(f"Cannot update run with status '{run.status}'.")
     if "metadata" in body:
         run.obj["metadata"] = check_metadata(body["metadata"])
     return await send_json(request, models.run(run.obj, version_of(request)))

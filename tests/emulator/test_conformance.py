@@ -300,14 +300,14 @@ def walk_runs(c: Client, version: str) -> None:
     run = c.poll_run(version, thread, run["id"], {"requires_action"} | TERMINAL)
     assert run["status"] == "requires_action", f"a function tool should lead to requires_action: {run['status']}"
     c.ok(version, "GET /threads/{thread_id}/runs", thread_id=thread)
-    c.ok(version, "POST /threads/{thread_id}/runs/{run_id}", body={"metadata": {"k": "v"}},
-         thread_id=thread, run_id=run["id"])
     outputs = [{"tool_call_id": call["id"], "output": "18C and sunny"}
                for call in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
     c.ok(version, "POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs", body={"tool_outputs": outputs},
          thread_id=thread, run_id=run["id"])
     run = c.poll_run(version, thread, run["id"], TERMINAL)
     assert run["status"] == "completed", run
+    c.ok(version, "POST /threads/{thread_id}/runs/{run_id}", body={"metadata": {"k": "v"}},
+         thread_id=thread, run_id=run["id"])  # (v1 refused this before the run ended)
     query = {"include[]": "step_details.tool_calls[*].file_search.results[*].content"} if version == "v2" else None
     steps = c.ok(version, "GET /threads/{thread_id}/runs/{run_id}/steps", query=query, thread_id=thread,
                  run_id=run["id"])["data"]
@@ -753,3 +753,51 @@ def test_azure_paths_conform(version, api_version):
             if extra:
                 problems.append(f"{answer.path}: fields the {version} spec does not declare: {sorted(set(extra))}")
     assert not problems, "\n".join(problems)
+
+
+# --- recorded OpenAI errors, replayed ----------------------------------------------------------------
+
+def _recorded_error(version: str, operation: str, status: int) -> dict:
+    with open(FIXTURE_SAMPLES) as f:
+        samples = json.load(f)["samples"]
+    return next(s for s in samples if (s["version"], s["operation"], s["status"]) == (version, operation, status))
+
+
+def _in_progress_run(c: Client, version: str) -> tuple[str, str]:
+    """A run that stays in_progress for a while ([slow] makes each phase last five ticks)."""
+    asst = c.ok(version, "POST /assistants", body={"model": "gpt-4o", "instructions": "Answer."})["id"]
+    thread = c.ok(version, "POST /threads", body={"messages": [{"role": "user", "content": "Think [slow]"}]})["id"]
+    run = c.ok(version, "POST /threads/{thread_id}/runs", body={"assistant_id": asst}, thread_id=thread)["id"]
+    c.poll_run(version, thread, run, {"in_progress"})
+    return thread, run
+
+
+REPLAYED = [
+    ("v2", "GET /threads/{thread_id}/runs/{run_id}/steps/{step_id}", 404),
+    ("v2", "POST /threads/{thread_id}/runs", 400),
+    ("v1", "POST /threads/{thread_id}/runs/{run_id}", 400),
+    ("v2", "POST /threads/{thread_id}/runs/{run_id}", 400),
+    ("v1", "POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs", 400),
+    ("v2", "POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs", 400),
+]
+
+
+@pytest.mark.parametrize("version,operation,status", REPLAYED, ids=[f"{v} {op} {st}" for v, op, st in REPLAYED])
+def test_recorded_error_is_reproduced(version, operation, status):
+    """The situation ruby-openai recorded an OpenAI error in gets the same error body."""
+    sample = _recorded_error(version, operation, status)
+    running = start_emulator()
+    try:
+        c = Client(running.url)
+        if operation == "POST /threads/{thread_id}/runs":  # no instructions, no user message
+            asst = c.ok(version, "POST /assistants", body={"model": "gpt-4o"})["id"]
+            thread = c.ok(version, "POST /threads", body={})["id"]
+            answer = c.call(version, operation, body={"assistant_id": asst}, thread_id=thread)
+        else:
+            thread, run = _in_progress_run(c, version)
+            answer = c.call(version, operation, body=sample.get("request"), thread_id=thread, run_id=run,
+                            step_id="step_123")
+    finally:
+        running.server.stop()
+    assert answer.status == status, answer.raw[:300]
+    assert answer.json == sample["body"]
