@@ -642,9 +642,11 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
 
     if _request_is_v1(route.operation, req_json):
         ctx.v1 = True
-    if route.operation == "runs.submit_tool_outputs":
+    # what the request asked for counts only when the upstream accepted it
+    accepted = ex.status is not None and ex.status < 400
+    if accepted and route.operation == "runs.submit_tool_outputs":
         _tool_outputs(ctx, req_json)
-    if route.operation == "vector_stores.file_batches.create":
+    if accepted and route.operation == "vector_stores.file_batches.create":
         for file_id in _strs(req_json.get("file_ids")):
             _vector_store_file(ctx, {}, False, file_id=file_id, status=None)
 
@@ -659,7 +661,7 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
         if upstream_error:
             error_type = error_type or _str(upstream_error.get("type")) or "error"
             error_code = _str(upstream_error.get("code"))
-        elif ex.status is not None and ex.status < 400:
+        elif accepted:
             _object(ctx, response.data, run_source)
     if error_type is None and ex.status is not None and ex.status >= 400:
         error_type = f"http_{ex.status}"

@@ -133,9 +133,11 @@ def test_required_action_and_submitted_outputs_tie_by_call_id():
     assert [f.source for f in facts if isinstance(f, RunSnapshot)] == ["submit_tool_outputs"]
 
 
-def test_recorded_rejected_tool_outputs_are_still_recorded():
-    (out,) = facts_of("runs_submit_tool_outputs_v2", ToolCallFact)
-    assert (out.tool_call_id, out.source, out.run_id) == ("call_Vfq8wpokTGewt0ubGCkeuwo1", "tool_output", "run_SizI68F960B2zPxJ1TSdtEZO")
+def test_rejected_requests_record_nothing_they_asked_for():
+    # recorded: "Runs in status "in_progress" do not accept tool outputs." (400)
+    facts = parse(exchange("runs_submit_tool_outputs_v2"), capture_content=False)
+    assert facts[0].error_type == "invalid_request_error" and facts[1:] == []
+    assert parse(exchange("vector_store_file_batches_create", status=400), capture_content=False)[1:] == []
 
 
 def test_streamed_requires_action():
