@@ -313,6 +313,7 @@ def walk_runs(c: Client, version: str) -> None:
                  run_id=run["id"])["data"]
     c.ok(version, "GET /threads/{thread_id}/runs/{run_id}/steps", query={"order": "asc", "limit": 2},
          thread_id=thread, run_id=run["id"])
+    c.ok(version, "GET /threads/{thread_id}/runs/{run_id}/steps", thread_id=thread, run_id=run["id"])
     for step in steps:
         c.ok(version, "GET /threads/{thread_id}/runs/{run_id}/steps/{step_id}", query=query,
              thread_id=thread, run_id=run["id"], step_id=step["id"])
@@ -482,6 +483,22 @@ def test_operation_conforms(walk, version, operation):
             if header not in answer.headers:
                 problems.append(f"{answer.path}: no {header} header")
     assert not problems, "\n".join(problems)
+
+
+def test_step_include_adds_file_search_result_content(walk):
+    """include[]=step_details.tool_calls[*].file_search.results[*].content adds each result's
+    chunk text; without it the results carry no content."""
+    seen = {True: 0, False: 0}
+    for answer in walk.client.answers.get(("v2", "GET /threads/{thread_id}/runs/{run_id}/steps"), []):
+        included = "include" in answer.path
+        for step in answer.json["data"]:
+            for call in step["step_details"].get("tool_calls", []):
+                for result in (call.get("file_search") or {}).get("results", []):
+                    assert ("content" in result) == included, (answer.path, result)
+                    if included:
+                        assert result["content"] and all(part["text"] for part in result["content"])
+                    seen[included] += 1
+    assert seen[True] and seen[False], seen
 
 
 def test_walk_reached_every_part(walk):
