@@ -67,8 +67,8 @@ def latency() -> Dashboard:
     d = d.with_panel(
         timeseries_panel(
             "Requests by operation",
-            "Exchanges per second through the proxy, per operation. A spike in list_run_steps or "
-            "retrieve_run usually means clients poll aggressively (see polls per run).",
+            "Exchanges per second through the proxy, per operation. A spike in runs.retrieve or "
+            "runs.steps.list usually means clients poll aggressively (see polls per run).",
             "reqps",
             Q(f"sum by (operation) (rate(assistants_audit_exchanges_total{{{OP}}}[{RATE}]))", "{{operation}}"),
             stacked=True,

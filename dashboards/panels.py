@@ -211,7 +211,7 @@ def variables() -> list[cogbuilder.Builder]:
         datasource,
         label_variable(
             "operation", "Operation", "assistants_audit_exchanges_total",
-            "Assistants API operation (create_run, list_messages, ...) as classified by the proxy.",
+            "Assistants API operation (runs.create, messages.list, ...) as classified by the proxy.",
         ),
         label_variable(
             "model", "Model", "assistants_audit_tokens_total",

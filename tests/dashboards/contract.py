@@ -49,7 +49,7 @@ CONTRACT_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 # Plausible values so label filters in the panels (status_class=~"4xx|5xx", stream="true", ...) match.
 _VALUES = {
-    "operation": "create_run",
+    "operation": "runs.create",
     "status_class": "4xx",
     "api_version": "v2",
     "stream": "true",

@@ -45,6 +45,18 @@ def panel_queries(boards: dict[str, dict]) -> list[tuple[str, str, str]]:
     return out
 
 
+def variable_queries(boards: dict[str, dict]) -> set[tuple[str, str]]:
+    """(metric, label) of every `label_values(metric, label)` template variable."""
+    out = set()
+    for board in boards.values():
+        for variable in board["templating"]["list"]:
+            if variable["type"] == "query":
+                query = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
+                metric, label = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", query).groups()
+                out.add((metric, label))
+    return out
+
+
 def substitute(expr: str) -> str:
     # Longest names first so $__rate_interval is not eaten by a shorter prefix.
     for var in sorted(TEMPLATE_VALUES, key=len, reverse=True):

@@ -112,6 +112,10 @@ class PrometheusServer:
     def wait_for_scrapes(self, n: int, timeout: float = 30) -> None:
         self._wait(lambda: self.scrapes() >= n, timeout, f"target not scraped {n} times")
 
+    def label_values(self, label: str, metric: str) -> list[str]:
+        """What Grafana asks for a `label_values(metric, label)` template variable."""
+        return self.api(f"label/{label}/values", **{"match[]": metric}).get("data", [])
+
     def firing_alerts(self) -> set[str]:
         return {a["labels"]["alertname"] for a in self.api("alerts")["data"]["alerts"] if a["state"] == "firing"}
 

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from tests.dashboards import contract
-from tests.dashboards.helpers import ROOT, committed_dashboards, panel_queries, stop_process
+from tests.dashboards.helpers import ROOT, committed_dashboards, panel_queries, stop_process, variable_queries
 from tests.dashboards.promserver import PrometheusServer, check_queries
 from tests.servers import ServerThread, free_port
 
@@ -160,6 +160,12 @@ def test_every_panel_query_against_real_proxy_traffic(emulator, tmp_path: Path) 
             declared = {family(n) for n in prom.metric_names_with_metadata()}
             used = set().union(*(metric_families(e) for _, _, e in queries))
             assert used - declared == set()
+
+            # The template variables offer the workload's operations and models.
+            variables = variable_queries(committed_dashboards())
+            assert variables == {("assistants_audit_exchanges_total", "operation"), ("assistants_audit_tokens_total", "model")}
+            assert "runs.create" in prom.label_values("operation", "assistants_audit_exchanges_total")
+            assert prom.label_values("model", "assistants_audit_tokens_total") == ["gpt-4o"]
 
             # The shipped rules work on the real metrics: the recording rules have values and the
             # v1 requests of the workload fire the v1 alert (it has no `for`).
