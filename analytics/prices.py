@@ -506,7 +506,9 @@ def install_report_prices(con: Any, prices: Prices) -> list[str]:
     """Price every model in the store's runs with `prices` on this connection (TEMP tables that
     shadow the stored ones), creating the cost views if the connection lacks them.
     Returns the models seen."""
-    models = [r[0] for r in con.execute("SELECT DISTINCT model FROM runs WHERE model IS NOT NULL").fetchall()]
+    models = [r[0] for r in con.execute(
+        "SELECT model FROM run_snapshots WHERE model IS NOT NULL UNION SELECT model FROM assistant_observations "
+        "WHERE model IS NOT NULL").fetchall()]
     install_price_tables(con, prices, models)
     have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     if "costs" not in have:

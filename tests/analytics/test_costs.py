@@ -168,3 +168,30 @@ def test_idle_live_store_reported_with_monthly_cost(tmp_path):
     assert round(idle["monthly_usd"], 2) == 3.00
     assert round(report["top_vector_stores"][0]["projected_30d_usd"], 2) == 3.00
     assert build_report(con, None, None, idle_days=60)["idle_vector_stores"] == []
+
+
+def test_report_fold_of_runs_equals_the_runs_view(tmp_path):
+    from analytics.report import REPORT_RUNS_COLUMNS, REPORT_RUNS_SQL
+
+    facts = W.workload_facts()
+    # a streamed run: several events of one exchange share observed_at and differ by seq
+    at = W.T + 2 * W.H
+    for seq, status in enumerate(["queued", "in_progress", "completed"]):
+        facts.append(fact(F.RunSnapshot, exchange_id="ex_stream", seq=seq, observed_at=at, source="stream",
+                          run_id="run_streamed", model="gpt-4o", status=status, created_at=at, streamed=True,
+                          prompt_tokens=10 if status == "completed" else None,
+                          completion_tokens=5 if status == "completed" else None,
+                          total_tokens=15 if status == "completed" else None, key_fingerprint=W.KEY_A))
+    # polls, one replayed twice, and a late poll that must not move the finished run back
+    for i, status in enumerate(["in_progress", "in_progress", "completed", "in_progress"]):
+        facts.append(fact(F.RunSnapshot, exchange_id=f"ex_poll_{i}", observed_at=W.T + i * W.H / 60,
+                          source="retrieve", run_id="run_polled", model="gpt-4o-mini", status=status,
+                          created_at=W.T, api_version="v1" if i == 0 else "v2"))
+    facts.append(facts[-2])
+    con = connect(write_store(tmp_path / "audit", facts))
+    cols = ", ".join(f"CAST({c} AS VARCHAR)" for c in REPORT_RUNS_COLUMNS)  # TIMESTAMPTZ -> text
+    view = con.execute(f"SELECT {cols} FROM runs ORDER BY run_id").fetchall()
+    con.execute(REPORT_RUNS_SQL)
+    lean = con.execute(f"SELECT {cols} FROM temp.runs ORDER BY run_id").fetchall()
+    assert lean == view
+    assert dict((r[0], r[4]) for r in lean)["run_polled"] == "completed"

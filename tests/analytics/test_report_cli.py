@@ -1,0 +1,95 @@
+"""`assistants-audit report`: empty store, formats, errors, polling overhead, and a 1k-run smoke run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from analytics.prices import Prices, install_report_prices
+from analytics.report import build_report
+from proxy.cli import main
+from tests.analytics import workload as W
+from tests.analytics.storebuild import F, connect, fact, write_store
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, ["report", *args])
+
+
+def test_empty_store_says_so_in_every_format(tmp_path):
+    store = write_store(tmp_path / "audit", [])
+    data = json.loads(_invoke("--store", str(store), "--format", "json").output)
+    assert data["empty"] is True and data["total_usd"] == 0
+    assert all(r["usd"] == 0 for r in data["spend_by_kind"])
+    for fmt in ("table", "markdown"):
+        result = _invoke("--store", str(store), "--format", fmt)
+        assert result.exit_code == 0, result.output
+        assert "The audit store is empty" in result.output
+    rows = list(csv.reader(io.StringIO(_invoke("--store", str(store), "--format", "csv").output)))
+    assert rows[0] == ["section", "column", "row", "value"] and ["summary", "total_usd", "0", "0.0"] in rows
+
+
+def test_formats_carry_the_same_figures(tmp_path):
+    store = write_store(tmp_path / "audit", W.workload_facts())
+    out = _invoke("--store", str(store), "--format", "csv").output
+    rows = list(csv.reader(io.StringIO(out)))
+    tokens = next(r for r in rows if r[0] == "spend_by_kind" and r[1] == "kind" and r[3] == "tokens")
+    usd = next(r for r in rows if r[0] == "spend_by_kind" and r[1] == "usd" and r[2] == tokens[2])
+    assert float(usd[3]) == pytest.approx(W.TOKENS_USD, abs=0.005)
+    md = _invoke("--store", str(store), "--format", "markdown").output
+    assert "| my-finetune-x |" in md and "$1.90" in md
+    table = _invoke("--store", str(store)).output
+    assert "Unpriced models" in table and "$1.90" in table
+
+
+def test_errors_are_one_line_with_exit_codes(tmp_path):
+    missing = _invoke("--store", str(tmp_path / "nope"))
+    assert missing.exit_code == 1 and missing.output.count("\n") == 1 and "no audit store" in missing.output
+    store = write_store(tmp_path / "audit", [])
+    bad_date = _invoke("--store", str(store), "--since", "last tuesday")
+    assert bad_date.exit_code == 2 and "--since" in bad_date.output
+    bad_prices = tmp_path / "p.yaml"
+    bad_prices.write_text("models: {gpt-4o: {input_usd_per_mtok: 1}}\n")
+    result = _invoke("--store", str(store), "--prices", str(bad_prices))
+    assert result.exit_code == 1 and "output_usd_per_mtok" in result.output
+    unknown = tmp_path / "q.json"
+    unknown.write_text('{"storage_per_gb": 1}')
+    assert "unknown key" in _invoke("--store", str(store), "--prices", str(unknown)).output
+
+
+def test_help_has_an_example():
+    result = _invoke("--help")
+    assert result.exit_code == 0 and "Example:" in result.output and "--idle-days" in result.output
+
+
+def test_polling_overhead_counts_unchanged_polls(tmp_path):
+    facts = []
+    statuses = ["queued", "in_progress", "in_progress", "in_progress", "completed"]
+    for i, status in enumerate(statuses):
+        facts.append(fact(F.RunSnapshot, exchange_id=f"p{i}", observed_at=W.T + timedelta(seconds=i),
+                          source="create" if i == 0 else "retrieve", run_id="run_p", model="gpt-4o",
+                          status=status, created_at=W.T))
+    facts.append(fact(F.RunSnapshot, exchange_id="s0", observed_at=W.T, source="stream", run_id="run_s",
+                      model="gpt-4o", status="completed", created_at=W.T, streamed=True))
+    con = connect(write_store(tmp_path / "audit", facts))
+    install_report_prices(con, Prices.load())
+    polling = build_report(con, None, None, 30)["polling"]
+    # 4 polls: in_progress (changed), in_progress (same), in_progress (same), completed (changed)
+    assert polling == {"runs": 2, "polled_runs": 1, "streamed_runs": 1, "polls": 4, "unchanged_polls": 2,
+                       "polls_per_polled_run": 4.0, "unchanged_share": 0.5}
+    (row,) = con.execute("SELECT runs, polls, unchanged_share FROM polling_overhead").fetchall()
+    assert row == (2, 4, 0.5)
+
+
+def test_smoke_1k_runs(tmp_path):
+    from bench.report_100k import generate_store
+
+    store = generate_store(tmp_path / "audit", 1_000)
+    data = json.loads(_invoke("--store", str(store), "--format", "json").output)
+    assert data["counts"]["runs"] == 1_000
+    assert data["total_usd"] > 0 and data["top_models"]
