@@ -71,13 +71,13 @@ def test_every_panel_query_against_the_metric_contract(tmp_path: Path) -> None:
 
 
 def _require_sink() -> None:
-    for module, what in (("proxy.sinks.metrics", "metrics sink"), ("proxy.serve", "serve command")):
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            pytest.skip(f"{what} not built yet" if module != "proxy.sinks.metrics" else "metrics sink not built yet")
+    # Only a missing module skips; a metrics sink that exists but fails to import fails the test.
+    try:
+        found = importlib.util.find_spec("proxy.sinks.metrics") is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        pytest.skip("metrics sink not built yet")
 
 
 class ServeProcess:
