@@ -94,7 +94,7 @@ def test_run_failure_panel_links_to_tempo() -> None:
         assert "${__from}" in url and "${__to}" in url
 
 
-def test_only_contract_metrics_are_queried() -> None:
+def test_panels_query_exactly_the_contract_metrics() -> None:
     from tests.dashboards.contract import CONTRACT_METRICS
 
     used = set()
@@ -103,6 +103,8 @@ def test_only_contract_metrics_are_queried() -> None:
             used.add(re.sub(r"_(bucket|sum|count)$", "", name))
     unknown = used - set(CONTRACT_METRICS)
     assert not unknown, f"panels query metrics the proxy does not expose: {sorted(unknown)}"
+    unshown = set(CONTRACT_METRICS) - used
+    assert not unshown, f"metrics the proxy exposes but no panel shows: {sorted(unshown)}"
     # Every dashboard JSON is valid JSON with no NaN/Infinity literals.
     for path in JSON_DIR.glob("*.json"):
         json.loads(path.read_text(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
