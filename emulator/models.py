@@ -83,6 +83,8 @@ def run(r: dict, version: str) -> dict:
     out = _pick(r, _RUN_HEAD)
     out["object"] = "thread.run"
     out["tools"] = tools(r["tools"], version)
+    if version == V2 and out["instructions"] is None:
+        out["instructions"] = ""  # v2 always reports a string (the spec has no null here)
     if version == V1 and out["status"] == "incomplete":
         out["status"] = "completed"  # v1 had no "incomplete" run status: it reported completed + incomplete_details
     if version == V2:
