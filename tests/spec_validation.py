@@ -10,7 +10,10 @@ or a stream event's data schema.
     validate_response("GET /threads/{thread_id}/runs/{run_id}", 200, body, version="v1")
     validate_stream_event("thread.run.step.delta", data, "v2")
 
-Each raises SpecViolation (an AssertionError) naming the JSON path of the first error.
+Each raises SpecViolation (an AssertionError) naming the JSON path of the first error;
+validate_request does the same for request bodies. load(version) gives the SpecSchemas behind
+them, whose *_errors methods return the error list instead and whose undeclared_properties finds
+fields the spec never mentions (its objects are rarely closed, so validation lets those pass).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import functools
 import json
 import os
 from typing import Any
+from urllib.parse import quote
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -35,8 +39,6 @@ class SpecViolation(AssertionError):
 
 def _pointer(*parts: str) -> str:
     """A URI fragment (JSON pointer) to the given keys, escaped for "/", "~" and URI syntax."""
-    from urllib.parse import quote
-
     return "/" + "/".join(quote(p.replace("~", "~0").replace("/", "~1"), safe="") for p in parts)
 
 
