@@ -29,6 +29,7 @@ from tests.spec_validation import (SpecViolation, validate, validate_request, va
                                    validate_stream_event)
 
 try:
+    from emulator.app import EmulatorSettings
     from tests.plugins.emulator import start_emulator
 except ImportError as exc:  # the emulator is being built alongside these tests
     start_emulator = None
@@ -830,3 +831,21 @@ def test_recorded_error_is_reproduced(version, operation, status):
         running.server.stop()
     assert answer.status == status, answer.raw[:300]
     assert answer.json == sample["body"]
+
+
+def test_expired_vector_store_conforms():
+    """A store past its expires_after policy answers status expired, still in the spec's shape."""
+    running = start_emulator(EmulatorSettings(seed=0, step_seconds=12 * 3600))  # half a day per request
+    try:
+        c = Client(running.url)
+        vs = c.ok("v2", "POST /vector_stores", body={"name": "short-lived",
+                                                      "expires_after": {"anchor": "last_active_at", "days": 1}})
+        seen = [c.ok("v2", "GET /vector_stores/{vector_store_id}", vector_store_id=vs["id"]) for _ in range(4)]
+        listed = c.ok("v2", "GET /vector_stores")
+    finally:
+        running.server.stop()
+    assert seen[-1]["status"] == "expired", [s["status"] for s in seen]
+    assert seen[-1]["expires_at"] is not None
+    for body in seen:
+        validate_response("GET /vector_stores/{vector_store_id}", 200, body, "v2")
+    validate_response("GET /vector_stores", 200, listed, "v2")
