@@ -195,3 +195,21 @@ def test_report_fold_of_runs_equals_the_runs_view(tmp_path):
     lean = con.execute(f"SELECT {cols} FROM temp.runs ORDER BY run_id").fetchall()
     assert lean == view
     assert dict((r[0], r[4]) for r in lean)["run_polled"] == "completed"
+
+
+def test_override_aliases_and_price_history(tmp_path):
+    override = tmp_path / "prices.json"
+    override.write_text(json.dumps({"models": {
+        "my-deployment": "gpt-4o-mini",
+        "my-finetune-x": [
+            {"effective_from": "2025-01-01", "input_usd_per_mtok": 3, "output_usd_per_mtok": 12},
+            {"effective_from": "2025-03-10", "input_usd_per_mtok": 2, "output_usd_per_mtok": 8},
+        ],
+    }}))
+    prices = Prices.load(override)
+    at = datetime(2025, 3, 9, tzinfo=UTC)
+    assert prices.token_cost("my-deployment", 1_000_000, 1_000_000, at)[0] == pytest.approx(0.75)
+    assert "alias of gpt-4o-mini" in prices.token_cost("my-deployment", 1, 1, at)[1]
+    assert prices.token_cost("my-finetune-x", 1_000_000, 0, at)[0] == 3.0
+    assert prices.token_cost("my-finetune-x", 1_000_000, 0, at + timedelta(days=1))[0] == 2.0
+    assert prices.token_cost("my-finetune-x", 1_000_000, 0, datetime(2024, 12, 31, tzinfo=UTC)) == (None, "unpriced")

@@ -71,6 +71,15 @@ def test_costs_of_a_recorded_workload_match_the_clients_usage(recorded, tmp_path
         stored.close()
     assert {m: round(u, 9) for m, u in rows} == {m: round(u, 9) for m, u in expected["by_model"].items()}
     assert price_paths(store)["model_prices"].exists()
+    # ... and so does a plain read-only DuckDB on STORE/audit.duckdb (what `duckdb -readonly` opens)
+    import duckdb
+
+    plain = duckdb.connect(str(store / "audit.duckdb"), read_only=True)
+    try:
+        plain_rows = plain.execute("SELECT model, usd FROM cost_by_model ORDER BY model").fetchall()
+    finally:
+        plain.close()
+    assert plain_rows == rows
 
     con = connect(store)
     install_report_prices(con, Prices.load())
