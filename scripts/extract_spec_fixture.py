@@ -129,8 +129,9 @@ def normalise(schema: Any, *, openapi30: bool) -> Any:
             elif len(out["allOf"]) == 1 and len(out) == 1:
                 out = out["allOf"][0]
     if nullable:
-        if "$ref" in out or "allOf" in out or "oneOf" in out or "anyOf" in out:
-            out = {"anyOf": [out, {"type": "null"}]} if "type" not in out else _null_union(out)
+        # With a composition or $ref, a type union alone would still fail null in the branches.
+        if any(k in out for k in ("$ref", "allOf", "oneOf", "anyOf", "not")):
+            out = {"anyOf": [out, {"type": "null"}]}
         else:
             out = _null_union(out)
     return out

@@ -276,6 +276,8 @@ def test_normalise_openapi_30_and_31_idioms():
         {"anyOf": [{"$ref": "#/components/schemas/X"}, {"type": "null"}]}
     assert norm({"allOf": [{"$ref": "#/components/schemas/X"}, {"nullable": True}]}, openapi30=False) == \
         {"anyOf": [{"$ref": "#/components/schemas/X"}, {"type": "null"}]}
+    assert norm({"type": "object", "nullable": True, "anyOf": [{"required": ["a"]}]}, openapi30=True) == \
+        {"anyOf": [{"type": "object", "anyOf": [{"required": ["a"]}]}, {"type": "null"}]}
     assert norm({"type": "number", "minimum": 0, "exclusiveMinimum": True}, openapi30=True) == \
         {"type": "number", "exclusiveMinimum": 0}
     # Property names that look like keywords are kept; vendor extensions and discriminators go.
