@@ -3,8 +3,12 @@
 Raw HTTP on loopback (no SDK, which would hide non-conforming fields): a module-scoped walk calls
 every Assistants operation of both specs once or more, then each operation is its own test that
 validates every JSON body it answered against the spec's schema for that path, method and status.
-Streams are validated event by event against AssistantStreamEvent. Error bodies and the
-OpenAI-Beta header rules have their own tests.
+Streams are validated event by event against AssistantStreamEvent. Besides validity, answers
+may not carry fields the spec never declares (bar those real traffic showed), cursor pages must be
+consistent, streamed final objects must equal what REST returns, and the same seed must give the
+same bytes. Every request the walk sends is itself valid for the spec. Error bodies, the
+OpenAI-Beta rules, Azure-style paths, request bodies the spec rejects, and errors and stream
+orders recorded from the real API (tests/fixtures/spec/recorded_samples.json) have their own tests.
 
 Cases marked xfail(strict=True) are known emulator gaps: they start failing once fixed, so the
 mark gets removed."""
