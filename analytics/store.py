@@ -1,7 +1,7 @@
 """The audit store on disk, and the read-only way in.
 
     STORE/tables/<table>/_schema.parquet          zero rows, the table's current columns
-    STORE/tables/<table>/<slot>-<first>-<last>.parquet   rows of journal records first..last
+    STORE/tables/<table>/<slot>-<n>.parquet       a writer slot's segments (stable names)
     STORE/audit.duckdb                            views only (no data), for `duckdb -readonly`
 
 Data lives in immutable Parquet segments written by the recorder (proxy.sinks.store) with an
@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ VIEWS_SQL = Path(__file__).with_name("views.sql")
 # audit.duckdb is written in an old storage format so older `duckdb` CLIs can open it too.
 VIEWS_DB_STORAGE_VERSION = "v1.0.0"
 SCHEMA_SEGMENT = "_schema.parquet"
-_SEGMENT_RE = re.compile(r"^(?P<slot>[A-Za-z0-9_]+)-(?P<fs>\d{8})\.(?P<fo>\d{12})-(?P<ls>\d{8})\.(?P<lo>\d{12})\.parquet$")
 # statements `assistants-audit sql` runs; everything else (DROP, COPY, ATTACH, INSTALL, SET...) is refused
 READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
@@ -52,40 +50,22 @@ def fact_tables() -> dict[str, type]:
 
 # --- segment names ---------------------------------------------------------------------------
 
+_SEGMENT_RE = re.compile(r"^(?P<slot>[A-Za-z0-9_]+)-(?P<n>\d{6})\.parquet$")
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A data segment: rows from journal records first..last (inclusive) of one writer slot."""
 
-    path: Path
-    slot: str
-    first: tuple[int, int]
-    last: tuple[int, int]
+def segment_name(slot: str, n: int) -> str:
+    """The n-th stable segment name of a writer slot (see proxy.sinks.store)."""
+    return f"{slot}-{n:06d}.parquet"
 
-    @property
-    def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
+
+def segment_slot(filename: str) -> str | None:
+    m = _SEGMENT_RE.match(filename)
+    return m.group("slot") if m else None
 
 
 def segment_filename(slot: str, first: tuple[int, int], last: tuple[int, int]) -> str:
-    return f"{slot}-{first[0]:08d}.{first[1]:012d}-{last[0]:08d}.{last[1]:012d}.parquet"
-
-
-def list_data_segments(table_dir: Path, slot: str | None = None) -> list[Segment]:
-    try:
-        names = os.listdir(table_dir)
-    except FileNotFoundError:
-        return []
-    out = []
-    for name in names:
-        m = _SEGMENT_RE.match(name)
-        if m and (slot is None or m.group("slot") == slot):
-            out.append(Segment(table_dir / name, m.group("slot"), (int(m.group("fs")), int(m.group("fo"))),
-                               (int(m.group("ls")), int(m.group("lo")))))
-    return sorted(out, key=lambda s: (s.slot, s.first, s.last))
+    """A one-off segment name for tools that build a store directly (tests, imports)."""
+    return f"{slot}_{first[0]}_{first[1]}_{last[0]}_{last[1]}.parquet"
 
 
 # --- layout ----------------------------------------------------------------------------------

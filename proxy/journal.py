@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -144,21 +145,29 @@ def read_after(slot_dir: Path, after: Position | None, *, below_seq: int | None 
 # --- checkpoint ------------------------------------------------------------------------------
 
 
-def read_checkpoint(slot_dir: Path) -> Position | None:
+def read_state(slot_dir: Path) -> dict[str, Any]:
+    """The checkpoint file: {"seq", "offset"} plus what the store keeps with it (its manifest)."""
     try:
-        data = orjson.loads((slot_dir / "checkpoint.json").read_bytes())
+        return dict(orjson.loads((slot_dir / "checkpoint.json").read_bytes()))
     except FileNotFoundError:
-        return None
-    except (orjson.JSONDecodeError, OSError):
+        return {}
+    except (orjson.JSONDecodeError, OSError, TypeError, ValueError):
         log.error("journal %s: unreadable checkpoint, replaying everything", slot_dir)
+        return {}
+
+
+def read_checkpoint(slot_dir: Path) -> Position | None:
+    state = read_state(slot_dir)
+    if state.get("seq") is None:
         return None
-    return Position(int(data["seq"]), int(data["offset"]))
+    return Position(int(state["seq"]), int(state["offset"]))
 
 
-def write_checkpoint(slot_dir: Path, position: Position) -> None:
-    """Atomic (write, fsync-free rename): a reader sees the old or the new checkpoint, never half."""
+def write_checkpoint(slot_dir: Path, position: Position | None, **state: Any) -> None:
+    """Atomic (write, rename): a reader sees the old or the new checkpoint, never half of one."""
     tmp = slot_dir / ".checkpoint.json.tmp"
-    tmp.write_bytes(orjson.dumps(position.to_json()))
+    body = {"seq": None, "offset": None} if position is None else position.to_json()
+    tmp.write_bytes(orjson.dumps({**body, **state}))
     os.replace(tmp, slot_dir / "checkpoint.json")
 
 

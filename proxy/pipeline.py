@@ -114,6 +114,7 @@ class AuditRecorder:
         self._worker: threading.Thread | None = None
         self._views: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._opened = threading.Event()  # the store's layout exists: views can be created
         self.ready = threading.Event()  # set once start-up replay is done (tests, /readyz)
         if self.store is not None:
             self.store.on_commit = self._on_commit
@@ -225,7 +226,9 @@ class AuditRecorder:
         store = self.store
         if store is None:
             return
-        self._retry(store.open, "open the store")
+        if not self._retry(store.open, "open the store"):
+            return
+        self._opened.set()
         if self.slot is not None and self.journal is not None:
             # what a dead predecessor in this slot journaled but never stored
             if not self._replay_slot(self.slot.name, self.slot.journal_dir, below_seq=self.journal.first_seq):
@@ -355,6 +358,9 @@ class AuditRecorder:
     def _maintain_views(self) -> None:
         from analytics import store as layout
 
+        while not self._opened.wait(0.1):
+            if self._stopping.is_set():
+                return
         delay = 0.1
         while not self._stopping.is_set():
             try:

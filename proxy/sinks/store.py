@@ -1,16 +1,19 @@
-"""The audit store writer: fact rows -> immutable Parquet segments, exactly once.
+"""The audit store writer: fact rows -> Parquet segments, exactly once, never pulled from under a reader.
 
 Runs on the recorder's worker thread only (never the event loop). Rows are buffered per table;
 `flush` writes one segment per table through an in-memory DuckDB connection (COPY to a hidden
-temp file, then an atomic rename), then records in the slot's journal checkpoint the last
-journal position those segments cover.
+temp file, then an atomic rename).
 
-Exactly once across crashes: a segment's name carries the journal range it covers
-(`<slot>-<first>-<last>.parquet`). A crash between the renames and the checkpoint leaves
-segments past the checkpoint; `begin_slot` deletes them before that journal is replayed, so
-replayed records are written once. Compaction merges a run of adjacent small segments into one
-named by the run's range; a crash before the parts are deleted is repaired the same way (a
-segment whose range lies inside another's is removed).
+Segment files have stable names, `<slot>-<n>.parquet`, and are never deleted while proxies run:
+a file is only ever atomically replaced (by new rows, or by a zero-row placeholder once its rows
+were merged elsewhere). So a reader that globbed a name always finds a valid file there, and
+`duckdb -readonly` queries never fail because a compaction ran. Which names hold live rows, and
+which journal range each covers, is the slot's *manifest*, written atomically together with the
+journal checkpoint in STORE/journal/<slot>/checkpoint.json.
+
+Exactly once across crashes: a segment written after the last checkpoint is not in the manifest;
+`begin_slot` turns every such file into a placeholder before that journal is replayed, so replayed
+records are written once. The same repair finishes a compaction that crashed half-way.
 
 When the store cannot be written (read-only directory, disk full) rows stay buffered, the
 journal keeps the records, and flush retries with backoff; nothing the proxy serves waits on it.
@@ -18,11 +21,13 @@ journal keeps the records, and flush retries with backoff; nothing the proxy ser
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +69,6 @@ class _Table:
         self.create_sql = f"CREATE OR REPLACE TEMP TABLE buf AS SELECT {selects}"
         self.rows: list[tuple[Any, ...]] = []
 
-    def add(self, row: tuple[Any, ...]) -> None:
-        self.rows.append(row)
 
 
 class StoreSink:
@@ -77,18 +80,16 @@ class StoreSink:
         self,
         store: str | os.PathLike[str],
         *,
-        compact_after: int = 32,
+        compact_after: int = 24,
         compact_max_bytes: int = 8 * MiB,
-        compact_every: float = 30.0,
+        compact_every: float = 5.0,
         max_backoff: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = Path(store).absolute()
         self.compact_after = compact_after
         self.compact_max_bytes = compact_max_bytes
-        # Compaction deletes files a reader may have just globbed (its query then fails with
-        # "No such file"; rerunning it works): rare, batched, and only past a file-count bound.
-        self.compact_every = compact_every
+        self.compact_every = compact_every  # seconds between compaction checks
         self._next_compact = clock() + compact_every
         self.max_backoff = max_backoff
         self.clock = clock
@@ -106,7 +107,9 @@ class StoreSink:
         self._last: Position | None = None
         self._backoff = 0.0
         self._retry_at = 0.0
-        self._unjournaled = 0  # segments named without a journal range (journal was failing)
+        self._unjournaled = 0  # segments written with no journal slot at all
+        self._manifest: dict[str, dict[str, Any]] = {}  # table -> segment name -> journal range | None (free)
+        self._committed: Position | None = None
         self.healthy = True
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -140,25 +143,22 @@ class StoreSink:
             raise RuntimeError("begin_slot with unflushed rows")
         self._connection()
         self._slot = slot
+        self._manifest = {}
+        self._committed = None
         if slot is None:
             return None
-        checkpoint = journal.read_checkpoint(self.store / "journal" / slot)
+        state = journal.read_state(self.store / "journal" / slot)
+        self._manifest = {t: dict(v) for t, v in (state.get("segments") or {}).items()}
+        self._committed = journal.read_checkpoint(self.store / "journal" / slot)
         for table in self._tables:
             directory = layout.tables_dir(self.store) / table
+            live = {n for n, rng in self._manifest.get(table, {}).items() if rng is not None}
             for name in os.listdir(directory):
                 if name.startswith(f".{slot}-") and name.endswith(".tmp"):
                     _unlink(directory / name)
-            for seg in layout.list_data_segments(directory, slot):
-                if checkpoint is None or seg.first > (checkpoint.seq, checkpoint.offset):
-                    log.info("store: removing %s, written after the last checkpoint (will be replayed)", seg.path.name)
-                    _unlink(seg.path)
-            segments = layout.list_data_segments(directory, slot)
-            for seg in segments:
-                if any(o is not seg and o.first <= seg.first and seg.last <= o.last and (o.first, o.last) != (seg.first, seg.last)
-                       for o in segments):
-                    log.info("store: removing %s, already merged by a compaction", seg.path.name)
-                    _unlink(seg.path)
-        return checkpoint
+                elif layout.segment_slot(name) == slot and name not in live:
+                    self._placeholder(table, name)
+        return self._committed
 
     def journal_position(self, slot: str | None, position: Position | None) -> None:
         """The recorder says where in the journal the next on_exchange comes from (None: not journaled)."""
@@ -171,7 +171,7 @@ class StoreSink:
     def on_exchange(self, exchange: Exchange, facts: Sequence[Fact]) -> None:
         self._connection()
         for fact in facts:
-            self._tables[fact.TABLE].add(to_row(fact))
+            self._tables[fact.TABLE].rows.append(to_row(fact))
         pos = self._position
         self._position = None
         if pos is not None:
@@ -190,14 +190,13 @@ class StoreSink:
         if now < self._retry_at:
             return False
         started = time.perf_counter()
-        written: list[Path] = []
+        written: list[tuple[str, str]] = []
         try:
             self._write_segments(written)
-            if self._last is not None and self._slot is not None:
-                journal.write_checkpoint(self.store / "journal" / self._slot, self._last)
         except Exception as exc:
-            for path in written:
-                _unlink(path)
+            for table, name in written:  # not in the manifest: make sure no reader counts them
+                with contextlib.suppress(Exception):
+                    self._placeholder(table, name)
             kind = error_kind(exc)
             self.errors[kind] = self.errors.get(kind, 0) + 1
             self._backoff = min(self.max_backoff, max(0.25, self._backoff * 2))
@@ -211,7 +210,6 @@ class StoreSink:
             log.warning("store: writable again, flushed %d pending exchanges", self.pending_records)
         self.healthy = True
         self._backoff = 0.0
-        committed = self._last
         for table in self._tables.values():
             table.rows.clear()
         self.pending_records = self.unjournaled_pending = 0
@@ -220,80 +218,119 @@ class StoreSink:
         elapsed = time.perf_counter() - started
         for callback in self.on_flush:
             callback(elapsed)
-        if committed is not None and self._slot is not None and self.on_commit is not None:
-            self.on_commit(self._slot, committed)
+        if self._committed is not None and self._slot is not None and self.on_commit is not None:
+            self.on_commit(self._slot, self._committed)
         if self.clock() >= self._next_compact:
             self._next_compact = self.clock() + self.compact_every
             self.compact()
         return True
 
-    def _write_segments(self, written: list[Path]) -> None:
+    def _write_segments(self, written: list[tuple[str, str]]) -> None:
         con = self._connection()
-        if self._first is not None and self._last is not None and self._slot is not None:
-            slot, first, last = self._slot, (self._first.seq, self._first.offset), (self._last.seq, self._last.offset)
-        else:
-            # rows whose journal append failed: a name outside any slot's range bookkeeping
-            self._unjournaled += 1
-            slot = f"{self._slot or 'x'}_mem{os.getpid()}"
-            first = last = (int(time.time()), self._unjournaled)
-        name = layout.segment_filename(slot, first, last)
+        rng: list[list[int]] | str = "unjournaled"
+        if self._first is not None and self._last is not None:
+            rng = [[self._first.seq, self._first.offset], [self._last.seq, self._last.offset]]
+        manifest = {t: dict(v) for t, v in self._manifest.items()}
         for table in self._tables.values():
             if not table.rows:
                 continue
+            name = self._free_name(table.name, manifest) if self._slot else self._loose_name()
             directory = layout.tables_dir(self.store) / table.name
             tmp = directory / f".{name}.tmp"
-            target = directory / name
             columns = [list(col) for col in zip(*table.rows)]
             con.execute(table.create_sql, columns)
             con.execute(f"COPY buf TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
             con.execute("DROP TABLE buf")
-            os.replace(tmp, target)
-            written.append(target)
+            os.replace(tmp, directory / name)
+            written.append((table.name, name))
+            manifest.setdefault(table.name, {})[name] = rng
+        if self._slot is None:
+            return  # no journal at all: nothing to checkpoint, the rows are simply stored
+        committed = self._last or self._committed
+        journal.write_checkpoint(self.store / "journal" / self._slot, committed, segments=manifest)
+        self._manifest = manifest
+        self._committed = committed
+
+    def _free_name(self, table: str, manifest: dict[str, dict[str, Any]], also_used: Iterable[str] = ()) -> str:
+        used = {n for n, rng in manifest.get(table, {}).items() if rng is not None} | set(also_used)
+        n = 0
+        while layout.segment_name(self._slot or "", n) in used:
+            n += 1
+        return layout.segment_name(self._slot or "", n)
+
+    def _loose_name(self) -> str:
+        self._unjournaled += 1
+        return f"mem{os.getpid()}_{int(time.time() * 1000)}_{self._unjournaled}.parquet"
+
+    def _placeholder(self, table: str, name: str) -> None:
+        """Atomically replace a segment by a zero-row file: its name stays valid for readers."""
+        directory = layout.tables_dir(self.store) / table
+        schema = directory / layout.SCHEMA_SEGMENT
+        target = directory / name
+        with contextlib.suppress(FileNotFoundError):
+            if target.stat().st_size == schema.stat().st_size and target.read_bytes() == schema.read_bytes():
+                return
+        tmp = directory / f".{name}.tmp"
+        shutil.copyfile(schema, tmp)
+        os.replace(tmp, target)
 
     # --- compaction ---------------------------------------------------------------------------
 
     def compact(self) -> int:
-        """Merge runs of adjacent small segments of the current slot so file counts stay bounded."""
+        """Merge the current slot's small segments into one so the number of live files stays
+        bounded. The parts become placeholders (their names keep existing for readers)."""
         if self._slot is None or self.pending_records:
             return 0
         merged = 0
         con = self._connection()
         for table in self._tables:
             directory = layout.tables_dir(self.store) / table
-            segments = layout.list_data_segments(directory, self._slot)
-            if len(segments) <= self.compact_after:
+            live = {n: rng for n, rng in self._manifest.get(table, {}).items() if rng is not None}
+            if len(live) < self.compact_after:
                 continue
-            run = _longest_small_run(segments, self.compact_max_bytes)
-            if len(run) < 2:
+            small = sorted(n for n in live if _size(directory / n) < self.compact_max_bytes)
+            if len(small) < 2:
                 continue
-            name = layout.segment_filename(self._slot, run[0].first, run[-1].last)
-            tmp = directory / f".{name}.tmp"
-            files = ", ".join(f"'{_sql_path(s.path)}'" for s in run)
+            manifest = {t: dict(v) for t, v in self._manifest.items()}
+            for n in small:
+                manifest[table][n] = None
+            target = self._free_name(table, manifest, also_used=small)
+            tmp = directory / f".{target}.tmp"
+            files = ", ".join(f"'{_sql_path(directory / n)}'" for n in small)
             try:
                 con.execute(f"COPY (SELECT * FROM read_parquet([{files}], union_by_name=true)) "
                             f"TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
-                os.replace(tmp, directory / name)
+                os.replace(tmp, directory / target)
+                manifest[table][target] = _span([live[n] for n in small])
+                journal.write_checkpoint(self.store / "journal" / self._slot, self._committed, segments=manifest)
             except Exception as exc:
                 _unlink(tmp)
+                with contextlib.suppress(Exception):
+                    if target not in live:
+                        self._placeholder(table, target)
                 log.warning("store: compaction of %s failed: %s", table, one_line(exc))
                 continue
-            for seg in run:
-                _unlink(seg.path)
-            merged += len(run)
+            self._manifest = manifest
+            # a crash here leaves parts with live rows but no manifest entry: begin_slot repairs it
+            for n in small:
+                with contextlib.suppress(Exception):
+                    self._placeholder(table, n)
+            merged += len(small)
         return merged
 
 
-def _longest_small_run(segments: list[layout.Segment], max_bytes: int) -> list[layout.Segment]:
-    best: list[layout.Segment] = []
-    current: list[layout.Segment] = []
-    for seg in segments:
-        if seg.size < max_bytes:
-            current.append(seg)
-            if len(current) > len(best):
-                best = list(current)
-        else:
-            current = []
-    return best
+def _span(ranges: list[Any]) -> Any:
+    spans = [r for r in ranges if isinstance(r, list)]
+    if not spans:
+        return "unjournaled"
+    return [min(r[0] for r in spans), max(r[1] for r in spans)]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _sql_path(path: Path) -> str:

@@ -92,27 +92,48 @@ def test_a_partial_flush_before_the_crash_is_not_doubled(tmp_path):
     assert r2.replayed == 5
 
 
-def test_compaction_merges_and_a_crash_mid_compaction_is_repaired(tmp_path):
+def live_rows_per_file(store) -> dict[str, int]:
+    got = rows(store, "SELECT regexp_extract(filename, '[^/]+$'), count(*) FROM read_parquet('"
+               + str(store / "tables/exchange_log/w*.parquet") + "', filename=true) GROUP BY 1")
+    return dict(got)
+
+
+def test_compaction_bounds_files_and_never_removes_a_name_a_reader_may_hold(tmp_path):
     r = recorder(tmp_path)
-    r.store.compact_after = 3
+    r.store.compact_after = 4
     seg_dir = tmp_path / "tables" / "exchange_log"
-    for i in range(6):
+    names_seen: set[str] = set()
+    for i in range(12):
         r.submit(make_exchange(i))
         assert wait_for(lambda: count(tmp_path) == i + 1)
-    parts = sorted(p.name for p in seg_dir.glob("w000-*.parquet"))
-    assert len(parts) == 6
-    # a crash after the merged file's rename but before the parts were deleted
-    keep = {p: (seg_dir / p).read_bytes() for p in parts}
-    assert r.store.compact() == 6
-    merged = sorted(p.name for p in seg_dir.glob("w000-*.parquet"))
-    assert len(merged) == 1 and count(tmp_path) == 6
+        names_seen |= {p.name for p in seg_dir.glob("w000-*.parquet")}
+        r.store.compact()
+        # every name ever handed out still exists (replaced atomically, never unlinked)
+        assert names_seen <= {p.name for p in seg_dir.glob("w000-*.parquet")}
+        assert count(tmp_path) == i + 1
     r.close()
-    for name, data in keep.items():
-        (seg_dir / name).write_bytes(data)
+    assert len(live_rows_per_file(tmp_path)) <= 4  # live segments stay bounded
+    assert len(names_seen) <= 6  # and so do file names
+    assert count(tmp_path) == 12
+
+
+def test_a_crash_mid_compaction_is_repaired_at_restart(tmp_path):
+    r = recorder(tmp_path)
+    for i in range(3):
+        r.submit(make_exchange(i))
+        assert wait_for(lambda: count(tmp_path) == i + 1)
+    r.close()
+    seg_dir = tmp_path / "tables" / "exchange_log"
+    # the merged file was renamed in, then the process died before the manifest named it
+    stray = seg_dir / "w000-000042.parquet"
+    merged = ", ".join(f"'{p}'" for p in sorted(seg_dir.glob("w000-*.parquet")))
+    import duckdb
+
+    duckdb.connect().execute(f"COPY (SELECT * FROM read_parquet([{merged}])) TO '{stray}' (FORMAT parquet)")
+    assert count(tmp_path) == 6
     r2 = recorder(tmp_path)
     r2.close()
-    assert sorted(p.name for p in seg_dir.glob("w000-*.parquet")) == merged
-    assert count(tmp_path) == 6
+    assert count(tmp_path) == 3 and stray.exists()
 
 
 def test_two_writers_share_one_store(tmp_path):
