@@ -113,6 +113,7 @@ class AuditRecorder:
         self._own_replayed = False
         self._worker: threading.Thread | None = None
         self._views: threading.Thread | None = None
+        self._append_lock = threading.Lock()  # journal order == queue order, whoever calls submit
         self._stopping = threading.Event()
         self._opened = threading.Event()  # the store's layout exists: views can be created
         self.ready = threading.Event()  # set once start-up replay is done (tests, /readyz)
@@ -160,20 +161,24 @@ class AuditRecorder:
 
     def submit(self, exchange: Exchange) -> None:
         """Journal, then enqueue. Called on the event loop; must stay tiny and never raise."""
-        position: Position | None = None
         writer = self.journal
         if writer is not None:
             try:
-                position = writer.append(journal.encode_exchange(exchange))
-                if self._journal_failing:
-                    self._journal_failing = False
-                    log.warning("journal: writable again")
+                parts = journal.encode_exchange(exchange)
+                with self._append_lock:  # uncontended on one event loop; keeps journal order == queue order
+                    position = writer.append(parts)
+                    self._queue.put((exchange, position))
             except Exception as exc:
                 self.journal_errors += 1
                 if not self._journal_failing:
                     self._journal_failing = True
                     log.error("journal: append failed (%s); keeping records in memory until stored", exc)
-        self._queue.put((exchange, position))
+            else:
+                if self._journal_failing:
+                    self._journal_failing = False
+                    log.warning("journal: writable again")
+                return
+        self._queue.put((exchange, None))
 
     def close(self) -> None:
         """Drain the queue into the sinks, flush, release the slot. Unflushed journaled records

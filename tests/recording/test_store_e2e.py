@@ -3,6 +3,7 @@ emulator, the real openai SDK as the client, and the store read the way users re
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import subprocess
 import sys
@@ -195,3 +196,23 @@ def test_a_reader_holding_the_database_30s_in_another_process_blocks_nothing(emu
     # two writers, two slots, both landed
     assert len(list((store / "writers").glob("*.lock"))) == 2
     assert first.stop() == 0 and second.stop() == 0
+
+
+def test_workers_2_each_land_their_rows_in_one_store(emulator, serve, tmp_path):
+    store = tmp_path / "store"
+    proxy = serve(emulator.url, store, "--workers", "2")
+    answered = []
+    for _ in range(40):  # a fresh connection each time, so SO_REUSEPORT spreads them over both workers
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
+        conn.request("GET", "/v1/assistants?limit=1", headers={"Authorization": f"Bearer {KEY}",
+                                                                "OpenAI-Beta": "assistants=v2", "Connection": "close"})
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+        answered.append(response.getheader("x-request-id"))
+        conn.close()
+    assert wait_for(lambda: sorted(stored_request_ids(store)) == sorted(answered), timeout=10)
+    workers = rows(store, "SELECT count(DISTINCT worker) FROM exchanges")
+    assert workers == [(2,)]
+    assert proxy.stop() == 0
+    assert sorted(p.name for p in (store / "writers").glob("*.lock")) == ["w000.lock", "w001.lock"]
