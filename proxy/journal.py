@@ -128,6 +128,17 @@ def read_segment(path: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
         pos = nxt
 
 
+def read_record(slot_dir: Path, position: Position) -> bytes:
+    """The payload of the record at `position` (the worker re-reads records it did not keep in memory)."""
+    with open(slot_dir / segment_name(position.seq), "rb") as f:
+        header = os.pread(f.fileno(), _FRAME.size, position.offset)
+        magic, length, crc = _FRAME.unpack(header)
+        payload = os.pread(f.fileno(), length, position.offset + _FRAME.size)
+    if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
+        raise ValueError(f"damaged journal record at {position}")
+    return payload
+
+
 def read_after(slot_dir: Path, after: Position | None, *, below_seq: int | None = None) -> Iterator[tuple[Position, bytes]]:
     """Records with a position greater than `after`, in order (optionally only segments < below_seq)."""
     for seq, path in list_segments(slot_dir):

@@ -86,6 +86,7 @@ class AuditRecorder:
         orphan_scan_interval: float = 30.0,
         segment_bytes: int = journal.DEFAULT_SEGMENT_BYTES,
         close_timeout: float = 10.0,
+        queue_high_water: int = 2000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store_dir = Path(settings.store).absolute()
@@ -97,6 +98,7 @@ class AuditRecorder:
         self.orphan_scan_interval = orphan_scan_interval
         self.segment_bytes = segment_bytes
         self.close_timeout = close_timeout
+        self.queue_high_water = queue_high_water
         self.clock = clock
         stores = [s for s in self.sinks if isinstance(s, StoreSink)]
         self.store: StoreSink | None = stores[0] if stores else None
@@ -167,7 +169,10 @@ class AuditRecorder:
                 parts = journal.encode_exchange(exchange)
                 with self._append_lock:  # uncontended on one event loop; keeps journal order == queue order
                     position = writer.append(parts)
-                    self._queue.put((exchange, position))
+                    # past the high-water mark only the position is queued: memory stays bounded
+                    # and the worker reads the record back from the journal (page cache)
+                    held = exchange if self._queue.qsize() < self.queue_high_water else None
+                    self._queue.put((held, position))
             except Exception as exc:
                 self.journal_errors += 1
                 if not self._journal_failing:
@@ -274,7 +279,15 @@ class AuditRecorder:
             log.exception("parse failed for exchange %s", exchange.exchange_id)
             return basic_facts(exchange, parse_error=f"{type(exc).__name__}: {exc}"[:500])
 
-    def _dispatch_live(self, exchange: Exchange, position: Position | None) -> None:
+    def _dispatch_live(self, exchange: Exchange | None, position: Position | None) -> None:
+        if exchange is None:
+            assert self.slot is not None and position is not None
+            try:
+                exchange = journal.decode_exchange(journal.read_record(self.slot.journal_dir, position))
+            except Exception as exc:  # only a damaged disk gets here
+                self.lost_records += 1
+                log.error("journal: cannot read back record %s: %s", position, exc)
+                return
         if self.store is not None:
             self.store.journal_position(self.slot.name if self.slot else None, position)
         self._live.on_exchange(exchange, self._facts(exchange))

@@ -164,3 +164,28 @@ def test_orphan_journal_of_a_dead_writer_is_replayed_by_a_survivor(tmp_path):
     assert len(stored) == len(set(stored))
     assert set(answered) <= set(stored)
     assert not list((tmp_path / "journal" / "w001").glob("*.jnl"))
+
+
+def test_past_the_high_water_mark_records_are_read_back_from_the_journal(tmp_path):
+    parsed = []
+
+    def parse(exchange, *, capture_content):
+        parsed.append(exchange)
+        return basic_facts(exchange)
+
+    s = settings(tmp_path)
+    r = AuditRecorder(s, [StoreSink(s.store)], parse=parse, queue_high_water=0)
+    r.start()
+    assert r.ready.wait(30)
+    exs = [make_exchange(i, body=bytes([i]) * 1000) for i in range(40)]
+    try:
+        for ex in exs:
+            r.submit(ex)
+        assert wait_for(lambda: count(tmp_path) == 40)
+    finally:
+        r.close()
+    # the queue held positions only: what was parsed was read back from the journal, equal to what was sent
+    assert parsed == exs
+    assert not any(p is e for p, e in zip(parsed, exs))
+    got = rows(tmp_path, "SELECT exchange_id, bytes_out FROM exchange_log")
+    assert sorted(got) == sorted((e.exchange_id, 1000) for e in exs)
