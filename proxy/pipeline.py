@@ -87,6 +87,7 @@ class AuditRecorder:
         segment_bytes: int = journal.DEFAULT_SEGMENT_BYTES,
         close_timeout: float = 10.0,
         queue_high_water: int = 2000,
+        max_pending: int = 20000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store_dir = Path(settings.store).absolute()
@@ -99,11 +100,16 @@ class AuditRecorder:
         self.segment_bytes = segment_bytes
         self.close_timeout = close_timeout
         self.queue_high_water = queue_high_water
+        self.max_pending = max_pending
+        self.behind = False  # the store dropped its backlog and catches up from the journal
+        self._store_skip_upto: Position | None = None
+        self._skipped = 0  # exchanges left to the journal while behind
         self.clock = clock
         stores = [s for s in self.sinks if isinstance(s, StoreSink)]
         self.store: StoreSink | None = stores[0] if stores else None
         self._live = Dispatcher(self.sinks)
         self._replay = Dispatcher([s for s in self.sinks if getattr(s, "wants_replay", False)])
+        self._others = Dispatcher([s for s in self.sinks if s is not self.store])
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.slot: Slot | None = None
         self.journal: JournalWriter | None = None
@@ -130,7 +136,7 @@ class AuditRecorder:
 
     @property
     def spooled_records(self) -> int:
-        return self._queue.qsize() + (self.store.pending_records if self.store else 0)
+        return self._queue.qsize() + self._skipped + (self.store.pending_records if self.store else 0)
 
     @property
     def errors(self) -> dict[str, int]:
@@ -227,7 +233,8 @@ class AuditRecorder:
             if now >= next_flush:
                 self._live.flush()
                 next_flush = now + self.flush_interval
-            if now >= next_scan:
+                self._bound_store_backlog()
+            if now >= next_scan and not self.behind:
                 next_scan = now + self.orphan_scan_interval
                 self._scan_orphans()
         self._shutdown()
@@ -288,9 +295,60 @@ class AuditRecorder:
                 self.lost_records += 1
                 log.error("journal: cannot read back record %s: %s", position, exc)
                 return
-        if self.store is not None:
-            self.store.journal_position(self.slot.name if self.slot else None, position)
-        self._live.on_exchange(exchange, self._facts(exchange))
+        facts = self._facts(exchange)
+        store = self.store
+        if store is not None:
+            if self.behind or (self._store_skip_upto is not None and position is not None
+                               and position <= self._store_skip_upto):
+                # the store catches up on these from the journal
+                if self.behind:
+                    self._skipped += 1
+                self._others.on_exchange(exchange, facts)
+                return
+            store.journal_position(self.slot.name if self.slot else None, position)
+        self._live.on_exchange(exchange, facts)
+
+    def _bound_store_backlog(self) -> None:
+        """While the store is unwritable, rows pile up in memory. Past `max_pending` (and when all
+        of them are in the journal) drop them and catch up from the journal once it works again."""
+        store = self.store
+        if store is None or self.slot is None:
+            return
+        if not self.behind:
+            if store.healthy or store.pending_records <= self.max_pending or store.unjournaled_pending:
+                return
+            log.error("store: unwritable for a while; %d pending exchanges stay in the journal only, "
+                      "catching up from it when the store works again", store.pending_records)
+            self._skipped = store.pending_records
+            store.discard()
+            self.behind = True
+            return
+        if self.clock() < store.retry_at:
+            return
+        if self._catch_up():
+            self.behind = False
+            log.warning("store: caught up from the journal")
+        else:
+            store.discard()
+
+    def _catch_up(self) -> bool:
+        """Store every record of our own journal after the checkpoint, in batches."""
+        store = self.store
+        assert store is not None and self.slot is not None
+        store.begin_slot(self.slot.name)
+        last = None
+        for position, payload in journal.read_after(self.slot.journal_dir, journal.read_checkpoint(self.slot.journal_dir)):
+            exchange = journal.decode_exchange(payload)
+            store.journal_position(self.slot.name, position)
+            self._replay.on_exchange(exchange, self._facts(exchange))
+            last = position
+            if store.pending_records >= _REPLAY_BATCH and not store.flush():
+                return False
+        if not store.flush():
+            return False
+        self._store_skip_upto = last  # queued items up to here are already stored
+        self._skipped = 0
+        return True
 
     def _replay_slot(self, name: str, directory: Path, below_seq: int | None = None) -> bool:
         """Store every record of slot `name` past its checkpoint. The caller holds the slot lock."""

@@ -225,6 +225,19 @@ class StoreSink:
             self.compact()
         return True
 
+    @property
+    def retry_at(self) -> float:
+        """Clock time before which flush() will not try again (backoff)."""
+        return self._retry_at
+
+    def discard(self) -> None:
+        """Forget the buffered rows (they are all in the journal; the recorder replays them)."""
+        for table in self._tables.values():
+            table.rows.clear()
+        self.pending_records = self.unjournaled_pending = 0
+        self._first = self._last = None
+        self._position = None
+
     def _write_segments(self, written: list[tuple[str, str]]) -> None:
         con = self._connection()
         rng: list[list[int]] | str = "unjournaled"

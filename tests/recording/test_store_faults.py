@@ -124,3 +124,32 @@ def test_disk_full_keeps_accepting_and_catches_up(tiny_fs):
         r.close()
     assert stored_ids(store) == {e.exchange_id for e in exs}
     assert r.lost_records == 0
+
+
+def test_a_long_outage_drops_the_backlog_from_memory_and_catches_up_from_the_journal(tmp_path):
+    store = tmp_path / "store"
+    s = settings(store)
+    r = AuditRecorder(s, [StoreSink(s.store, max_backoff=0.5)], parse=basic_facts, max_pending=10)
+    r.start()
+    assert r.ready.wait(30)
+    try:
+        dirs = [store, store / "tables", *sorted((store / "tables").iterdir())]
+        first = [make_exchange(i) for i in range(30)]
+        with read_only(dirs):
+            for ex in first:
+                r.submit(ex)
+            assert wait_for(lambda: r.behind)
+            assert r.store.pending_records == 0  # memory released, the journal holds them
+            later = [make_exchange(100 + i) for i in range(10)]
+            for ex in later:
+                r.submit(ex)
+            assert wait_for(lambda: r.spooled_records == 40)
+        assert wait_for(lambda: not r.behind and len(stored_ids(store)) == 40, timeout=20)
+        last = [make_exchange(200 + i) for i in range(5)]
+        for ex in last:
+            r.submit(ex)
+        assert wait_for(lambda: len(stored_ids(store)) == 45)
+    finally:
+        r.close()
+    assert stored_ids(store) == {e.exchange_id for e in first + later + last}
+    assert len(rows(store, "SELECT exchange_id FROM exchange_log")) == 45  # none twice
