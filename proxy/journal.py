@@ -42,6 +42,7 @@ _SEGMENT_RE = re.compile(r"^(\d{8})\.jnl$")
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _BODY_FIELDS = ("request_body", "response_body")
 _META_FIELDS = tuple(f.name for f in fields(Exchange) if f.name not in _BODY_FIELDS)
+_ALL_FIELDS = frozenset(f.name for f in fields(Exchange))
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -77,7 +78,8 @@ def decode_exchange(payload: bytes | memoryview) -> Exchange:
     meta["request_headers"] = tuple((k, v) for k, v in meta["request_headers"])
     meta["response_headers"] = tuple((k, v) for k, v in meta["response_headers"])
     meta["extra"] = dict(meta.get("extra") or {})
-    return Exchange(**meta)
+    # a journal written by another version: unknown fields are dropped, new ones take defaults
+    return Exchange(**{k: v for k, v in meta.items() if k in _ALL_FIELDS})
 
 
 # --- segments --------------------------------------------------------------------------------

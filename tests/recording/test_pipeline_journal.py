@@ -97,3 +97,18 @@ def test_append_is_one_write_of_a_whole_frame(tmp_path):
     assert w.offset == os.path.getsize(tmp_path / "00000000.jnl") == 12 + sum(map(len, parts))
     assert pos.offset == 0
     w.close()
+
+
+def test_a_record_from_another_version_still_decodes(tmp_path):
+    import orjson
+
+    ex = make_exchange(3)
+    parts = journal.encode_exchange(ex)
+    meta = orjson.loads(parts[1])
+    meta["field_from_the_future"] = 1
+    del meta["traceparent"]  # a field this version has and that one did not
+    new_meta = orjson.dumps(meta)
+    payload = b"".join([len(new_meta).to_bytes(4, "little"), new_meta, *parts[2:]])
+    back = journal.decode_exchange(payload)
+    assert back.exchange_id == ex.exchange_id and back.traceparent is None
+    assert back.response_body == ex.response_body
