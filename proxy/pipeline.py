@@ -410,6 +410,10 @@ class AuditRecorder:
             journal.prune(self.slot.journal_dir, below_seq=min(position.seq, self.journal.seq))
 
     def _shutdown(self) -> None:
+        if not self._own_replayed and self.slot is not None:
+            # start-up replay never finished: leave everything to the journal (the next process
+            # replays it in order) rather than checkpoint past records not yet stored
+            self.behind = True
         while True:  # what was submitted before close()
             try:
                 item = self._queue.get_nowait()
