@@ -117,7 +117,7 @@ def ensure_schema_segments(store: Path, con: duckdb.DuckDBPyConnection) -> None:
             except duckdb.Error:
                 pass
         select = ", ".join(f"NULL::{ctype} AS {name}" for name, ctype in columns)
-        tmp = directory / f".{SCHEMA_SEGMENT}.tmp"
+        tmp = directory / f".{SCHEMA_SEGMENT}.{os.getpid()}.tmp"  # several writers may start at once
         con.execute(f"COPY (SELECT {select} LIMIT 0) TO '{tmp}' (FORMAT parquet)")
         os.replace(tmp, target)
 
@@ -174,9 +174,12 @@ def connect(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
         raise StoreError(f"no audit store at {root} (expected {tdir}; start the proxy with --store {store})")
     con = duckdb.connect(":memory:")
     try:
-        for table in fact_tables():
-            if (tdir / table).is_dir():
+        for table, cls in fact_tables().items():
+            if (tdir / table / SCHEMA_SEGMENT).exists():
                 con.execute(raw_view_sql(root, table))
+            else:  # a store being created right now: the table is empty so far
+                cols = ", ".join(f'NULL::{ctype} AS "{name}"' for name, ctype in table_columns(cls))
+                con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} LIMIT 0")
         public = public_views_sql(root)
         if public.strip():
             con.execute(public)

@@ -198,7 +198,7 @@ class AuditRecorder:
             return
         self._stopping.set()
         self._queue.put(_STOP)
-        self._worker.join(self.close_timeout + 5)
+        self._worker.join(self.close_timeout + 15)
         if self._worker.is_alive():
             log.error("recorder did not stop within %.0f s; the journal keeps what was not stored", self.close_timeout)
         if self._views is not None:
@@ -229,6 +229,7 @@ class AuditRecorder:
                 break
             if item is not None:
                 self._dispatch_live(*item)
+                time.sleep(0)  # hand the GIL to the event loop if it waits, rather than after 5 ms
             now = self.clock()
             if now >= next_flush:
                 self._live.flush()
@@ -414,16 +415,28 @@ class AuditRecorder:
             # start-up replay never finished: leave everything to the journal (the next process
             # replays it in order) rather than checkpoint past records not yet stored
             self.behind = True
-        while True:  # what was submitted before close()
+        deadline = self.clock() + self.close_timeout
+        left = 0
+        while True:  # what was submitted before close(), as far as time allows
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not _STOP:
+            if item is _STOP:
+                continue
+            if self.clock() < deadline:
                 self._dispatch_live(*item)
-        deadline = self.clock() + self.close_timeout
+                if self.store is not None and self.store.pending_records >= _REPLAY_BATCH:
+                    self._live.flush()
+                continue
+            left += 1
+            if item[1] is None:
+                self.lost_records += 1  # neither journaled nor stored
+        if left:
+            log.warning("recorder: %d exchanges left in the journal at shutdown; the next start stores them", left)
         store = self.store if self._own_replayed else None
-        while store is not None and not store.flush() and self.clock() < deadline:
+        flush_deadline = self.clock() + 5.0
+        while store is not None and not store.flush() and self.clock() < flush_deadline:
             time.sleep(0.2)
         if self.store is not None and self.store.pending_records:
             store = self.store
