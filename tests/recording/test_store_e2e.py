@@ -216,3 +216,24 @@ def test_workers_2_each_land_their_rows_in_one_store(emulator, serve, tmp_path):
     assert workers == [(2,)]
     assert proxy.stop() == 0
     assert sorted(p.name for p in (store / "writers").glob("*.lock")) == ["w000.lock", "w001.lock"]
+
+
+def test_a_read_only_store_dir_keeps_the_proxy_serving_and_catches_up(emulator, serve, tmp_path):
+    from tests.recording.test_store_faults import read_only
+
+    store = tmp_path / "store"
+    proxy = serve(emulator.url, store)
+    client = Client(proxy.url + "/v1")
+    client.workload()
+    assert all_answered_stored(store, client)
+    before = len(client.request_ids)
+    dirs = [store, store / "tables", *sorted((store / "tables").iterdir())]
+    with read_only(dirs):
+        client.workload()  # every call answered while nothing can be written to the store
+        assert len(client.request_ids) > before
+        time.sleep(1.5)  # a few flush attempts fail meanwhile
+        assert len(stored_request_ids(store)) == before
+    assert all_answered_stored(store, client)  # writable again: caught up, no restart
+    assert sorted(stored_request_ids(store)) == sorted(client.request_ids)
+    assert proxy.stop() == 0
+    assert "store: flush of" in proxy.output()  # and it was reported
