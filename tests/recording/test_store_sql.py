@@ -93,3 +93,21 @@ def test_clean_errors(tmp_path, store):
 def test_every_store_command_has_help_and_an_example():
     result = CliRunner().invoke(sql, ["--help"])
     assert result.exit_code == 0 and "Example:" in result.output and "--format" in result.output
+
+
+def test_the_documented_views_have_the_documented_columns(store):
+    """The README's table of views is the public interface: each view has at least those columns."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("<!-- section:store -->"):readme.index("<!-- /section:store -->")]
+    documented = dict(re.findall(r"^\| `(\w+)` \| ([\w, ]+) \|$", section, flags=re.M))
+    assert {"exchanges", "runs", "run_steps", "tool_calls", "file_search_results", "vector_stores",
+            "vector_store_usage"} <= set(documented)
+    for view, cols in documented.items():
+        code, out = run(f"SELECT column_name FROM (DESCRIBE {view})", "--store", str(store), "--format", "json")
+        assert code == 0, out
+        have = {row["column_name"] for row in json.loads(out)}
+        missing = {c.strip() for c in cols.split(",")} - have
+        assert not missing, (view, missing)
