@@ -117,7 +117,7 @@ async def send_json(request: web.Request, obj: object, status: int = 200,
 async def send_bytes(request: web.Request, body: bytes, status: int, headers: dict[str, str]) -> web.StreamResponse:
     fault: faults.Fault | None = request.get("fault")
     if "gzip" in request.headers.get("Accept-Encoding", "") and len(body) > 0:
-        body = gzip.compress(body, mtime=0)
+        body = gzip.compress(body, compresslevel=5, mtime=0)
         headers["Content-Encoding"] = "gzip"
     resp = web.StreamResponse(status=status, headers=headers)
     if fault is not None and fault.truncate:

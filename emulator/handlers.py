@@ -289,6 +289,14 @@ async def delete_thread(request: web.Request) -> web.StreamResponse:
     store = store_of(request)
     t = lookup(store.threads, "thread", request.match_info["thread_id"])
     del store.threads[t["id"]]
+    for message_id in store.thread_messages.pop(t["id"], []):
+        store.messages.pop(message_id, None)
+    for run_id in store.thread_runs.pop(t["id"], []):
+        run = store.runs.pop(run_id)
+        run.actions.clear()  # a stream still open on it ends instead of touching deleted steps
+        store.active_runs.pop(run_id, None)
+        for step_id in run.step_ids:
+            store.steps.pop(step_id, None)
     return await send_json(request, models.deleted(t["id"], "thread"))
 
 
@@ -407,7 +415,8 @@ def new_run(request: web.Request, store: Store, t: dict, body: dict, version: st
     prompt_text = (instructions or "") + "".join(message_text(m) for m in messages)
     plan = make_plan(tools=tools, tool_choice=body.get("tool_choice", "auto"), trigger_text=trigger_text,
                      query=query, prompt_text=prompt_text, vector_store_ids=vs_ids,
-                     retrieval_file_ids=retrieval_files, phase_seconds=settings.phase_seconds)
+                     retrieval_file_ids=retrieval_files, phase_seconds=settings.phase_seconds,
+                     parallel_tool_calls=body.get("parallel_tool_calls", True) is not False)
     obj = {
         "id": store.ids.new("run"), "created_at": now, "assistant_id": a["id"], "thread_id": t["id"],
         "status": "queued", "started_at": None, "expires_at": now + RUN_TTL, "cancelled_at": None,

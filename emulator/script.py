@@ -80,6 +80,7 @@ def make_plan(
     vector_store_ids: list[str],
     retrieval_file_ids: list[str],
     phase_seconds: float,
+    parallel_tool_calls: bool = True,
 ) -> Plan:
     outcome, detail, slow, no_tools = "completed", None, False, False
     for m in TRIGGER.finditer(trigger_text):
@@ -118,6 +119,8 @@ def make_plan(
                 continue
             args = json.dumps(function_arguments(fn.get("parameters")), separators=(",", ":"))
             calls.append(FunctionCall(fn.get("name", "function"), args))
+    if not parallel_tool_calls:
+        calls = calls[:1]
     return Plan(
         tool_steps=tuple(steps),
         function_calls=tuple(calls),

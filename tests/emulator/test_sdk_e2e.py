@@ -211,3 +211,23 @@ def test_errors_are_openai_shaped(emulator):
     with pytest.raises(openai.BadRequestError) as exc:
         client.beta.threads.update(thread.id, metadata={"modified": True})
     assert exc.value.param == "metadata.modified"
+
+
+def test_parallel_tool_calls_false_calls_one_function(emulator):
+    client = emulator.client()
+    second = {"type": "function", "function": {"name": "get_time", "parameters": {
+        "type": "object", "properties": {"zone": {"type": "string", "enum": ["UTC", "CET"]}}}}}
+    asst = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL, second])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather and time?"}])
+    both = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id)
+    calls = both.required_action.submit_tool_outputs.tool_calls
+    assert [(c.function.name, c.function.arguments) for c in calls] == [
+        ("get_weather", '{"city":"emulated city","days":42}'), ("get_time", '{"zone":"UTC"}')]
+    client.beta.threads.runs.cancel(thread_id=thread.id, run_id=both.id)
+    client.beta.threads.runs.poll(both.id, thread_id=thread.id, poll_interval_ms=1)
+    one = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id,
+                                                   parallel_tool_calls=False)
+    assert [c.function.name for c in one.required_action.submit_tool_outputs.tool_calls] == ["get_weather"]
+    assert client.beta.threads.delete(thread.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=one.id)
