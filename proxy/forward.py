@@ -135,12 +135,13 @@ class _BodyTooLarge(Exception):
 class _Clock:
     """Splits a request's wall time into waits on a peer and the proxy's own work."""
 
-    __slots__ = ("t0", "upstream", "client")
+    __slots__ = ("t0", "upstream", "client", "first_chunk")
 
     def __init__(self) -> None:
         self.t0 = time.perf_counter()
         self.upstream = 0.0
         self.client = 0.0
+        self.first_chunk: float | None = None  # request received -> first body chunk relayed
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -215,6 +216,8 @@ class Forwarder:
         def exchange(status: int | None, response_headers: Headers, response_body: _Capture,
                      ttfb: float | None, error_type: str | None) -> Exchange:
             extra_all = dict(extra, upstream_s=f"{clock.upstream:.6f}", client_s=f"{clock.client:.6f}")
+            if clock.first_chunk is not None:  # for streams: time to the first event
+                extra_all["first_event_s"] = f"{clock.first_chunk:.6f}"
             return Exchange(
                 exchange_id=new_exchange_id(), worker=self.worker, origin="client",
                 ttfb_s=ttfb, duration_s=clock.elapsed(), proxy_overhead_s=clock.overhead(),
@@ -288,6 +291,8 @@ class Forwarder:
                     await response.write(chunk)
                 finally:
                     clock.client += time.perf_counter() - t
+                    if clock.first_chunk is None:
+                        clock.first_chunk = clock.elapsed()
         except asyncio.CancelledError:
             upstream.close()  # the upstream sees the disconnect, as it would without the proxy
             reason = None if body.ends_sse_stream() else self._cancel_reason(request)

@@ -92,6 +92,8 @@ def test_first_sse_event_arrives_while_upstream_holds_the_stream(upstream, start
     assert rest == ["thread.run.completed"]
     (exchange,) = proxy.recorder.wait_for(1)
     assert exchange.error_type is None and b"thread.run.completed" in exchange.response_body
+    # time to the first event was measured before the held part of the stream
+    assert exchange.ttfb_s <= float(exchange.extra["first_event_s"]) < exchange.duration_s
 
 
 def test_gzip_bytes_pass_through_untouched(upstream, start_proxy):
