@@ -130,13 +130,20 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()]
 
 
-def test_two_workers_serve_and_stop(upstream, start_serve):
+def test_two_workers_serve_and_stop(upstream, start_serve, tmp_path):
     proxy = start_serve(upstream.url, "--workers", "2")
     workers = _children(proxy.proc.pid)
     assert len(workers) == 2
-    client = openai.OpenAI(api_key=KEY, base_url=proxy.url + "/v1", max_retries=0, timeout=10)
-    for _ in range(10):
-        assert client.with_options().beta.assistants.create(model="gpt-4o").id == "asst_1"
+    deadline = time.monotonic() + 30
+    while proxy.output().count(" forwarding http://") < 2:  # both workers listening
+        assert time.monotonic() < deadline, proxy.output()
+        time.sleep(0.05)
+    for _ in range(30):  # a new connection each time, so the kernel spreads them over the workers
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        conn.request("POST", "/v1/assistants", body=b'{"model": "gpt-4o"}',
+                     headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        assert conn.getresponse().status == 200
+        conn.close()
     # the admin listener (in the supervisor) answers
     with urllib.request.urlopen(f"http://127.0.0.1:{proxy.admin_port}/healthz", timeout=5) as resp:
         assert resp.status == 200
@@ -145,6 +152,12 @@ def test_two_workers_serve_and_stop(upstream, start_serve):
     assert proxy.stop() == 0, proxy.output()
     assert all(not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
                for pid in workers)
+    from analytics.store import connect
+
+    con = connect(tmp_path / "store")
+    per_worker = dict(con.execute("select worker, count(*) from exchange_log group by worker").fetchall())
+    con.close()
+    assert set(per_worker) == {"w0", "w1"} and sum(per_worker.values()) == 30, per_worker
 
 
 def test_bad_option_exits_2_with_one_line(tmp_path):
