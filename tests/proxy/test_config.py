@@ -122,3 +122,13 @@ def test_readme_usage_section_documents_every_option():
     usage = readme.split("<!-- section:usage -->")[1].split("<!-- /section:usage -->")[0]
     for option in OPTIONS:
         assert f"| `{option.cli}` | `{option.env}` | {option.default_text} |" in usage, option.name
+
+
+def test_admin_metrics_from_a_registry(upstream):
+    from prometheus_client import CollectorRegistry, Counter
+
+    registry = CollectorRegistry()
+    Counter("assistants_audit_test_things", "things", registry=registry).inc(3)
+    with serve(lambda: make_admin_app(Settings(upstream=upstream.url), registry=registry)) as admin:
+        status, body = _get(admin.url + "/metrics")
+    assert status == 200 and b"assistants_audit_test_things_total 3.0" in body
