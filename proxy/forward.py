@@ -65,6 +65,14 @@ def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(name, value) for name, value in headers if not is_hop_by_hop(name, listed)]
 
 
+def _text(raw: bytes) -> str:
+    """Header bytes as text the server can write back unchanged (UTF-8; Latin-1 if not UTF-8)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
 def _recordable(headers: Iterable[tuple[str, str]]) -> Headers:
     return tuple((name.lower(), value) for name, value in headers if name.lower() not in SECRET_HEADERS)
 
@@ -262,8 +270,7 @@ class Forwarder:
 
     async def _relay(self, request: web.Request, upstream: aiohttp.ClientResponse, clock: _Clock,
                      ttfb: float, exchange: Any) -> web.StreamResponse:
-        upstream_headers = [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
-                            for k, v in upstream.raw_headers]
+        upstream_headers = [(_text(k), _text(v)) for k, v in upstream.raw_headers]
         forwarded = end_to_end(upstream_headers)
         response = TransparentResponse(status=upstream.status, reason=upstream.reason,
                                        upstream_fields={name.lower() for name, _ in forwarded})

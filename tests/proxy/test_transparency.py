@@ -157,3 +157,11 @@ def test_require_proxy_key(upstream, start_proxy):
     assert (status_of(denied), status_of(wrong), status_of(allowed)) == (401, 401, 200)
     (seen,) = upstream.seen
     assert "x-proxy-key" not in {k.lower() for k, _ in seen[2]}  # the proxy's key never leaves it
+
+
+def test_non_ascii_header_values_pass_unchanged(upstream, start_proxy):
+    proxy = start_proxy(upstream.url)
+    request = b"GET /v1/utf8-header HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    line = "x-note: café ✓\r\n".encode()
+    assert line in raw(upstream.port, request).lower()
+    assert line in raw(proxy.server.port, request).lower()

@@ -56,6 +56,8 @@ class Upstream:
         if path.endswith("/gzip"):
             return web.Response(body=GZIP_BODY, headers={"Content-Encoding": "gzip",
                                                          "Content-Type": "application/json"})
+        if path.endswith("/utf8-header"):
+            return web.json_response({}, headers={"x-note": "café ✓"})
         if path.endswith("/missing"):
             return web.json_response(OPENAI_ERROR, status=404, headers={"x-request-id": "req_123"})
         if path.endswith("/slow"):
