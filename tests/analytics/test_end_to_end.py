@@ -122,3 +122,61 @@ def test_report_command_json_and_table(recorded):
     assert "Spend by kind" in table and "gpt-4o-mini" in table
     md = subprocess.run(cmd[:-1] + ["markdown"], capture_output=True, text=True, check=True).stdout
     assert md.startswith("# Assistants cost audit") and "| tokens |" in md
+
+
+def test_sampler_prices_orphaned_stores_and_failures_and_v1_show_up(emulator, tmp_path):
+    """A store nobody touches through the proxy is still costed (the sampler saw it); a failed
+    run's burnt tokens and v1 traffic from an old SDK header appear in the report."""
+    import time
+
+    from proxy.sampler import sampler_ctx
+
+    direct = emulator.client()
+    orphan = direct.vector_stores.create(name="orphan")
+    f = direct.files.create(file=("big.txt", io.BytesIO(b"x" * 200_000)), purpose="assistants")
+    direct.vector_stores.files.create_and_poll(vector_store_id=orphan.id, file_id=f.id, poll_interval_ms=1)
+    orphan_bytes = direct.vector_stores.retrieve(orphan.id).usage_bytes
+    assert orphan_bytes > 0
+
+    store = tmp_path / "store"
+    settings = Settings(upstream=emulator.url, store=str(store), admin_listen=None, fingerprint_secret="s",
+                        enrich=False, sample_vector_stores=0.05, sampler_key="sk-sampler").validate()
+    recorder = build_recorder(settings)
+    recorder.start()
+
+    def build():
+        app = make_app(settings, recorder)
+        app.cleanup_ctx.append(sampler_ctx(settings, recorder, env={}))
+        return app
+
+    server = ServerThread(build).start()
+    try:
+        v2 = openai.OpenAI(api_key="sk-new", base_url=server.url + "/v1", max_retries=0)
+        asst = v2.beta.assistants.create(model="gpt-4o", name="flaky")
+        run = v2.beta.threads.create_and_run_poll(
+            assistant_id=asst.id, poll_interval_ms=1,
+            thread={"messages": [{"role": "user", "content": PROMPT + " [fail:server_error]"}]})
+        assert run.status == "failed" and run.last_error.code == "server_error"
+        burnt = run.usage.prompt_tokens + run.usage.completion_tokens if run.usage else 0
+        old = openai.OpenAI(api_key="sk-old", base_url=server.url + "/v1", max_retries=0)
+        old.beta.assistants.list(extra_headers={"OpenAI-Beta": "assistants=v1"})
+        time.sleep(0.5)  # several sampler sweeps
+    finally:
+        server.stop()
+        recorder.close()
+
+    con = connect(store)
+    install_report_prices(con, Prices.load())
+    sampled = con.execute("SELECT count(*), max(usage_bytes) FROM vector_store_usage "
+                          "WHERE vector_store_id = ? AND source = 'sampler'", [orphan.id]).fetchone()
+    assert sampled[0] >= 2 and sampled[1] == orphan_bytes
+    (gib_days,) = con.execute("SELECT sum(gib_days) FROM vector_store_storage_daily WHERE vector_store_id = ?",
+                              [orphan.id]).fetchone()
+    assert gib_days > 0
+    report = build_report(con, None, None, 30)
+    assert [(r["code"], r["runs"], r["tokens"]) for r in report["failures"]] == [("server_error", 1, burnt)]
+    v1 = report["v1_traffic"]
+    assert len(v1) == 1 and v1[0]["beta_header"] == "assistants=v1" and v1[0]["sdk"].startswith("python")
+    assert v1[0]["key_fingerprint"] not in (None, "sk-old")
+    stores = {s["vector_store_id"]: s for s in report["top_vector_stores"]}
+    assert stores[orphan.id]["billed"] is True
