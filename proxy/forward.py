@@ -197,16 +197,15 @@ class Forwarder:
         fingerprint = self.fingerprint(credential_from_headers(client_headers))
         base = dict(started_at=started_at, method=request.method, path=path, query=query,
                     key_fingerprint=fingerprint)
-        if self.credentials is not None and fingerprint is not None:
-            self.credentials.remember(fingerprint, tuple(
-                (name.lower(), value) for name, value in client_headers
-                if name.lower() in ("authorization", "api-key")))
-
         rejection = self._reject(request, raw_target, client_headers)
         if rejection is not None:
             status, code, message = rejection
             return self._answer_locally(request, clock, base, _recordable(client_headers),
                                         status, code, message)
+        if self.credentials is not None and fingerprint is not None:
+            self.credentials.remember(fingerprint, tuple(
+                (name.lower(), value) for name, value in client_headers
+                if name.lower() in ("authorization", "api-key")))
 
         headers, traceparent, client_traceparent = self._upstream_headers(client_headers)
         recorded_request_headers = _recordable(headers.items())
