@@ -96,7 +96,7 @@ def test_absolute_form_and_scheme_relative_targets_are_refused(upstream, start_p
 
 def test_connect_is_refused(upstream, start_proxy):
     proxy = start_proxy(upstream.url)
-    answer = raw(proxy.server.port, b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n")
+    answer = raw(proxy.server.port, b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\nConnection: close\r\n\r\n")
     assert status_of(answer) in (400, 404, 405)  # answered by the proxy itself, whichever way
     assert upstream.seen == []
 
