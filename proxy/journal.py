@@ -61,9 +61,27 @@ class Position:
 
 def encode_exchange(exchange: Exchange) -> list[bytes]:
     """The payload as parts (joined by the writer's single writev): meta, then raw bodies."""
-    meta = orjson.dumps({name: getattr(exchange, name) for name in _META_FIELDS})
+    fields_ = {name: getattr(exchange, name) for name in _META_FIELDS}
+    try:
+        meta = orjson.dumps(fields_)
+    except orjson.JSONEncodeError:  # e.g. a path decoded with surrogateescape from invalid UTF-8
+        meta = orjson.dumps(text_safe(fields_))
     req = exchange.request_body
     return [_U32.pack(len(meta)), meta, _U32.pack(len(req)), req, exchange.response_body]
+
+
+def text_safe(value: Any) -> Any:
+    """Strings made encodable: escaped bytes back to UTF-8 (invalid ones replaced), lone surrogates replaced."""
+    if isinstance(value, str):
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {k: text_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [text_safe(v) for v in value]
+    return value
 
 
 def decode_exchange(payload: bytes | memoryview) -> Exchange:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 
+from proxy import journal
 from proxy.pipeline import AuditRecorder, basic_facts
 from proxy.sinks.store import StoreSink
 from tests.recording.store_helpers import kill_and_collect, make_exchange, rows, settings, spawn_writer, wait_for
@@ -189,3 +190,20 @@ def test_past_the_high_water_mark_records_are_read_back_from_the_journal(tmp_pat
     assert not any(p is e for p, e in zip(parsed, exs))
     got = rows(tmp_path, "SELECT exchange_id, bytes_out FROM exchange_log")
     assert sorted(got) == sorted((e.exchange_id, 1000) for e in exs)
+
+
+def test_hostile_text_is_journaled_and_stored(tmp_path):
+    r = recorder(tmp_path)
+    bad = [make_exchange(0, path="/v1/threads/\udcff\udcfe"), make_exchange(1, path="/v1/threads/\ud800x")]
+    try:
+        for ex in bad:
+            r.submit(ex)
+        assert wait_for(lambda: count(tmp_path) == 2)
+    finally:
+        r.close()
+    assert r.journal_errors == 0 and r.errors == {}
+    paths = sorted(p for (p,) in rows(tmp_path, "SELECT path FROM exchange_log"))
+    assert paths == ["/v1/threads/?x", "/v1/threads/\ufffd\ufffd"]
+    # a replay of the journal stores the very same text
+    replayed = [journal.decode_exchange(p).path for _, p in journal.read_after(tmp_path / "journal" / "w000", None)]
+    assert sorted(replayed) == paths

@@ -202,18 +202,24 @@ def test_workers_2_each_land_their_rows_in_one_store(emulator, serve, tmp_path):
     store = tmp_path / "store"
     proxy = serve(emulator.url, store, "--workers", "2")
     answered = []
-    for _ in range(40):  # a fresh connection each time, so SO_REUSEPORT spreads them over both workers
-        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
-        conn.request("GET", "/v1/assistants?limit=1", headers={"Authorization": f"Bearer {KEY}",
-                                                                "OpenAI-Beta": "assistants=v2", "Connection": "close"})
-        response = conn.getresponse()
-        response.read()
-        assert response.status == 200
-        answered.append(response.getheader("x-request-id"))
-        conn.close()
+
+    def send(n: int) -> None:
+        for _ in range(n):  # a fresh connection each time, so SO_REUSEPORT spreads them over the workers
+            conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
+            conn.request("GET", "/v1/assistants?limit=1", headers={
+                "Authorization": f"Bearer {KEY}", "OpenAI-Beta": "assistants=v2", "Connection": "close"})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            answered.append(response.getheader("x-request-id"))
+            conn.close()
+
+    def both_workers_recorded() -> bool:
+        send(20)  # the second worker may start listening a moment after the first
+        return rows(store, "SELECT count(DISTINCT worker) FROM exchanges") == [(2,)]
+
+    assert wait_for(both_workers_recorded, timeout=30, interval=0.2)
     assert wait_for(lambda: sorted(stored_request_ids(store)) == sorted(answered), timeout=10)
-    workers = rows(store, "SELECT count(DISTINCT worker) FROM exchanges")
-    assert workers == [(2,)]
     assert proxy.stop() == 0
     assert sorted(p.name for p in (store / "writers").glob("*.lock")) == ["w000.lock", "w001.lock"]
 
