@@ -71,6 +71,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/vector_stores/{vector_store_id}/file_batches/{batch_id}", v.get_batch),
     ("POST", "/vector_stores/{vector_store_id}/file_batches/{batch_id}/cancel", v.cancel_batch),
     ("GET", "/vector_stores/{vector_store_id}/file_batches/{batch_id}/files", v.list_batch_files),
+    ("GET", "/organization/usage/vector_stores", v.usage_vector_stores),
 ]
 
 

@@ -299,3 +299,36 @@ async def list_batch_files(request: web.Request) -> web.StreamResponse:
     if status:
         items = [f for f in items if f["status"] == status]
     return await send_json(request, list_response(request, items, lambda f: models.vector_store_file(f, version)))
+
+
+BUCKET_SECONDS = {"1m": 60, "1h": 3600, "1d": 86_400}
+
+
+async def usage_vector_stores(request: web.Request) -> web.StreamResponse:
+    """GET /organization/usage/vector_stores: billed bytes per time bucket."""
+    store = store_of(request)
+    query = request.query
+    if "start_time" not in query:
+        raise missing("start_time")
+    width = query.get("bucket_width", "1d")
+    if width not in BUCKET_SECONDS:
+        raise bad_request(f"Invalid value: '{width}'. Supported values are: '1m', '1h', and '1d'.",
+                          param="bucket_width", code="invalid_value")
+    try:
+        start = int(query["start_time"])
+        end = int(query.get("end_time", store.now()))
+        limit = int(query.get("limit", {"1m": 60, "1h": 24, "1d": 7}[width]))
+        first = int(query.get("page", start))
+    except ValueError:
+        raise bad_request("Invalid integer in start_time, end_time, limit or page.", code="invalid_type") from None
+    step = BUCKET_SECONDS[width]
+    buckets, t = [], first
+    while t < end and len(buckets) < limit:
+        bucket_end = min(t + step, end)
+        buckets.append({"object": "bucket", "start_time": t, "end_time": bucket_end, "results": [{
+            "object": "organization.usage.vector_stores.result",
+            "usage_bytes": vectors.usage_at(store, min(bucket_end, store.clock.now())), "project_id": None}]})
+        t += step
+    more = t < end
+    return await send_json(request, {"object": "page", "data": buckets, "has_more": more,
+                                     "next_page": str(t) if more else None})

@@ -175,3 +175,16 @@ def search_v1_files(store: Store, file_ids: list[str], query: str, max_results: 
                 scored.append((round(len(hits) / len(terms), 4), order, chunk))
     scored.sort(key=lambda item: (-item[0], item[1]))
     return [(chunk, score) for score, _, chunk in scored[:max_results]]
+
+
+def usage_at(store: Store, t: float) -> int:
+    """Bytes billed at time t: completed files of stores that existed and had not expired then.
+    Deleted stores are forgotten, so they do not count (a simplification)."""
+    total = 0
+    for vs in store.vector_stores.values():
+        if vs["created_at"] > t or (vs["expires_at"] is not None and vs["expires_at"] <= t):
+            continue
+        for f in files_of(store, vs["id"]):
+            if f["_outcome"] == "completed" and f["status"] != "cancelled" and f["_ready_at"] <= t:
+                total += f["_usage"]
+    return total

@@ -267,3 +267,18 @@ def test_wall_clock_mode_runs_and_streams(make_emulator):
         names = [event.event for event in stream]
     assert names[0] == "thread.run.created" and names[-1] == "thread.run.completed"
     assert "thread.run.step.delta" in names
+
+
+def test_organization_usage_buckets_follow_processing(emulator):
+    client = emulator.client()
+    start = client.vector_stores.create(name="usage").created_at
+    vs_id = client.vector_stores.list().data[0].id
+    f = client.files.create(file=("u.txt", b"x" * 1000), purpose="assistants")
+    client.vector_stores.files.create_and_poll(vector_store_id=vs_id, file_id=f.id, poll_interval_ms=1)
+    assert raw(emulator.url, "POST", "/_emulator/advance?seconds=86400")[0] == 200
+    page = client.get("/organization/usage/vector_stores", cast_to=object,
+                      options={"params": {"start_time": start - 86400, "bucket_width": "1d"}})
+    assert page["object"] == "page" and page["has_more"] is False
+    usage = [bucket["results"][0]["usage_bytes"] for bucket in page["data"]]
+    assert usage[0] == 0 and len(usage) == 3 and usage[1:] == [1000, 1000]  # before, on the day, after
+    assert page["data"][0]["results"][0]["object"] == "organization.usage.vector_stores.result"
