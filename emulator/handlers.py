@@ -226,6 +226,8 @@ def message_content(content: Any, param: str) -> list[dict]:
 def new_message(store: Store, t: dict, body: dict, version: str, param: str = "") -> dict:
     check_version_fields(body, version)
     role = body.get("role")
+    if role is None:
+        raise missing(f"{param}.role" if param else "role")
     if role not in ("user", "assistant"):
         raise bad_request(f"Invalid value: '{role}'. Supported values are: 'user' and 'assistant'.",
                           param=f"{param}.role" if param else "role", code="invalid_value")

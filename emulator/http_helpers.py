@@ -9,7 +9,8 @@ from aiohttp import web
 
 from emulator import models
 from emulator.app import STORE
-from emulator.errors import bad_request, not_found
+from emulator.errors import bad_request, not_found, unknown_parameter
+from emulator.request_fields import FIELDS
 from emulator.state import Store, paginate
 
 
@@ -28,7 +29,21 @@ async def read_json(request: web.Request) -> dict:
             "at help.openai.com.)") from None
     if not isinstance(body, dict):
         raise bad_request("Invalid type for request body: expected an object.", code="invalid_type")
+    allowed = accepted_fields(request)
+    if allowed is not None:
+        for name in body:
+            if name not in allowed:
+                raise unknown_parameter(name)
     return body
+
+
+def accepted_fields(request: web.Request) -> frozenset[str] | None:
+    """The body fields the spec defines for this operation and version (None: not checked)."""
+    canonical = request.match_info.route.resource.canonical if request.match_info.route.resource else ""
+    template = canonical.removeprefix("/v1").removeprefix("/openai")
+    operation = f"{request.method} {template}"
+    fields = FIELDS.get(request.get("version", "v2"), {}).get(operation) or FIELDS["v2"].get(operation)
+    return frozenset(fields) if fields is not None else None
 
 
 def store_of(request: web.Request) -> Store:

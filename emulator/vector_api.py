@@ -217,8 +217,9 @@ async def get_vs_file(request: web.Request) -> web.StreamResponse:
 async def update_vs_file(request: web.Request) -> web.StreamResponse:
     f = vs_file_of(request)
     body = await read_json(request)
-    if "attributes" in body:
-        f["attributes"] = dict(body["attributes"] or {})
+    if "attributes" not in body:
+        raise missing("attributes")
+    f["attributes"] = dict(body["attributes"] or {})
     return await send_json(request, models.vector_store_file(f, version_of(request)))
 
 

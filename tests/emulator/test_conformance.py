@@ -863,13 +863,8 @@ def _request_schema(version: str, operation: str) -> dict | None:
     return spec.fixture["components"]["schemas"][ref.rsplit("/", 1)[1]] if ref else None
 
 
-REQUIRED_GAPS = {
-    ("v2", "POST /vector_stores/{vector_store_id}/files/{file_id}", "attributes"):
-        "emulator: updating a vector store file without attributes answers 200",
-    ("v2", "POST /threads/{thread_id}/messages", "role"):
-        "emulator: a missing role answers \"Invalid value: 'None'\" (invalid_value), not Missing required parameter",
-    ("v1", "POST /threads/{thread_id}/messages", "role"):
-        "emulator: a missing role answers \"Invalid value: 'None'\" (invalid_value), not Missing required parameter",
+REQUIRED_GAPS: dict[tuple[str, str, str], str] = {
+    # (version, operation, field) -> "emulator: <what>"; strict xfail, removed once fixed.
 }
 REQUIRED_CASES = [
     pytest.param(version, operation, name, id=f"{version} {operation} without {name}",
@@ -939,8 +934,6 @@ def test_missing_required_parameter_is_400(servers, live_ids, version, operation
     assert answer.json["error"]["param"] == name, answer.json
 
 
-@pytest.mark.xfail(strict=True, reason="emulator: request fields the spec does not define are accepted, "
-                                       "where OpenAI answered 400 Unknown parameter")
 @pytest.mark.parametrize("version,operation", CLOSED_BODIES, ids=[f"{v} {op}" for v, op in CLOSED_BODIES])
 def test_unknown_parameter_is_400(servers, live_ids, version, operation):
     ids = live_ids[version]
