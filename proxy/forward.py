@@ -18,6 +18,8 @@ import hmac
 import logging
 import os
 import re
+import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -71,6 +73,22 @@ def _text(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
+
+
+def _was_reset(exc: BaseException) -> bool:
+    """The upstream reset the connection (TCP RST) rather than closing it early: aiohttp keeps
+    the socket error only in the message of the ClientPayloadError it raises."""
+    return isinstance(exc, ConnectionResetError) or "ConnectionResetError" in str(exc)
+
+
+def _linger_zero(transport: Any) -> None:
+    """Make the next close of `transport` a TCP RST."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
 
 
 def _recordable(headers: Iterable[tuple[str, str]]) -> Headers:
@@ -278,6 +296,7 @@ class Forwarder:
         recorded_headers = _recordable(upstream_headers)
         body = _Capture(self.settings.body_cap)
         error_type: str | None = None
+        upstream_rst = False
         try:
             t = time.perf_counter()
             await response.prepare(request)
@@ -314,6 +333,7 @@ class Forwarder:
             error_type = "upstream_timeout"
         except (aiohttp.ClientError, OSError) as exc:
             error_type = "upstream_reset"
+            upstream_rst = _was_reset(exc)
             log.debug("upstream failed mid-body: %r", exc)
         self._submit(exchange(upstream.status, recorded_headers, body, ttfb, error_type))
         if error_type is None:
@@ -324,7 +344,9 @@ class Forwarder:
         upstream.close()
         if request.transport is not None:
             # The client must see the failure it would see directly: a cut connection, not a
-            # cleanly finished (and so silently truncated) body.
+            # cleanly finished (and so silently truncated) body; a reset if the upstream reset.
+            if upstream_rst:
+                _linger_zero(request.transport)
             request.transport.abort()
         return response
 
