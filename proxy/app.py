@@ -17,7 +17,6 @@ SETTINGS = web.AppKey("settings", Settings)
 RECORDER = web.AppKey("recorder", Recorder)
 FORWARDER = web.AppKey("forwarder", Forwarder)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
-KEEPALIVE_TIMEOUT = 75.0  # seconds, as nginx
 
 
 def make_app(
@@ -41,13 +40,14 @@ def make_app(
                           worker=worker, tracing=tracing, credentials=credentials)
     # handler_cancellation: a client that goes away cancels its handler, and with it the
     # upstream request, even while the upstream is silent. The parser's own limits sit above
-    # max_header_size so the forwarder can answer 431 itself for most oversized heads. Idle
-    # keep-alive connections are closed after 75 s (aiohttp's default is an hour), so many idle
-    # clients cannot pin memory.
+    # max_header_size so the forwarder can answer 431 itself for most oversized heads; the
+    # request line may be one byte longer than a header field, so a LineTooLong names which one
+    # overflowed (proxy.guard answers 414 or 431). Idle keep-alive connections are closed after
+    # --keepalive-timeout (aiohttp's default is an hour), so many idle clients cannot pin memory.
     field_limit = max(8190, 2 * settings.max_header_size)
     app = web.Application(handler_args={
-        "handler_cancellation": True, "max_field_size": field_limit, "max_line_size": field_limit,
-        "keepalive_timeout": KEEPALIVE_TIMEOUT,
+        "handler_cancellation": True, "max_field_size": field_limit, "max_line_size": field_limit + 1,
+        "keepalive_timeout": settings.keepalive_timeout,
     })
     app[SETTINGS] = settings
     app[RECORDER] = recorder

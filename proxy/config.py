@@ -168,6 +168,11 @@ OPTIONS: tuple[Option, ...] = (
            metavar="SECONDS"),
     Option("grace_period", 30.0, parse_seconds, "Seconds SIGTERM waits for in-flight requests.",
            metavar="SECONDS"),
+    Option("header_timeout", 10.0, parse_optional_seconds,
+           "Seconds a client may take to send a request's headers (then 408 and close); 'off' disables it.",
+           metavar="SECONDS"),
+    Option("keepalive_timeout", 75.0, parse_seconds,
+           "Seconds an idle keep-alive client connection stays open.", metavar="SECONDS"),
     Option("admin_token", None, _text, "Bearer token required by the admin /metrics endpoint.",
            secret=True, metavar="TOKEN"),
     Option("require_proxy_key", None, _text,
@@ -209,6 +214,8 @@ class Settings:
     connect_timeout: float = 10.0
     upstream_timeout: float = 600.0
     grace_period: float = 30.0
+    header_timeout: float | None = 10.0
+    keepalive_timeout: float = 75.0
     admin_token: str | None = None
     require_proxy_key: str | None = None
     max_body_size: int = 512 * MiB
@@ -297,7 +304,7 @@ class Settings:
                 fail(name, "must not be negative")
         if self.max_header_size < 1024:
             fail("max_header_size", "must be at least 1KiB")
-        for name in ("connect_timeout", "upstream_timeout"):
+        for name in ("connect_timeout", "upstream_timeout", "keepalive_timeout"):
             if getattr(self, name) <= 0:
                 fail(name, "must be more than 0 seconds")
         if self.sample_vector_stores is not None and not (self.sampler_key or os.environ.get("OPENAI_API_KEY")):

@@ -34,6 +34,7 @@ from proxy.config import Settings, settings_options
 from proxy.exchange import NullRecorder, Recorder
 from proxy.fingerprint import load_or_create_secret
 from proxy.forward import make_client_session
+from proxy.guard import ProxyRunner
 
 log = logging.getLogger("assistants_audit.serve")
 
@@ -169,8 +170,8 @@ async def serve_worker(settings: Settings, *, worker: str, with_admin: bool, reu
         sampler_ctx = _optional_attr("proxy.sampler", "sampler_ctx")
         if sampler_ctx is not None and worker == "w0":  # one vector store sampler per proxy
             app.cleanup_ctx.append(sampler_ctx(settings, observability.recorder))
-        runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                               shutdown_timeout=settings.grace_period)
+        runner = ProxyRunner(app, handle_signals=False, access_log=None,
+                             shutdown_timeout=settings.grace_period)
         await runner.setup()
         host, port = settings.listen_address
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024).start()

@@ -18,10 +18,13 @@ def free_port() -> int:
 
 
 class ServerThread:
-    """Serve `make_app()` on 127.0.0.1:port in a thread. `url` is http://127.0.0.1:port."""
+    """Serve `make_app()` on 127.0.0.1:port in a thread. `url` is http://127.0.0.1:port.
+    `runner` is the AppRunner class (proxy.guard.ProxyRunner for the proxy app)."""
 
-    def __init__(self, make_app: Callable[[], web.Application], port: int | None = None) -> None:
+    def __init__(self, make_app: Callable[[], web.Application], port: int | None = None,
+                 runner: Callable[..., web.AppRunner] = web.AppRunner) -> None:
         self._make_app = make_app
+        self._runner_class = runner
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
@@ -46,7 +49,7 @@ class ServerThread:
 
     async def _start(self) -> None:
         self.app = self._make_app()
-        self._runner = web.AppRunner(self.app, handle_signals=False)
+        self._runner = self._runner_class(self.app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()

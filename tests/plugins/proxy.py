@@ -1,7 +1,8 @@
 """Fixtures for the proxy (owned by the proxy work).
 
-- `start_proxy(upstream_url, recorder=None, **settings)`: a proxy on loopback in a thread, stopped
-  at teardown. Returns a `RunningProxy` with `.url`, `.base_url` (url + "/v1"), `.recorder`.
+- `start_proxy(upstream_url, recorder=None, **settings)`: a proxy on loopback in a thread (served
+  like `serve` does, with proxy.guard's connection guards), stopped at teardown. Returns a
+  `RunningProxy` with `.url`, `.base_url` (url + "/v1"), `.recorder`.
 - `proxy`: the proxy in front of the `emulator` fixture, recording into a `ListRecorder`.
 - `ListRecorder`: keeps every submitted Exchange; `wait_for(n)` blocks until n arrived.
 """
@@ -19,6 +20,7 @@ from proxy.app import make_app
 from proxy.config import Settings
 from proxy.exchange import Exchange
 from proxy.fingerprint import Fingerprinter
+from proxy.guard import ProxyRunner
 from tests.servers import ServerThread
 
 
@@ -67,7 +69,7 @@ def start_proxy(tmp_path) -> Iterator[Callable[..., RunningProxy]]:
         settings = Settings(upstream=upstream, **overrides).validate()
         recorder = recorder if recorder is not None else ListRecorder()
         server = ServerThread(lambda: make_app(
-            settings, recorder, fingerprinter=Fingerprinter(TEST_FINGERPRINT_SECRET)))
+            settings, recorder, fingerprinter=Fingerprinter(TEST_FINGERPRINT_SECRET)), runner=ProxyRunner)
         started.append(server.start())
         return RunningProxy(server, settings, recorder)
 

@@ -18,7 +18,8 @@ from proxy.fingerprint import Fingerprinter, load_or_create_secret
 from tests.servers import free_port, serve
 
 CONTRACT = {"listen", "upstream", "admin_listen", "workers", "store", "capture_content", "enrich", "body_cap",
-            "connect_timeout", "upstream_timeout", "grace_period", "admin_token", "require_proxy_key",
+            "connect_timeout", "upstream_timeout", "grace_period", "header_timeout", "keepalive_timeout",
+            "admin_token", "require_proxy_key",
             "max_body_size", "max_header_size", "prices", "sample_vector_stores", "sampler_key",
             "fingerprint_secret", "log_level", "vector_store_gauge_limit"}
 

@@ -96,9 +96,14 @@ def test_absolute_form_and_scheme_relative_targets_are_refused(upstream, start_p
 
 def test_connect_is_refused(upstream, start_proxy):
     proxy = start_proxy(upstream.url)
-    answer = raw(proxy.server.port, b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\nConnection: close\r\n\r\n")
-    assert status_of(answer) in (400, 404, 405)  # answered by the proxy itself, whichever way
+    answer = raw(proxy.server.port, b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n")
+    head = answer.split(b"\r\n\r\n")[0].lower()
+    assert status_of(answer) == 405  # answered by the proxy itself, and the tunnel is not opened
+    assert b"\r\nallow: get, head, post, put, patch, delete, options" in head
+    assert b"\r\nconnection: close" in head and b'"code":"method_not_allowed"' in answer
     assert upstream.seen == []
+    (exchange,) = proxy.recorder.wait_for(1)  # recorded like any other refusal
+    assert (exchange.method, exchange.status, exchange.error_type) == ("CONNECT", 405, "method_not_allowed")
 
 
 @pytest.mark.parametrize("path", ["/v1/../../etc/passwd", "/v1/%2e%2e/%2e%2e/x", "/@evil.example/v1/x",
