@@ -159,6 +159,8 @@ def _decompress(raw: bytes, encoding: str | None) -> tuple[bytes, str | None]:
     return b"", f"unsupported_encoding:{enc}"
 
 
+# Exchange.error_type values for which the forwarded response body may have stopped early.
+_CUT_SHORT = frozenset({"upstream_reset", "upstream_timeout", "client_disconnected", "proxy_shutdown"})
 _LIST_DATA = re.compile(rb'"data"\s*:\s*\[')
 
 
@@ -638,7 +640,11 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     req_json = _dict(request.data)
     response_ctype = ex.header("content-type", response=True)
     response_encoding = ex.header("content-encoding", response=True)
-    response = _decode_body(ex.response_body, response_ctype, response_encoding, ex.response_body_truncated)
+    # a body cut short by a failure (upstream reset or silent, client gone) is truncated too,
+    # not invalid: its complete list items are still salvaged
+    cut_short = ex.error_type in _CUT_SHORT and ex.status is not None
+    response = _decode_body(ex.response_body, response_ctype, response_encoding,
+                            ex.response_body_truncated or cut_short)
 
     if _request_is_v1(route.operation, req_json):
         ctx.v1 = True
