@@ -58,14 +58,30 @@ def credential_from_headers(headers: Iterable[tuple[str, str]]) -> str | None:
 
 
 class Fingerprinter:
+    """credential -> `kfp_` + 16 hex digits of HMAC-SHA256(secret, credential).
+
+    A process sees few distinct keys, so results are kept in a small in-memory map (an HMAC per
+    request was visible in the hot path's profile). The map lives only in this process's memory,
+    like the request that carried the key; it is cleared when full rather than grown."""
+
+    CACHE_SIZE = 1024
+
     def __init__(self, secret: bytes | str) -> None:
         self._secret = secret.encode() if isinstance(secret, str) else secret
+        self._cache: dict[str, str] = {}
 
     def __call__(self, credential: str | None) -> str | None:
         if not credential:
             return None
+        cached = self._cache.get(credential)
+        if cached is not None:
+            return cached
         digest = hmac.new(self._secret, credential.encode("utf-8", "surrogateescape"), hashlib.sha256)
-        return "kfp_" + digest.hexdigest()[:16]
+        fingerprint = "kfp_" + digest.hexdigest()[:16]
+        if len(self._cache) >= self.CACHE_SIZE:
+            self._cache.clear()
+        self._cache[credential] = fingerprint
+        return fingerprint
 
     @classmethod
     def for_settings(cls, settings: object) -> "Fingerprinter":
