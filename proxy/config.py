@@ -155,6 +155,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", 1, _positive_int, "Worker processes sharing the port (SO_REUSEPORT).", metavar="N"),
     Option("store", "./audit", str, "Audit store directory (journal, Parquet segments, audit.duckdb).",
            metavar="DIR"),
+    Option("journal_fsync", False, parse_bool,
+           "fsync the journal after every record (survives power loss, not only a process crash; slower).",
+           flag=True),
     Option("capture_content", False, parse_bool,
            "Record message text, instructions, tool arguments/outputs and chunk text.", flag=True),
     Option("enrich", True, parse_bool,
@@ -208,6 +211,7 @@ class Settings:
     admin_listen: str | None = "127.0.0.1:9464"
     workers: int = 1
     store: str = "./audit"
+    journal_fsync: bool = False
     capture_content: bool = False
     enrich: bool = True
     body_cap: int = 8 * MiB

@@ -17,7 +17,7 @@ from proxy.config import OPTIONS, Settings, settings_options
 from proxy.fingerprint import Fingerprinter, load_or_create_secret
 from tests.servers import free_port, serve
 
-CONTRACT = {"listen", "upstream", "admin_listen", "workers", "store", "capture_content", "enrich", "body_cap",
+CONTRACT = {"listen", "upstream", "admin_listen", "workers", "store", "journal_fsync", "capture_content", "enrich", "body_cap",
             "connect_timeout", "upstream_timeout", "grace_period", "header_timeout", "keepalive_timeout",
             "admin_token", "require_proxy_key",
             "max_body_size", "max_header_size", "prices", "sample_vector_stores", "sampler_key",
