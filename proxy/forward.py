@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
-import re
 import socket
 import struct
 import time
@@ -34,6 +32,7 @@ from yarl import URL
 from proxy.config import Settings
 from proxy.exchange import SECRET_HEADERS, Exchange, Headers, Recorder, new_exchange_id
 from proxy.fingerprint import Fingerprinter, credential_from_headers
+from proxy.telemetry import outgoing_traceparent
 
 log = logging.getLogger("assistants_audit.forward")
 
@@ -44,7 +43,6 @@ HOP_BY_HOP = frozenset(
 # Fields the proxy answers itself or rewrites: Host is set to the upstream; Expect was already
 # answered with 100 Continue by the server; X-Proxy-Key is the proxy's own credential.
 _REQUEST_ONLY_HERE = frozenset({"host", "expect", "x-proxy-key"})
-_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _UNCAPPED = 1 << 62
 
 
@@ -97,16 +95,6 @@ def error_body(code: str, message: str) -> bytes:
     return orjson.dumps(
         {"error": {"message": message, "type": "proxy_error", "param": None, "code": code}}
     )
-
-
-def child_traceparent(client_traceparent: str | None) -> str:
-    """A new span id as the child of the client's trace (or the root of a new trace)."""
-    match = _TRACEPARENT.fullmatch((client_traceparent or "").strip().lower())
-    if match and match.group(1) != "0" * 32 and match.group(2) != "0" * 16:
-        trace_id, flags = match.group(1), match.group(3)
-    else:
-        trace_id, flags = os.urandom(16).hex(), "01"
-    return f"00-{trace_id}-{os.urandom(8).hex()}-{flags}"
 
 
 class TransparentResponse(web.StreamResponse):
@@ -387,7 +375,7 @@ class Forwarder:
             headers.add(name, value)
         traceparent = None
         if self.tracing:
-            traceparent = child_traceparent(client_traceparent)
+            traceparent = outgoing_traceparent(client_traceparent)
             headers["traceparent"] = traceparent
         return headers, traceparent, client_traceparent
 
