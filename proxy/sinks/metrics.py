@@ -68,6 +68,7 @@ _UPSTREAM_ERROR_KINDS = {
 }
 _SAFE_LABEL = re.compile(r"^[A-Za-z0-9_.:/=+-]{1,64}$")
 _VS_STATE_PREFIX = "vector_stores_"
+_BETA_VERSION = re.compile(r"assistants=v\d")
 
 
 class LabelCap:
@@ -291,6 +292,10 @@ class MetricsSink:
         self._codes = LabelCap(100)
         self._operations = LabelCap(300)
         self._workers = LabelCap(64)
+        # (metric, label values) -> child: prometheus_client's labels() validates and locks on
+        # every call, the largest part of this sink's per-exchange cost. Label values are
+        # bounded by the LabelCaps above, so this map is too.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = registry
 
         ex = ["operation", "status_class", "api_version"]
@@ -423,38 +428,46 @@ class MetricsSink:
 
     # -- exchanges --------------------------------------------------------------------------
 
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def _exchange(self, exchange: Exchange, ef: ExchangeFact | None) -> None:
         kind = _UPSTREAM_ERROR_KINDS.get(exchange.error_type or "")
         if kind is None and exchange.status is not None:
             kind = "http_429" if exchange.status == 429 else "http_5xx" if exchange.status >= 500 else None
         if kind is not None:
-            self.upstream_errors.labels(kind=kind).inc()
+            self._child(self.upstream_errors, kind).inc()
         if exchange.origin == "enrichment":
             ok = exchange.error_type is None and exchange.status is not None and exchange.status < 400
-            self.enrichment_calls.labels(outcome="ok" if ok else "error").inc()
+            self._child(self.enrichment_calls, "ok" if ok else "error").inc()
         if exchange.origin != "client":
             return  # the proxy's own calls are not client traffic
 
         operation = self._operations(ef.operation if ef else None)
         api_version = (ef.api_version if ef else None) or UNKNOWN
         sc = status_class(exchange.status)
-        self.worker_exchanges.labels(self._workers(exchange.worker)).inc()
-        self.exchanges.labels(operation, sc, api_version).inc()
-        self.exchange_duration.labels(operation, sc, api_version).observe(exchange.duration_s)
+        self._child(self.worker_exchanges, self._workers(exchange.worker)).inc()
+        self._child(self.exchanges, operation, sc, api_version).inc()
+        self._child(self.exchange_duration, operation, sc, api_version).observe(exchange.duration_s)
         stream = bool(ef and ef.stream)
         first_event = exchange.extra.get("first_event_s") if stream else None
         ttfb = float(first_event) if first_event is not None else exchange.ttfb_s
         if ttfb is not None:
-            self.exchange_ttfb.labels(operation, "true" if stream else "false").observe(ttfb)
-        self.proxy_overhead.labels(operation).observe(exchange.proxy_overhead_s)
+            self._child(self.exchange_ttfb, operation, "true" if stream else "false").observe(ttfb)
+        self._child(self.proxy_overhead, operation).observe(exchange.proxy_overhead_s)
         upstream_s = exchange.extra.get("upstream_s")  # measured by the forwarder when it can
-        self.upstream_seconds.labels(operation).observe(
+        self._child(self.upstream_seconds, operation).observe(
             float(upstream_s) if upstream_s is not None else max(0.0, exchange.duration_s - exchange.proxy_overhead_s)
         )
         if ef is None:
             return
-        beta = ef.beta_header if ef.beta_header and re.fullmatch(r"assistants=v\d", ef.beta_header) else None
-        self.requests_by_version.labels(
+        beta = ef.beta_header if ef.beta_header and _BETA_VERSION.fullmatch(ef.beta_header) else None
+        self._child(
+            self.requests_by_version,
             beta or ("none" if not ef.beta_header else OTHER),
             api_version,
             self._versions(ef.sdk_lang, missing="none"),
@@ -463,7 +476,8 @@ class MetricsSink:
         genai_op = genai_operation(ef.operation)
         if genai_op is not None:
             error = exchange.error_type or ef.error_type or (str(exchange.status) if (exchange.status or 0) >= 400 else "")
-            self.genai_duration.labels(
+            self._child(
+                self.genai_duration,
                 genai_op, ef.provider or "openai", self._models(ef.model), self._codes(error, missing="")
             ).observe(exchange.duration_s)
 

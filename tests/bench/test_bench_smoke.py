@@ -26,3 +26,16 @@ def test_bench_smoke_runs_every_path_and_loses_nothing(tmp_path):
         assert f"| {path} |" in text
     assert "| audit: zero records lost | PASS |" in text
     assert "| audit-w2: zero records lost | PASS |" in text
+    assert "## Where recording's CPU goes" in text
+
+
+def test_breakdown_times_every_stage_of_the_pipeline():
+    """Every stage the recorder runs is timed (values are CPU time, so only their presence and
+    sign are checked: no timing target here)."""
+    from bench.breakdown import measure
+
+    costs = measure(n=300, flush_every=100)
+    names = " ".join(costs)
+    for stage in ("submit", "parse", "StoreSink", "MetricsSink", "OtelSink", "store flush"):
+        assert stage in names, names
+    assert all(us > 0 for us in costs.values()), costs
