@@ -400,6 +400,13 @@ def _step_tool_call(ctx: _Ctx, call: Json, step_id: str, run_id: str | None, thr
     elif type_ == "retrieval":
         ctx.v1 = True
     ctx.facts.append(_tool_call(ctx, call_id, "step", step_id, run_id, thread_id, type_, **fields))
+    _search_results(ctx, results, call_id, step_id, run_id, thread_id)
+
+
+def _search_results(ctx: _Ctx, results: list[Any], call_id: str, step_id: str | None = None,
+                    run_id: str | None = None, thread_id: str | None = None) -> None:
+    """One FileSearchResultFact per result, ranked in the order returned: a file_search tool
+    call's results, or a direct `/vector_stores/{id}/search` page (whose results say `filename`)."""
     for rank, result in enumerate(results, start=1):
         result = _dict(result)
         text = "".join(_str(_dict(part).get("text")) or "" for part in _list(result.get("content")))
@@ -408,7 +415,7 @@ def _step_tool_call(ctx: _Ctx, call: Json, step_id: str, run_id: str | None, thr
             FileSearchResultFact(
                 exchange_id=ctx.ex.exchange_id, observed_at=ctx.observed_at, tool_call_id=call_id, step_id=step_id,
                 run_id=run_id, thread_id=thread_id, rank=rank, file_id=_str(result.get("file_id")),
-                file_name=_str(result.get("file_name")), score=_float(result.get("score")),
+                file_name=_str(result.get("file_name") or result.get("filename")), score=_float(result.get("score")),
                 content_chars=len(text) if has_content else None, content=ctx.content(text) if has_content else None,
             )
         )
@@ -559,6 +566,8 @@ def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -
         _vector_store_file(ctx, obj, deleted)
     elif kind in ("file", "file.deleted"):
         _file(ctx, obj, deleted)
+    elif kind == "vector_store.search_results.page":  # a direct search: what retrieval returned
+        _search_results(ctx, _list(obj.get("data")), f"search_{ctx.ex.exchange_id}")
     elif kind == "upload":  # a completed upload carries the file it made
         _object(ctx, obj.get("file"), run_source, event)
     elif kind in ("assistant.file", "thread.message.file"):

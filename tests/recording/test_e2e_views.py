@@ -192,3 +192,22 @@ def test_workload_lands_row_by_row_in_the_views(recorded):
     assert asst[tools_asst.id]["vector_store_ids"] == [vs.id] and asst[tools_asst.id]["tools"] == ["code_interpreter", "file_search"]
     files = {r["file_id"]: r for r in q(con, "SELECT * FROM files")}
     assert files[f1.id]["purpose"] == "assistants" and files[f1.id]["bytes"] == f1.bytes
+
+
+def test_a_direct_vector_store_search_lands_in_file_search_results(recorded):
+    client, finish = recorded
+    doc = client.files.create(file=("policy.txt", io.BytesIO(b"Refunds are due within 30 days of purchase. " * 40)),
+                              purpose="assistants")
+    vs = client.vector_stores.create(name="search-e2e")
+    client.vector_stores.files.create_and_poll(vector_store_id=vs.id, file_id=doc.id, poll_interval_ms=1)
+    hits = list(client.vector_stores.search(vs.id, query="refunds due after purchase").data)
+    assert hits, "the emulator found nothing to search"
+
+    con = finish()
+    exchange_id = q(con, "SELECT exchange_id FROM exchanges WHERE operation = 'vector_stores.search'")[0]["exchange_id"]
+    rows = q(con, "SELECT tool_call_id, rank, file_id, file_name, score, content_chars, content, run_id "
+                  "FROM file_search_results WHERE exchange_id = ? ORDER BY rank", exchange_id)
+    assert rows == [dict(tool_call_id=f"search_{exchange_id}", rank=rank, file_id=hit.file_id, file_name=hit.filename,
+                         score=pytest.approx(hit.score), content_chars=len("".join(p.text for p in hit.content)),
+                         content=None, run_id=None)
+                    for rank, hit in enumerate(hits, start=1)]
