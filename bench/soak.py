@@ -56,7 +56,8 @@ MAX_BODY = 2 * 1024 * 1024  # the proxy's --max-body-size for the soak: uploads 
 TAG = re.compile(r"soak/([A-Za-z0-9_-]+)")
 
 # The verdict's criteria.
-RSS_GROWTH = 0.10  # RSS at the end of the load vs at its midpoint
+RSS_GROWTH = 0.10  # median RSS of the load's last quarter vs of its second quarter
+SPIKE = 1.25  # a sample above this x the load's median RSS is counted as a spike (reported, not judged)
 FD_SLACK = 5  # open fds after the load (clients gone, idle connections closed) vs before it
 
 
@@ -347,7 +348,7 @@ class Sampler:
                 metrics[key] = int(metric_sum(self.admin_port, name))
             except OSError:
                 metrics[key] = None
-        row = {"t": round(time.monotonic() - self.t0, 1), "phase": self.phase,
+        row = {"t": round(time.monotonic() - self.t0, 1), "at": round(time.time(), 1), "phase": self.phase,
                "rss_mib": round(rss_kib(self.pid) / 1024, 1), "fds": open_fds(self.pid), **metrics,
                "requests": sum(self.ledger.counts().values())}
         self.samples.append(row)
@@ -428,8 +429,6 @@ class Options:
     fault_interval: float
     sample_interval: float
     time_scale: float
-    out: Path
-    json_out: Path | None
     keep: bool
 
 
@@ -446,7 +445,6 @@ def soak(opts: Options, console: Console) -> dict[str, Any]:
                   "--upstream", f"http://127.0.0.1:{emu_port}", "--admin-listen", f"127.0.0.1:{admin_port}",
                   "--store", str(store), "--max-body-size", f"{MAX_BODY // (1024 * 1024)}MiB",
                   "--grace-period", "15", "--log-level", "warning"]
-    figures: dict[str, Any] = {}
     with process(emulator_args, work / "emulator.log", emu_port):
         with process(proxy_args, work / "proxy.log", proxy_port) as proxy:
             wait_port(admin_port)
@@ -530,17 +528,23 @@ def _recorded_as(fault_of: dict[str, str], how: dict[str, str]) -> dict[str, dic
 
 def _series(load: list[dict[str, Any]], every: list[dict[str, Any]], baseline: dict[str, Any],
             final: dict[str, Any]) -> dict[str, Any]:
-    """first/last/max of each sampled figure, and the midpoint of the load for the RSS criterion."""
+    """first/last/max of each sampled figure; for the RSS criterion the median of the load's second
+    and fourth quarters (medians, so short spikes such as a store compaction do not decide it),
+    and the spikes: load samples above SPIKE x the load's median."""
     out: dict[str, Any] = {}
     for key in ("rss_mib", "fds", "backlog", "queue"):
         values = [s[key] for s in every if s.get(key) is not None]
         out[key] = {"first": baseline.get(key), "last": final.get(key), "max": max(values) if values else None}
     if load:
-        # medians of 3 samples, so one sample caught mid-allocation does not decide the verdict
-        mid_t = (load[0]["t"] + load[-1]["t"]) / 2
-        mid = sorted(load, key=lambda s: abs(s["t"] - mid_t))[:3]
-        out["rss_mib"].update(mid_load=statistics.median(s["rss_mib"] for s in mid),
-                              end_load=statistics.median(s["rss_mib"] for s in load[-3:]))
+        start, span = load[0]["t"], max(load[-1]["t"] - load[0]["t"], 1e-9)
+
+        def quarter(q: int) -> list[float]:
+            return [s["rss_mib"] for s in load if (q - 1) / 4 <= (s["t"] - start) / span <= q / 4]
+
+        median = statistics.median(s["rss_mib"] for s in load)
+        out["rss_mib"].update(mid_load=statistics.median(quarter(2) or quarter(1) or [median]),
+                              end_load=statistics.median(quarter(4) or [load[-1]["rss_mib"]]),
+                              load_median=median, spikes=sum(1 for s in load if s["rss_mib"] > SPIKE * median))
         out["fds"].update(max_load=max(s["fds"] for s in load))
     return out
 
@@ -551,9 +555,13 @@ def verdict(f: dict[str, Any]) -> list[tuple[str, bool, str]]:
     mid, end = rss.get("mid_load"), rss.get("end_load")
     growth = (end - mid) / mid if mid and end is not None else None
     checks.append((f"memory flat: RSS growth over the second half of the load < {RSS_GROWTH:.0%} "
-                   "(median of the last 3 load samples vs of the 3 around its midpoint)",
+                   "(median of its last quarter vs of its second quarter)",
                    growth is not None and growth < RSS_GROWTH,
                    f"{mid} -> {end} MiB ({growth:+.1%})" if growth is not None else "no samples"))
+    median = rss.get("load_median")
+    checks.append((f"memory returns: after the load, RSS within {RSS_GROWTH:.0%} of the load's median",
+                   median is not None and rss["last"] is not None and rss["last"] <= median * (1 + RSS_GROWTH),
+                   f"median {median} MiB, after {rss['last']} MiB"))
     checks.append((f"fds flat: after the load, open fds <= baseline + {FD_SLACK}",
                    fds["last"] is not None and 0 <= fds["last"] <= fds["first"] + FD_SLACK,
                    f"baseline {fds['first']}, after {fds['last']}, max {fds['max']}"))
@@ -620,9 +628,11 @@ def write_report(f: dict[str, Any], checks: list[tuple[str, bool, str]], command
     ]
     lines += [f"| {name} | {_fmt(s['first'])} | {_fmt(s['last'])} | {_fmt(s['max'])} |" for name, s in rows]
     lines += ["", "\"first\" is before the load, \"last\" after it (store caught up, clients gone, idle connections "
-              f"closed). RSS at the load's midpoint {_fmt(f['rss_mib'].get('mid_load'))} MiB, at its end "
-              f"{_fmt(f['rss_mib'].get('end_load'))} MiB; fds at most {_fmt(f['fds'].get('max_load'))} during the "
-              "load.", "", "| requests | count |", "|---|---|"]
+              f"closed). Median RSS over the load's second quarter {_fmt(f['rss_mib'].get('mid_load'))} MiB, over "
+              f"its last quarter {_fmt(f['rss_mib'].get('end_load'))} MiB, over the whole load "
+              f"{_fmt(f['rss_mib'].get('load_median'))} MiB; {_fmt(f['rss_mib'].get('spikes'))} samples above "
+              f"{SPIKE} x that median (max {_fmt(f['rss_mib']['max'])} MiB). Open fds at most "
+              f"{_fmt(f['fds'].get('max_load'))} during the load.", "", "| requests | count |", "|---|---|"]
     lines += [f"| {name} | {_fmt(value)} |" for name, value in requests]
     lines += [f"| client exchanges in the store without a tag | {_fmt(f['untagged_client_exchanges'])} |",
               f"| complete workload iterations | {_fmt(f['iterations'])} |",
@@ -679,7 +689,7 @@ def main(minutes: float, seconds: float | None, workers: int, fault_interval: fl
     duration = seconds if seconds is not None else minutes * 60
     command = "python -m bench.soak " + (f"--seconds {seconds:g}" if seconds is not None else f"--minutes {minutes:g}")
     console = Console()
-    opts = Options(duration, workers, fault_interval, sample_interval, time_scale, out, json_out, keep)
+    opts = Options(duration, workers, fault_interval, sample_interval, time_scale, keep)
     try:
         figures = soak(opts, console)
     except RuntimeError as exc:
