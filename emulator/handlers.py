@@ -594,7 +594,9 @@ async def stream_run(request: web.Request, run: Run, prefix: list[tuple[str, dic
                     await asyncio.sleep(fault.slow_body_ms / 1000)
             pending = []
             if not run.actions:
-                break
+                if cursor == len(run.events):
+                    break
+                continue  # another request advanced the run while we wrote: send what it emitted
             wait = store.clock.wall_seconds(run.next_at - store.clock.now())
             if wait > 0:
                 await asyncio.sleep(wait)
