@@ -7,7 +7,9 @@ reaches the forwarder (and so before anything can be recorded).
   keep-alive connection, when the first byte of the next request arrives; it is cleared as soon
   as a complete request head has been parsed. On expiry the client gets `408` (if it had started
   a request and no response is under way) and the connection is closed. An idle keep-alive
-  connection that sends nothing is left to the keep-alive timeout (`--keepalive-timeout`).
+  connection that sends nothing is left to the keep-alive timeout (`--keepalive-timeout`), and
+  so is a partial head pipelined behind a request still being handled (aiohttp's keep-alive
+  timer closes a connection whose next head is incomplete when it fires).
 - Parser refusals get OpenAI-shaped bodies and the right status: a header line over the parser's
   limit or too many header lines is `431` (as the forwarder answers for a header block over
   `--max-header-size`), a request line over its limit is `414`, anything else the parser refuses
@@ -151,6 +153,7 @@ class GuardedServer(web.Server):
                 return response
             return await handler(request)
 
+        # aiohttp keeps the per-connection arguments (the app's handler_args) in Server._kwargs
         super().__init__(handle, request_factory=base.request_factory,
                          handler_cancellation=base.handler_cancellation,
                          loop=asyncio.get_running_loop(), **base._kwargs)
