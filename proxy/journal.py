@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -235,13 +236,39 @@ class JournalWriter:
         self.seq = self.first_seq
         self._fd = -1
         self.offset = 0
+        self.last: Position | None = None  # the last record appended (any segment)
+        # closed segment -> its last record: once that is stored, the whole segment can go
+        self.closed_last: dict[int, Position] = {}
+        self.opened_at = time.monotonic()
         self._open(self.seq)
 
     def _open(self, seq: int) -> None:
         fd = os.open(self.slot_dir / segment_name(seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         if self._fd >= 0:
             os.close(self._fd)
+            if self.last is not None and self.last.seq == self.seq:
+                self.closed_last[self.seq] = self.last
         self._fd, self.seq, self.offset = fd, seq, os.fstat(fd).st_size
+        self.opened_at = time.monotonic()
+
+    def rotate_if_older(self, seconds: float) -> bool:
+        """Start a new segment if the current one holds records and was opened `seconds` ago, so
+        that raw bodies leave the disk soon after they are stored (segments go whole)."""
+        if self.offset == 0 or time.monotonic() - self.opened_at < seconds:
+            return False
+        self._open(self.seq + 1)
+        return True
+
+    def stored_below(self, committed: Position) -> int:
+        """The first segment not wholly stored when everything up to `committed` is: segments
+        below it may be deleted. Never the segment being written."""
+        below = committed.seq
+        last = self.closed_last.get(committed.seq)
+        if last is not None and committed >= last:
+            below += 1
+        for seq in [s for s in self.closed_last if s < below]:
+            del self.closed_last[seq]
+        return min(below, self.seq)
 
     def append(self, parts: list[bytes]) -> Position:
         """One writev of one framed record. On a short write the tail is cut back and OSError raised."""
@@ -261,6 +288,7 @@ class JournalWriter:
                 pass
             raise OSError(errno.ENOSPC, f"short journal write ({written} of {total} bytes)")
         self.offset += total
+        self.last = position
         if self.fsync:
             os.fsync(self._fd)
         if self.offset >= self.segment_bytes:

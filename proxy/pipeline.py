@@ -88,6 +88,7 @@ class AuditRecorder:
         close_timeout: float = 10.0,
         queue_high_water: int = 2000,
         batch_size: int = 256,
+        journal_rotate_seconds: float = 10.0,
         max_pending: int = 20000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -102,6 +103,8 @@ class AuditRecorder:
         self.close_timeout = close_timeout
         self.queue_high_water = queue_high_water
         self.batch_size = batch_size
+        self.journal_rotate_seconds = journal_rotate_seconds
+        self._committed: Position | None = None  # the last of our records the store committed
         self.max_pending = max_pending
         self.behind = False  # the store dropped its backlog and catches up from the journal
         self._store_skip_upto: Position | None = None
@@ -248,6 +251,7 @@ class AuditRecorder:
                 self._live.flush()
                 next_flush = now + self.flush_interval
                 self._bound_store_backlog()
+                self._rotate_journal()
             if now >= next_scan and not self.behind:
                 next_scan = now + self.orphan_scan_interval
                 self._scan_orphans()
@@ -420,8 +424,34 @@ class AuditRecorder:
 
     def _on_commit(self, slot: str, position: Position) -> None:
         if self._own_replayed and self.slot is not None and slot == self.slot.name and self.journal is not None:
-            # segments wholly before the committed record's segment, never the one being written
-            journal.prune(self.slot.journal_dir, below_seq=min(position.seq, self.journal.seq))
+            # segments whose every record is stored, never the one being written
+            self._committed = position
+            journal.prune(self.slot.journal_dir, below_seq=self.journal.stored_below(position))
+
+    def _rotate_journal(self) -> None:
+        """Raw bodies (message text among them, captured or not) stay on disk only until stored:
+        the segment being written is closed every `journal_rotate_seconds`, and a closed segment
+        is deleted once all its records are in the store."""
+        writer = self.journal
+        if writer is None:
+            return
+        with self._append_lock:
+            try:
+                rotated = writer.rotate_if_older(self.journal_rotate_seconds)
+            except OSError as exc:  # e.g. the directory turned read-only: keep the current one
+                log.warning("journal rotation failed, continuing in segment %d: %s", writer.seq, exc)
+                return
+        if rotated and self._committed is not None and self.slot is not None and self._own_replayed:
+            # everything in the closed segment may already be stored: no later commit would say so
+            journal.prune(self.slot.journal_dir, below_seq=writer.stored_below(self._committed))
+
+    def _prune_stored_journal(self) -> None:
+        """At a clean stop: if every record is stored, the journal keeps nothing (checkpoint only)."""
+        writer, slot = self.journal, self.slot
+        if writer is None or slot is None or not self._own_replayed or self.behind:
+            return
+        if writer.last is None or (self._committed is not None and self._committed >= writer.last):
+            journal.prune(slot.journal_dir)
 
     def _shutdown(self) -> None:
         if not self._own_replayed and self.slot is not None:
@@ -451,6 +481,8 @@ class AuditRecorder:
         flush_deadline = self.clock() + 5.0
         while store is not None and not store.flush() and self.clock() < flush_deadline:
             time.sleep(0.2)
+        if self.store is not None and not self.store.pending_records and not left:
+            self._prune_stored_journal()
         if self.store is not None and self.store.pending_records:
             store = self.store
             unjournaled = store.unjournaled_pending

@@ -52,8 +52,8 @@ def test_restart_replays_nothing_twice(tmp_path):
     r2 = recorder(tmp_path)
     r2.close()
     assert count(tmp_path) == 30 and r2.replayed == 0
-    # the old journal segment is gone once its records are stored
-    assert [p.name for p in (tmp_path / "journal" / "w000").glob("*.jnl")] == ["00000001.jnl"]
+    # a clean stop with every record stored leaves no segment (raw bodies do not linger on disk)
+    assert [p.name for p in (tmp_path / "journal" / "w000").glob("*.jnl")] == []
 
 
 def test_kill_9_during_load_loses_nothing_and_doubles_nothing(tmp_path):
@@ -80,12 +80,16 @@ def test_a_partial_flush_before_the_crash_is_not_doubled(tmp_path):
     for i in range(10, 15):
         r.submit(make_exchange(i))
     assert wait_for(lambda: count(tmp_path) == 15)
+    # the disk as the crash leaves it: every segment still there, the checkpoint not moved
+    segments = {p: p.read_bytes() for p in (tmp_path / "journal" / "w000").glob("*.jnl")}
     r.journal.close()
     r._stopping.set()
     r.store.flush = lambda: False  # the crash: no more flushes
     r.close_timeout = 0.2
     r.close()
     checkpoint.write_bytes(saved)
+    for path, data in segments.items():
+        path.write_bytes(data)
     r2 = recorder(tmp_path)
     r2.close()
     stored = ids_in_store(tmp_path)
@@ -199,11 +203,34 @@ def test_hostile_text_is_journaled_and_stored(tmp_path):
         for ex in bad:
             r.submit(ex)
         assert wait_for(lambda: count(tmp_path) == 2)
+        # what a replay of the journal would store (read before a clean stop empties it)
+        replayed = [journal.decode_exchange(p).path for _, p in journal.read_after(tmp_path / "journal" / "w000", None)]
     finally:
         r.close()
     assert r.journal_errors == 0 and r.errors == {}
     paths = sorted(p for (p,) in rows(tmp_path, "SELECT path FROM exchange_log"))
     assert paths == ["/v1/threads/?x", "/v1/threads/\ufffd\ufffd"]
     # a replay of the journal stores the very same text
-    replayed = [journal.decode_exchange(p).path for _, p in journal.read_after(tmp_path / "journal" / "w000", None)]
     assert sorted(replayed) == paths
+
+
+def test_uncaptured_content_leaves_the_journal_soon_after_it_is_stored(tmp_path):
+    """Raw bodies are journaled for crash safety only: once stored, their segment is closed
+    (journal_rotate_seconds) and deleted while the recorder keeps running."""
+    secret_text = b"the customer's private question about invoice 4711"
+    r = recorder(tmp_path, journal_rotate_seconds=0.3)
+    journal_dir = tmp_path / "journal" / "w000"
+
+    def journal_holds_text() -> bool:
+        return any(secret_text in p.read_bytes() for p in journal_dir.glob("*.jnl"))
+
+    try:
+        for i in range(5):
+            r.submit(make_exchange(i, body=b'{"object":"thread.message","content":"' + secret_text + b'"}'))
+        assert journal_holds_text()  # journaled first: a crash now would replay it
+        assert wait_for(lambda: count(tmp_path) == 5)
+        assert wait_for(lambda: not journal_holds_text(), timeout=5.0)
+        r.submit(make_exchange(5))  # and the recorder keeps journaling afterwards
+        assert wait_for(lambda: count(tmp_path) == 6)
+    finally:
+        r.close()
