@@ -144,6 +144,16 @@ class Option:
     def cli(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def cli_forms(self) -> tuple[str, ...]:
+        """Every command-line spelling: `--name`, and `--no-name` too for a flag."""
+        return (self.cli, "--no-" + self.cli[2:]) if self.flag else (self.cli,)
+
+    @property
+    def usage(self) -> str:
+        """The option as help and README show it: `--name` or `--name / --no-name`."""
+        return " / ".join(self.cli_forms)
+
 
 OPTIONS: tuple[Option, ...] = (
     Option("listen", "127.0.0.1:8080", parse_hostport, "Address the proxy listens on.", metavar="HOST:PORT"),
@@ -333,8 +343,7 @@ def settings_options(fn: F) -> F:
         default_text = option.default_text
         help_text = f"{option.help} [env: {option.env}; default: {default_text}]"
         if option.flag:
-            decl = f"{option.cli}/--no-{option.cli[2:]}"
-            fn = click.option(decl, option.name, default=None, help=help_text)(fn)
+            fn = click.option("/".join(option.cli_forms), option.name, default=None, help=help_text)(fn)
         else:
             fn = click.option(option.cli, option.name, default=None, metavar=option.metavar,
                               help=help_text)(fn)
