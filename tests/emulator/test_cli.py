@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
 
+import click
 from click.testing import CliRunner
 
 from emulator.cli import emulator
 from tests.emulator.rawhttp import raw
+from tests.proxy.test_config import readme_section
 from tests.servers import free_port
 
 
@@ -46,3 +49,21 @@ def test_serves_the_api_as_a_process():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _default_text(option: click.Option) -> str:
+    if option.is_flag and not option.secondary_opts:
+        return "off"
+    return "none" if option.default is None else str(option.default)
+
+
+def test_readme_emulator_section_documents_every_option():
+    """Each option of `assistants-audit emulator` has a row `| `--name` | default | ... |` in the
+    README's emulator section, and the table documents no option the command lacks."""
+    section = readme_section("emulator")
+    options = [p for p in emulator.params if isinstance(p, click.Option) and p.name != "help"]
+    for option in options:
+        usage = " / ".join(option.opts + option.secondary_opts)
+        assert f"| `{usage}` | {_default_text(option)} |" in section, option.name
+    documented = set(re.findall(r"^\| `(--[a-z-]+)", section, re.MULTILINE))
+    assert documented == {o for option in options for o in option.opts}

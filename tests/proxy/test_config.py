@@ -118,9 +118,14 @@ def test_admin_health_readiness_and_token(upstream):
         assert _get(admin_down.url + "/metrics")[0] == 200  # no token configured: open (loopback)
 
 
-def test_readme_usage_section_documents_every_option():
+def readme_section(name: str) -> str:
+    """The README's text between `<!-- section:NAME -->` and `<!-- /section:NAME -->`."""
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    usage = readme.split("<!-- section:usage -->")[1].split("<!-- /section:usage -->")[0]
+    return readme.split(f"<!-- section:{name} -->")[1].split(f"<!-- /section:{name} -->")[0]
+
+
+def test_readme_usage_section_documents_every_option():
+    usage = readme_section("usage")
     for option in OPTIONS:
         assert f"| `{option.usage}` | `{option.env}` | {option.default_text} |" in usage, option.name
 
