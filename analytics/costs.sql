@@ -156,11 +156,13 @@ LEFT JOIN tool_prices p
       AND (p.valid_from IS NULL OR p.valid_from <= s.day)
       AND (p.valid_to IS NULL OR s.day < p.valid_to);
 
--- v1 retrieval storage: GiB of retrieval files attached to each assistant, per day.
+-- v1 retrieval storage: GiB of retrieval files attached to each assistant, per day, billed to
+-- the key the assistant was seen with (so cost_by_key attributes it).
 CREATE OR REPLACE VIEW retrieval_storage_daily AS
 SELECT d.subject_id AS assistant_id, d.day, d.gib_days, p.usd AS usd_per_gib_day, p.usd * d.gib_days AS usd,
-       p.source AS price_source
+       p.source AS price_source, a.key_fingerprint
 FROM storage_days d
+LEFT JOIN assistants a ON a.assistant_id = d.subject_id
 LEFT JOIN tool_prices p
        ON p.kind = 'retrieval_storage'
       AND (p.valid_from IS NULL OR p.valid_from <= d.day)
@@ -183,7 +185,7 @@ SELECT timezone('UTC', CAST(day AS TIMESTAMP)), day, 'vector_store_storage', NUL
 FROM vector_store_storage_daily
 UNION ALL
 SELECT timezone('UTC', CAST(day AS TIMESTAMP)), day, 'retrieval_storage', NULL, NULL, assistant_id,
-       NULL, NULL, NULL, gib_days, 'GiB-assistant-day', usd, coalesce(price_source, 'unpriced')
+       NULL, NULL, key_fingerprint, gib_days, 'GiB-assistant-day', usd, coalesce(price_source, 'unpriced')
 FROM retrieval_storage_daily;
 
 CREATE OR REPLACE VIEW cost_by_day AS

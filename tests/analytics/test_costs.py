@@ -213,3 +213,46 @@ def test_override_aliases_and_price_history(tmp_path):
     assert prices.token_cost("my-finetune-x", 1_000_000, 0, at)[0] == 3.0
     assert prices.token_cost("my-finetune-x", 1_000_000, 0, at + timedelta(days=1))[0] == 2.0
     assert prices.token_cost("my-finetune-x", 1_000_000, 0, datetime(2024, 12, 31, tzinfo=UTC)) == (None, "unpriced")
+
+
+def test_cost_by_key_attributes_every_kind_including_v1_retrieval(store):
+    con = _con(store)
+    rows = {(r[0], r[1]): r[2:] for r in con.execute(
+        "SELECT key_fingerprint, kind, items, usd, unpriced_items FROM cost_by_key").fetchall()}
+    assert rows == {
+        (W.KEY_A, "tokens"): (4, pytest.approx(W.KEY_A_TOKENS_USD), 1),  # run_5 is unpriced
+        (W.KEY_B, "tokens"): (1, pytest.approx(W.KEY_B_TOKENS_USD), 0),
+        (W.KEY_A, "code_interpreter_session"): (W.CI_SESSIONS, pytest.approx(W.CI_USD), 0),
+        (W.KEY_A, "vector_store_storage"): (3, pytest.approx(W.STORAGE_USD), 0),
+        # the v1 assistant's retrieval files are billed to the key it was seen with, not to NULL
+        (W.KEY_B, "retrieval_storage"): (1, pytest.approx(W.RETRIEVAL_USD), 0),
+    }
+    assert _scalar(con, "SELECT sum(usd) FROM cost_by_key") == pytest.approx(W.TOTAL_USD)
+
+
+def test_cost_by_assistant_splits_tokens_sessions_and_retrieval(store):
+    con = _con(store)
+    rows = {r[0]: r[1:] for r in con.execute("""
+        SELECT assistant_id, name, runs, token_usd, code_interpreter_usd, retrieval_usd, usd, unpriced_items
+        FROM cost_by_assistant""").fetchall()}
+    approx = pytest.approx
+    assert rows == {
+        "asst_1": ("helper", 3, approx(W.GPT4O_USD), approx(W.CI_USD), None, approx(W.GPT4O_USD + W.CI_USD), 0),
+        "asst_2": (None, 2, approx(W.MINI_USD), None, None, approx(W.MINI_USD), 1),  # run_5 unpriced
+        "asst_v1": ("legacy", 0, None, None, approx(W.RETRIEVAL_USD), approx(W.RETRIEVAL_USD), 0),
+    }
+
+
+def test_api_version_usage_by_key_and_sdk_client_traffic_only(store):
+    con = _con(store)
+    rows = con.execute("""
+        SELECT api_version, beta_header, key_fingerprint, sdk, sdk_lang, sdk_version, exchanges,
+               v1_semantics_exchanges, epoch(first_seen), epoch(last_seen)
+        FROM api_version_usage ORDER BY api_version, key_fingerprint, sdk""").fetchall()
+    assert [r[:8] for r in rows] == [
+        ("absent", None, W.KEY_A, "python 1.40.0", "python", "1.40.0", 1, 0),
+        ("v1", "assistants=v1", W.KEY_B, "python 1.3.0", "python", "1.3.0", 2, 0),
+        ("v2", "assistants=v2", W.KEY_A, "node 4.50.0", "node", "4.50.0", 1, 1),
+        ("v2", "assistants=v2", W.KEY_A, "python 1.40.0", "python", "1.40.0", 1, 0),
+    ]
+    assert rows[1][8:] == ((W.T + W.H).timestamp(), (W.T + 2 * W.H).timestamp())

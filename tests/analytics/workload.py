@@ -45,8 +45,13 @@ STORAGE_USD = STORAGE_DAY1_USD + STORAGE_DAY2_USD
 VS2_USD = 0.1 * 1.75 * 0.25 / 2.75
 VS1_USD = STORAGE_USD - VS2_USD
 
-# --- v1 retrieval: asst_v1 has retrieval + a 2 GiB file from T to T+24h -> 2 GiB-days * 0.20 --
+# --- v1 retrieval: asst_v1 (key B) has retrieval + a 2 GiB file from T to T+24h -> 2 GiB-days * 0.20
 RETRIEVAL_USD = 0.40
+
+# --- by key: A ran run_1, run_2, run_4, run_5 (unpriced), both code interpreter sessions and both
+# vector stores; B ran run_3 and owns the v1 assistant.
+KEY_A_TOKENS_USD = 1.00 + 0.35 + 0.10
+KEY_B_TOKENS_USD = 0.45
 
 TOTAL_USD = TOKENS_USD + CI_USD + STORAGE_USD + RETRIEVAL_USD
 
@@ -96,12 +101,12 @@ def workload_facts() -> list[object]:
         fact(F.FileObservation, exchange_id="ex_f1", observed_at=T, file_id="file_big", bytes=2 * GIB,
              purpose="assistants"),
         fact(F.AssistantObservation, exchange_id="ex_a1", observed_at=T, assistant_id="asst_v1", name="legacy",
-             model="gpt-4o", api_version="v1", tools=("retrieval",), file_ids=("file_big",)),
+             model="gpt-4o", api_version="v1", tools=("retrieval",), file_ids=("file_big",), key_fingerprint=KEY_B),
         fact(F.AssistantObservation, exchange_id="ex_a2", observed_at=T + 24 * H, assistant_id="asst_v1",
              deleted=True),
         fact(F.AssistantObservation, exchange_id="ex_a3", observed_at=T, assistant_id="asst_1", name="helper",
              model="gpt-4o", api_version="v2", tools=("code_interpreter", "file_search"),
-             vector_store_ids=("vs_1",)),
+             vector_store_ids=("vs_1",), key_fingerprint=KEY_A),
     ]
     return facts
 
@@ -118,11 +123,13 @@ def _exchange(n: int, api_version: str | None, key: str, sdk: str, *, v1_semanti
 
 
 def exchange_facts() -> list[object]:
-    """Traffic: key B still on v1 (python 1.3.0), key A on v2, one v2-header call with v1 fields."""
+    """Traffic: key B still on v1 (python 1.3.0), key A on v2, one v2-header call with v1 fields,
+    one call without a beta header; the sampler's own v1 call is not client traffic."""
     return [
         _exchange(1, "v1", KEY_B, "python 1.3.0"),
         _exchange(2, "v1", KEY_B, "python 1.3.0"),
         _exchange(3, "v2", KEY_A, "python 1.40.0"),
         _exchange(4, "v2", KEY_A, "node 4.50.0", v1_semantics=True),
         _exchange(5, "v1", KEY_A, "python 1.40.0", origin="sampler"),
+        _exchange(6, None, KEY_A, "python 1.40.0"),
     ]
