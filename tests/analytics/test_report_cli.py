@@ -93,3 +93,21 @@ def test_smoke_1k_runs(tmp_path):
     data = json.loads(_invoke("--store", str(store), "--format", "json").output)
     assert data["counts"]["runs"] == 1_000
     assert data["total_usd"] > 0 and data["top_models"]
+
+
+def test_sql_help_lists_every_view_including_the_cost_views():
+    import re
+    from pathlib import Path
+
+    import analytics
+
+    root = Path(analytics.__file__).parent
+    views = set()
+    for name in ("views.sql", "costs.sql"):
+        views |= set(re.findall(r"CREATE OR REPLACE VIEW (\w+)", (root / name).read_text()))
+    assert {"costs", "cost_by_key", "api_version_usage", "vector_store_storage_daily"} <= views
+    result = CliRunner().invoke(main, ["sql", "--help"])
+    assert result.exit_code == 0
+    listed = set(re.findall(r"\w+", result.output))
+    assert views - listed == set()
+    assert {"model_prices", "tool_prices"} <= listed
