@@ -282,6 +282,11 @@ class Forwarder:
         body = _Capture(self.settings.body_cap)
         error_type: str | None = None
         upstream_rst = False
+        # Journal an answer before the client can hold all of it: when the last bytes of a
+        # Content-Length body or the stream's final `[DONE]` event arrive, the exchange is
+        # submitted before they are written, so a kill -9 right after cannot lose an answered one.
+        expected = upstream.content_length if upstream.content_length else None
+        submitted = False
         try:
             t = time.perf_counter()
             await response.prepare(request)
@@ -296,6 +301,11 @@ class Forwarder:
                 if not chunk:
                     break
                 body.add(chunk)
+                if not submitted and ((expected is not None and body.size >= expected) or body.ends_sse_stream()):
+                    if clock.first_chunk is None:
+                        clock.first_chunk = clock.elapsed()
+                    self._submit(exchange(upstream.status, recorded_headers, body, ttfb, None))
+                    submitted = True
                 t = time.perf_counter()
                 try:
                     await response.write(chunk)
@@ -305,8 +315,9 @@ class Forwarder:
                         clock.first_chunk = clock.elapsed()
         except asyncio.CancelledError:
             upstream.close()  # the upstream sees the disconnect, as it would without the proxy
-            reason = None if body.ends_sse_stream() else self._cancel_reason(request)
-            self._submit(exchange(upstream.status, recorded_headers, body, ttfb, reason))
+            if not submitted:
+                reason = None if body.ends_sse_stream() else self._cancel_reason(request)
+                self._submit(exchange(upstream.status, recorded_headers, body, ttfb, reason))
             raise
         except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
             if request.transport is not None and not request.transport.is_closing():
@@ -320,7 +331,8 @@ class Forwarder:
             error_type = "upstream_reset"
             upstream_rst = _was_reset(exc)
             log.debug("upstream failed mid-body: %r", exc)
-        self._submit(exchange(upstream.status, recorded_headers, body, ttfb, error_type))
+        if not submitted:
+            self._submit(exchange(upstream.status, recorded_headers, body, ttfb, error_type))
         if error_type is None:
             t = time.perf_counter()
             await response.write_eof()
