@@ -743,6 +743,10 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
         vector_store_id=_first_str(ids.get("vector_store_id"), resp_obj_id if resp_kind == "vector_store" else None,
                                    resp_json.get("vector_store_id")),
         model=_first_str(req_json.get("model"), first_run.model if first_run else None, resp_json.get("model")),
+        ratelimit_limit_requests=ex.header("x-ratelimit-limit-requests", response=True),
+        ratelimit_limit_tokens=ex.header("x-ratelimit-limit-tokens", response=True),
+        ratelimit_reset_requests=ex.header("x-ratelimit-reset-requests", response=True),
+        ratelimit_reset_tokens=ex.header("x-ratelimit-reset-tokens", response=True),
     )
     return [exchange_fact, *ctx.facts]
 

@@ -65,6 +65,11 @@ class ExchangeFact:
     assistant_id: str | None
     vector_store_id: str | None
     model: str | None
+    # rate-limit headers as received (text: limits are numbers, resets are durations like "6m0s")
+    ratelimit_limit_requests: str | None = None
+    ratelimit_limit_tokens: str | None = None
+    ratelimit_reset_requests: str | None = None
+    ratelimit_reset_tokens: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
