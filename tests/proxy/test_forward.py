@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from proxy.forward import HOP_BY_HOP
-from tests.proxy.upstreams import GZIP_BODY, OPENAI_ERROR, Upstream
+from tests.proxy.upstreams import GZIP_BODY, HOP_BY_HOP_RESPONSE, OPENAI_ERROR, Upstream
 from tests.servers import ServerThread, free_port, serve
 
 KEY = "sk-test-0123456789abcdef"
@@ -182,6 +182,28 @@ def test_hop_by_hop_request_headers_are_not_forwarded(upstream, start_proxy):
     names = {k.lower() for k, _ in upstream.seen[-1][2]}
     assert "x-end-to-end" in names
     assert not names & (HOP_BY_HOP | {"x-private"})
+
+
+@pytest.mark.parametrize("path", ["/v1/hop-by-hop", "/v1/hop-by-hop-chunked"])
+def test_hop_by_hop_response_headers_never_reach_the_client(upstream, start_proxy, path):
+    proxy = start_proxy(upstream.url)
+    direct = raw_get(upstream.url, path)
+    proxied = raw_get(proxy.url, path)
+    listed = {"x-foo", "x-bar"}  # named by the upstream's Connection field
+    hop = HOP_BY_HOP | listed | {"proxy-authenticate"}
+    sent = {k.lower() for k, _ in direct[1]}
+    assert {"connection", "keep-alive", "trailer", "proxy-authenticate"} | listed <= sent  # the upstream sent them
+    received = [(k.lower(), v) for k, v in proxied[1]]
+    assert not {k for k, _ in received} & (hop - {"transfer-encoding"}), received
+    # the proxy frames the body itself: at most its own single Transfer-Encoding, never the upstream's copy
+    assert [v for k, v in received if k == "transfer-encoding"] in ([], ["chunked"])
+    # every end-to-end field passes unchanged, in order (Date is the upstream's clock)
+    end_to_end = [(k, v) for k, v in direct[1] if k.lower() not in hop | {"date"}]
+    assert [(k, v) for k, v in proxied[1] if k.lower() not in {"transfer-encoding", "date"}] == end_to_end
+    assert {k.lower() for k, _ in end_to_end} >= {k.lower() for k, _ in HOP_BY_HOP_RESPONSE} - hop
+    assert proxied[0] == direct[0] == 200 and proxied[2] == direct[2] == b'{"hop": false}'
+    (exchange,) = proxy.recorder.wait_for(1)
+    assert exchange.status == 200 and exchange.error_type is None
 
 
 @pytest.mark.parametrize("tracing", [False, True])

@@ -12,6 +12,11 @@ from aiohttp import web
 
 GZIP_BODY = gzip.compress(json.dumps({"object": "list", "data": [{"id": f"asst_{i}"} for i in range(200)]}).encode(),
                           mtime=0)
+# A response carrying hop-by-hop fields (those named by Connection included) among end-to-end ones.
+HOP_BY_HOP_RESPONSE = [("Connection", "X-Foo, X-Bar"), ("X-Foo", "1"), ("X-Bar", "2"),
+                       ("Keep-Alive", "timeout=5, max=100"), ("Proxy-Authenticate", "Basic realm=x"),
+                       ("Trailer", "X-Checksum"), ("X-End-To-End", "yes"), ("Cache-Control", "no-store"),
+                       ("x-request-id", "req_hop"), ("Content-Type", "application/json")]
 OPENAI_ERROR = {"error": {"message": "No thread found with id 'thread_x'.", "type": "invalid_request_error",
                           "param": None, "code": None}}
 
@@ -60,6 +65,15 @@ class Upstream:
             return web.json_response({}, headers={"x-note": "café ✓"})
         if path.endswith("/missing"):
             return web.json_response(OPENAI_ERROR, status=404, headers={"x-request-id": "req_123"})
+        if path.endswith("/hop-by-hop"):  # Content-Length framing
+            return web.Response(body=b'{"hop": false}', headers=HOP_BY_HOP_RESPONSE)
+        if path.endswith("/hop-by-hop-chunked"):  # no length: aiohttp adds Transfer-Encoding: chunked
+            response = web.StreamResponse(headers=HOP_BY_HOP_RESPONSE)
+            await response.prepare(request)
+            await response.write(b'{"hop": ')
+            await response.write(b"false}")
+            await response.write_eof()
+            return response
         if path.endswith("/slow"):
             await asyncio.sleep(5)
             return web.json_response({})
