@@ -10,7 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -277,16 +278,23 @@ def render(report: dict[str, Any], fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def open_report_connection(store: str, prices_file: str | None) -> Any:
-    """The store's query connection with every model priced by `prices_file` (or the defaults)."""
+def open_report_connection(store: str, prices_file: str | None,
+                           progress: Callable[[str], None] | None = None) -> Any:
+    """The store's query connection with every model priced by `prices_file` (or the defaults),
+    the store folded and priced once (`materialize`). This is most of a report's time on a big
+    store: `progress` is told each phase."""
     from analytics.prices import Prices, install_report_prices
     from analytics.store import connect
 
+    step = progress or (lambda _label: None)
+    step("loading prices")
     prices = Prices.load(prices_file)
+    step("opening the store")
     con = connect(store)
     try:
+        step("pricing the store's models")
         install_report_prices(con, prices)
-        materialize(con)
+        materialize(con, step)
     except BaseException:
         con.close()
         raise
@@ -349,39 +357,57 @@ MATERIALIZED = ("run_steps", "tool_calls", "vector_stores", "vector_store_usage"
                 "vector_store_storage_daily", "retrieval_storage_daily", "costs", "vector_store_activity")
 
 
-def materialize(con: Any) -> None:
+def materialize(con: Any, progress: Callable[[str], None] | None = None) -> None:
+    step = progress or (lambda _label: None)
     temp_views = {r[0] for r in con.execute(
         "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").fetchall()}
+    step("folding runs")
     con.execute(REPORT_RUNS_SQL)
     for name in MATERIALIZED:
         if name not in temp_views:
+            step(f"folding {name}")
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}")
 
 
+@contextmanager
+def progress_display(console: Any) -> Iterator[Callable[[str], None]]:
+    """A transient spinner with the current phase and the time so far, on a terminal only; yields
+    the callback that names the next phase (drawn at once, not at the next refresh tick)."""
+    if not console.is_terminal:
+        yield lambda _label: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def step(label: str) -> None:
+            bar.update(task, description=label)
+            bar.refresh()
+
+        yield step
+
+
 def run_report(store: str, since: str | None, until: str | None, idle_days: int, fmt: str,
-               prices_file: str | None) -> str:
-    """Everything `assistants-audit report` does, returning the rendered text."""
+               prices_file: str | None, console: Any = None) -> str:
+    """Everything `assistants-audit report` does, returning the rendered text. Progress (on
+    `console`, default stderr, when it is a terminal) starts before the store is opened, so the
+    folding and pricing of a big store shows too."""
     from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn
 
     start = parse_when(since, "--since")
     end = parse_when(until, "--until")
     if start and end and end <= start:
         raise click.BadParameter("must be after --since", param_hint="--until")
-    con = open_report_connection(store, prices_file)
-    try:
-        err = Console(stderr=True)
-        if err.is_terminal:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True) as bar:
-                task = bar.add_task("reading the store", total=None)
-                data = build_report(con, start, end, idle_days,
-                                    progress=lambda label: bar.update(task, description=label))
-        else:
-            data = build_report(con, start, end, idle_days)
-    finally:
-        con.close()
-    return render(data, fmt)
-
+    with progress_display(console or Console(stderr=True)) as step:
+        con = open_report_connection(store, prices_file, progress=step)
+        try:
+            data = build_report(con, start, end, idle_days, progress=step)
+        finally:
+            con.close()
+        step("rendering")
+        return render(data, fmt)
 
 
 @click.command("report")

@@ -111,3 +111,29 @@ def test_sql_help_lists_every_view_including_the_cost_views():
     listed = set(re.findall(r"\w+", result.output))
     assert views - listed == set()
     assert {"model_prices", "tool_prices"} <= listed
+
+
+def test_progress_is_shown_from_the_start_including_folding_and_pricing(tmp_path):
+    """On a big store most of the time goes to pricing and folding it before the first section:
+    the progress display covers that phase too, each phase drawn as it starts."""
+    from rich.console import Console
+
+    from analytics.report import run_report
+
+    store = write_store(tmp_path / "audit", W.workload_facts())
+    terminal = io.StringIO()
+    out = run_report(str(store), None, None, 30, "json", None,
+                     console=Console(file=terminal, force_terminal=True, width=120))
+    assert json.loads(out)["total_usd"] == pytest.approx(W.TOKENS_USD + W.CI_USD + W.STORAGE_USD + W.RETRIEVAL_USD,
+                                                         abs=0.005)
+    shown = terminal.getvalue()
+    phases = ["loading prices", "opening the store", "pricing the store's models", "folding runs",
+              "folding run_costs", "folding vector_store_storage_daily", "folding costs",
+              "summing costs by kind", "measuring polling", "rendering"]
+    positions = [shown.find(phase) for phase in phases]
+    assert -1 not in positions, [p for p, i in zip(phases, positions) if i < 0]
+    assert positions == sorted(positions)
+    # not a terminal (a pipe, CliRunner): no progress at all
+    piped = io.StringIO()
+    run_report(str(store), None, None, 30, "json", None, console=Console(file=piped, force_terminal=False))
+    assert piped.getvalue() == ""
