@@ -390,6 +390,9 @@ def write_results(mode: Mode, results: dict[str, PathResult], audit: dict[str, d
     for text, passed, figure in checks:
         lines.append(f"| {text} | {'PASS' if passed else 'FAIL'} | {figure} |")
         console.print(f"[{'green' if passed else 'red'}]{'PASS' if passed else 'FAIL'}[/] {text}: {figure}")
+    findings = Path(__file__).with_name("findings.md")
+    if mode.name == "full" and findings.exists():  # what profiling found, kept beside the figures
+        lines += ["", findings.read_text().rstrip()]
     out_file.write_text("\n".join(lines) + "\n")
     console.print(f"written to {out_file}")
     return all(passed for _, passed, _ in checks)
