@@ -14,20 +14,28 @@ from dashboards.panels import (
     OP,
     RATE,
     Q,
+    assistant_spend_table,
     bar_gauge_panel,
     base_dashboard,
     link,
     mean,
     quantile,
+    run_traces,
     stat_panel,
     table_panel,
     tempo_explore_url,
     timeseries_panel,
 )
+from proxy.sinks.metrics import ASSISTANT_LABEL_LIMIT
 
 GIB = 1024**3
 FREE_GIB = 1  # OpenAI bills vector-store storage past the first GiB per organisation
-EXPIRY_WINDOW_S = 7 * 86400
+EXPIRY_WINDOW_S = 7 * 86400  # stores expiring sooner than this are flagged
+IDLE_DAYS = 30  # a store idle this long counts as idle, as in the alert rules and `assistants-audit report`
+IDLE_WINDOW_S = IDLE_DAYS * 86400
+
+# Terminal run statuses other than completed (the run-failure panel and its trace links).
+RUN_FAILURES = "failed|expired|cancelled|incomplete"
 
 
 def latency() -> Dashboard:
@@ -194,6 +202,23 @@ def failures() -> Dashboard:
             ),
         )
     )
+    d = d.with_panel(
+        timeseries_panel(
+            "429 rate by operation",
+            "Requests per second the upstream answered 429 (rate limited), per operation; the 4xx "
+            "panel folds them in with every other client error. 429s on runs.retrieve or "
+            "runs.steps.list mean clients poll too hard (switch them to streaming or back off); on "
+            "runs.create or messages.create the org's request or token quota is exhausted: spread "
+            "the work or ask for a higher limit." + ABSENT_IS_ZERO,
+            "reqps",
+            Q(
+                "sum by (operation) (rate(assistants_audit_upstream_errors_total"
+                f'{{kind="http_429", {OP}}}[{RATE}])) or vector(0)',
+                "{{operation}}",
+            ),
+            width=24,
+        )
+    )
     d = d.with_row(Row("Runs"))
     d = d.with_panel(
         timeseries_panel(
@@ -201,22 +226,25 @@ def failures() -> Dashboard:
             "Runs that ended failed, expired, cancelled or incomplete, per minute, split by the run's "
             "last_error code (e.g. rate_limit_exceeded, server_error) and model. rate_limit_exceeded "
             "means the org's token quota ran out during the run; expired means the client did not "
-            "submit tool outputs within 10 minutes. Use the panel link or click a series to open "
-            "the failed runs' traces in Tempo." + ABSENT_IS_ZERO,
+            "submit tool outputs within 10 minutes. Use the panel link (every run that did not "
+            "complete) or click a series (runs of that status and model) to open the run traces in "
+            "Tempo." + ABSENT_IS_ZERO,
             "opm",
             Q(
                 "60 * sum by (status, last_error_code, model) (rate(assistants_audit_runs_total"
-                f'{{status=~"failed|expired|cancelled|incomplete", {MODEL}}}[{RATE}])) or vector(0)',
+                f'{{status=~"{RUN_FAILURES}", {MODEL}}}[{RATE}])) or vector(0)',
                 "{{status}} {{last_error_code}} {{model}}",
             ),
             width=16,
         )
-        .links([link("Failed runs in Tempo", tempo_explore_url("{ status = error }"))])
+        .links([link("Runs that did not complete, in Tempo", tempo_explore_url(run_traces(f'=~ "{RUN_FAILURES}"')))])
         .data_links(
             [
                 link(
-                    "Traces for ${__field.labels.model} in Tempo",
-                    tempo_explore_url('{ status = error && span.gen_ai.request.model = "${__field.labels.model}" }'),
+                    "${__field.labels.status} runs of ${__field.labels.model} in Tempo",
+                    tempo_explore_url(
+                        run_traces('= "${__field.labels.status}"', 'span.gen_ai.request.model = "${__field.labels.model}"')
+                    ),
                 )
             ]
         )
@@ -351,13 +379,13 @@ def vector_stores() -> Dashboard:
         stat_panel(
             "Idle stores' storage cost",
             "USD per day, at $0.10 per GiB-day, for the stores (among the largest tracked) not active "
-            "for more than 7 days: the spend you can cut by deleting them. The "
-            "AssistantsAuditIdleVectorStoresCost alert uses the same idea with a 30-day idle limit. "
-            "See the Idle stores table for which ones." + ABSENT_IS_ZERO,
+            f"for more than {IDLE_DAYS} days: the spend you can cut by deleting them. The "
+            "AssistantsAuditIdleVectorStoresCost alert and `assistants-audit report` use the same "
+            f"{IDLE_DAYS}-day idle limit. See the Idle stores table for which ones." + ABSENT_IS_ZERO,
             "currencyUSD",
             Q(
                 "(sum(assistants_audit_vector_store_usage_bytes and on (vector_store_id) "
-                f"(assistants_audit_vector_store_idle_seconds > {EXPIRY_WINDOW_S})) or vector(0)) / {GIB} * 0.10",
+                f"(assistants_audit_vector_store_idle_seconds > {IDLE_WINDOW_S})) or vector(0)) / {GIB} * 0.10",
                 "USD/day idle",
             ),
             width=4,
@@ -420,7 +448,7 @@ def vector_stores() -> Dashboard:
             "for weeks is pure cost: delete it, or set expires_after with anchor last_active_at.",
             "s",
             Q("topk(10, assistants_audit_vector_store_idle_seconds)", "{{vector_store_id}}", table=True),
-            thresholds=((None, "green"), (EXPIRY_WINDOW_S, "orange"), (30 * 86400, "red")),
+            thresholds=((None, "green"), (7 * 86400, "orange"), (IDLE_WINDOW_S, "red")),
         )
     )
     return d
@@ -432,7 +460,8 @@ def cost() -> Dashboard:
         "Assistants API / Cost & usage",
         "Token spend and usage by model, code interpreter sessions, tool use, and which API "
         "version and SDK your clients use. Prices come from the proxy's price table; unpriced "
-        "models count tokens but no USD. Per-assistant and per-thread cost is in the audit store: "
+        f"models count tokens but no USD. Per-assistant spend covers the first {ASSISTANT_LABEL_LIMIT} assistants seen "
+        "(the rest are `other`); per-thread cost and assistant names are in the audit store: "
         "`assistants-audit report`.",
     )
     d = d.with_panel(
@@ -470,15 +499,16 @@ def cost() -> Dashboard:
     d = d.with_panel(
         stat_panel(
             "v1 requests seen",
-            "Requests sent with the retired Assistants v1 header (OpenAI-Beta: assistants=v1), "
-            "counted since the proxy started (the highest counter value in the time range; a "
-            "client's first request would be invisible to increase()). Anything above zero is a "
+            "Requests to the retired Assistants API v1: OpenAI clients sending OpenAI-Beta: "
+            "assistants=v1 and Azure clients on an api-version older than 2024-05-01 (no beta "
+            "header), counted since the proxy started (the highest counter value in the time range; "
+            "a client's first request would be invisible to increase()). Anything above zero is a "
             "client that will break: find it in the API version mix panel by SDK and upgrade it."
             + ABSENT_IS_ZERO,
             "short",
             Q(
                 "sum(max_over_time(assistants_audit_requests_by_version_total"
-                '{beta_header="assistants=v1"}[$__range])) or vector(0)',
+                '{api_version="v1"}[$__range])) or vector(0)',
                 "v1 requests",
                 instant=True,
             ),
@@ -511,6 +541,18 @@ def cost() -> Dashboard:
                 "{{model}} {{token_type}}",
             ),
             stacked=True,
+        )
+    )
+    d = d.with_panel(
+        assistant_spend_table(
+            "Tokens and USD by assistant",
+            "Spend (tokens and code interpreter sessions) and tokens per assistant over the "
+            "dashboard's time range, for the selected models, most expensive first. The proxy labels "
+            f"the first {ASSISTANT_LABEL_LIMIT} assistants it sees since start; later ones add up under `other` (a large "
+            "`other` row means many assistants: `assistants-audit report` has them all, with names). "
+            "One assistant far ahead of the rest usually has long threads or heavy retrieval.",
+            Q(f"sum by (assistant) (increase(assistants_audit_cost_usd_total{{{MODEL}}}[$__range]))", "USD", table=True),
+            Q(f"sum by (assistant) (increase(assistants_audit_tokens_total{{{MODEL}}}[$__range]))", "tokens", table=True),
         )
     )
     d = d.with_panel(

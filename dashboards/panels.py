@@ -19,6 +19,8 @@ from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DashboardLinkType,
     DataSourceRef,
+    DataTransformerConfig,
+    DynamicConfigValue,
     Threshold,
     ThresholdsMode,
     VariableOption,
@@ -153,6 +155,25 @@ bar_gauge_panel = functools.partial(value_panel, "bargauge")
 table_panel = functools.partial(value_panel, "table")
 
 
+def assistant_spend_table(title: str, description: str, usd: Q, tokens: Q, width: int = 24) -> table.Panel:
+    """One row per assistant: the USD query and the tokens query (both `sum by (assistant)`,
+    instant, table format) merged on the assistant label, most expensive first."""
+    usd_field, tokens_field = "Value #A", "Value #B"
+    panel = value_panel("table", title, description, "currencyUSD", usd, tokens, width=width)
+    return (
+        panel.with_transformation(DataTransformerConfig(id_val="merge", options={}))
+        .with_transformation(
+            DataTransformerConfig(
+                id_val="organize",
+                options={"excludeByName": {"Time": True},
+                         "renameByName": {usd_field: usd.legend, tokens_field: tokens.legend}},
+            )
+        )
+        .override_by_name(tokens.legend, [DynamicConfigValue(id_val="unit", value="short")])
+        .sort_by([common_builders.TableSortByFieldState().display_name(usd.legend).desc(True)])
+    )
+
+
 def tempo_explore_url(traceql: str) -> str:
     """A Grafana Explore URL that runs `traceql` on the provisioned Tempo over the panel's time range."""
     pane = {
@@ -170,6 +191,12 @@ def tempo_explore_url(traceql: str) -> str:
     panes = json.dumps({"traces": pane}, separators=(",", ":"), sort_keys=True)
     # Keep ${...} intact so Grafana interpolates the time range and field labels.
     return "/explore?schemaVersion=1&panes=" + urllib.parse.quote(panes, safe="${}_.:")
+
+
+def run_traces(status: str, *conditions: str) -> str:
+    """TraceQL for the proxy's run traces (`invoke_agent {assistant}` root spans, proxy/sinks/otel.py)
+    whose `openai.run.status` attribute matches `status` (an operator and a value), and `conditions`."""
+    return "{ " + " && ".join(['name =~ "invoke_agent.*"', f"span.openai.run.status {status}", *conditions]) + " }"
 
 
 def link(title: str, url: str) -> dashboard.DashboardLink:

@@ -3,7 +3,8 @@
 Every metric is bound to the registry passed in. Runs count once, when a snapshot first shows
 a terminal status; per-run, per-tool-call and per-store state is kept in bounded LRUs so memory
 stays flat however long the proxy runs. No label ever carries a run, thread, message, file or
-key id; vector store ids appear only on the per-store gauges, capped to the N largest stores.
+key id; vector store ids appear only on the per-store gauges, capped to the N largest stores, and
+assistant ids only on the token and cost counters, capped to ASSISTANT_LABEL_LIMIT (then "other").
 
 Multiprocess (`serve --workers N`): set PROMETHEUS_MULTIPROC_DIR (see `enable_multiprocess`)
 before any metric exists; counters and histograms then live in per-process mmap files, and each
@@ -55,6 +56,7 @@ RESULT_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50)
 FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 UNKNOWN = "unknown"
+ASSISTANT_LABEL_LIMIT = 50  # distinct `assistant` label values on the token and cost counters
 OTHER = "other"
 CODE_INTERPRETER_SESSION_S = 3600.0  # a session is billed per thread per hour
 GIB = 1024**3
@@ -121,6 +123,7 @@ class _RunState:
     last_status: str | None = None
     terminal: bool = False
     model: str | None = None
+    assistant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +294,9 @@ class MetricsSink:
         self._versions = LabelCap(200)
         self._codes = LabelCap(100)
         self._operations = LabelCap(300)
+        # Assistant ids are not secret nor per-request, but an org can have thousands: the
+        # first ASSISTANT_LABEL_LIMIT get their own series, the rest are "other".
+        self._assistants = LabelCap(ASSISTANT_LABEL_LIMIT)
         self._workers = LabelCap(64)
         # (metric, label values) -> child: prometheus_client's labels() validates and locks on
         # every call, the largest part of this sink's per-exchange cost. Label values are
@@ -306,7 +312,7 @@ class MetricsSink:
         )
         self.exchange_ttfb = Histogram(
             "assistants_audit_exchange_ttfb_seconds", "Request received to upstream response head (first event when streamed)",
-            ["operation", "stream"], registry=r, buckets=EXCHANGE_BUCKETS,
+            [*ex, "stream"], registry=r, buckets=EXCHANGE_BUCKETS,
         )
         self.proxy_overhead = Histogram(
             "assistants_audit_proxy_overhead_seconds", "Time spent in the proxy's own code", ["operation"],
@@ -346,8 +352,10 @@ class MetricsSink:
         self.file_search_results = Histogram(
             "assistants_audit_file_search_results", "Results per file_search call", registry=r, buckets=RESULT_BUCKETS,
         )
-        self.tokens = Counter("assistants_audit_tokens_total", "Run tokens", ["model", "token_type"], registry=r)
-        self.cost = Counter("assistants_audit_cost_usd_total", "Cost in USD", ["model", "kind"], registry=r)
+        self.tokens = Counter(
+            "assistants_audit_tokens_total", "Run tokens", ["model", "assistant", "token_type"], registry=r,
+        )
+        self.cost = Counter("assistants_audit_cost_usd_total", "Cost in USD", ["model", "assistant", "kind"], registry=r)
         self.ci_sessions = Counter(
             "assistants_audit_code_interpreter_sessions_total", "Code interpreter sessions (per thread per hour)", registry=r,
         )
@@ -356,7 +364,8 @@ class MetricsSink:
             ["beta_header", "api_version", "sdk_lang", "sdk_version"], registry=r,
         )
         self.upstream_errors = Counter(
-            "assistants_audit_upstream_errors_total", "Upstream failures by kind", ["kind"], registry=r,
+            "assistants_audit_upstream_errors_total", "Upstream failures by kind and operation", ["kind", "operation"],
+            registry=r,
         )
         self.enrichment_calls = Counter(
             "assistants_audit_enrichment_calls_total", "Calls the proxy made to fill gaps", ["outcome"], registry=r,
@@ -439,15 +448,15 @@ class MetricsSink:
         kind = _UPSTREAM_ERROR_KINDS.get(exchange.error_type or "")
         if kind is None and exchange.status is not None:
             kind = "http_429" if exchange.status == 429 else "http_5xx" if exchange.status >= 500 else None
+        operation = self._operations(ef.operation if ef else None)
         if kind is not None:
-            self._child(self.upstream_errors, kind).inc()
+            self._child(self.upstream_errors, kind, operation).inc()
         if exchange.origin == "enrichment":
             ok = exchange.error_type is None and exchange.status is not None and exchange.status < 400
             self._child(self.enrichment_calls, "ok" if ok else "error").inc()
         if exchange.origin != "client":
             return  # the proxy's own calls are not client traffic
 
-        operation = self._operations(ef.operation if ef else None)
         api_version = (ef.api_version if ef else None) or UNKNOWN
         sc = status_class(exchange.status)
         self._child(self.worker_exchanges, self._workers(exchange.worker)).inc()
@@ -457,7 +466,7 @@ class MetricsSink:
         first_event = exchange.extra.get("first_event_s") if stream else None
         ttfb = float(first_event) if first_event is not None else exchange.ttfb_s
         if ttfb is not None:
-            self._child(self.exchange_ttfb, operation, "true" if stream else "false").observe(ttfb)
+            self._child(self.exchange_ttfb, operation, sc, api_version, "true" if stream else "false").observe(ttfb)
         self._child(self.proxy_overhead, operation).observe(exchange.proxy_overhead_s)
         upstream_s = exchange.extra.get("upstream_s")  # measured by the forwarder when it can
         self._child(self.upstream_seconds, operation).observe(
@@ -489,6 +498,8 @@ class MetricsSink:
             return  # counted already; later polls of a finished run change nothing
         if run.model:
             state.model = run.model
+        if run.assistant_id:
+            state.assistant = run.assistant_id
         if run.source == "retrieve":
             state.polls += 1
             if run.status == state.last_status:
@@ -498,6 +509,7 @@ class MetricsSink:
             return
         state.terminal = True
         model = self._models(state.model)
+        assistant = self._assistants(state.assistant)
         self.runs.labels(run.status, model, self._codes(run.last_error_code, missing="")).inc()
         created, started, ended = _ts(run.created_at), _ts(run.started_at), _ts(run_ended_at(run))
         if created is not None and started is not None:
@@ -509,7 +521,7 @@ class MetricsSink:
         tokens_in, tokens_out = run.prompt_tokens, run.completion_tokens
         for token_type, n in (("input", tokens_in), ("output", tokens_out)):
             if n is not None:
-                self.tokens.labels(model, token_type).inc(n)
+                self.tokens.labels(model, assistant, token_type).inc(n)
                 self.genai_tokens.labels("invoke_agent", provider or "openai", model, token_type).observe(n)
         if self.prices is not None and (tokens_in or tokens_out):
             at = run.created_at or run.observed_at
@@ -521,7 +533,7 @@ class MetricsSink:
             if usd is None:
                 self.unpriced_tokens.labels(model).inc((tokens_in or 0) + (tokens_out or 0))
             else:
-                self.cost.labels(model, "tokens").inc(usd)
+                self.cost.labels(model, assistant, "tokens").inc(usd)
 
     def _tool_call(self, call: ToolCallFact) -> None:
         flags = self._tool_calls.setdefault(call.tool_call_id, lambda: [False, False])
@@ -546,7 +558,8 @@ class MetricsSink:
         usd = getattr(self.prices, "code_interpreter_usd_per_session", None)
         if usd is not None:
             run = self._runs.get(call.run_id) if call.run_id else None
-            self.cost.labels(self._models(run.model if run else None), "code_interpreter_session").inc(usd)
+            model, assistant = (run.model, run.assistant) if run else (None, None)
+            self.cost.labels(self._models(model), self._assistants(assistant), "code_interpreter_session").inc(usd)
 
     # -- vector stores ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 CONTRACT_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "assistants_audit_exchanges_total": ("counter", ("operation", "status_class", "api_version")),
     "assistants_audit_exchange_duration_seconds": ("histogram", ("operation", "status_class", "api_version")),
-    "assistants_audit_exchange_ttfb_seconds": ("histogram", ("operation", "stream")),
+    "assistants_audit_exchange_ttfb_seconds": ("histogram", ("operation", "status_class", "api_version", "stream")),
     "assistants_audit_proxy_overhead_seconds": ("histogram", ("operation",)),
     "assistants_audit_upstream_seconds": ("histogram", ("operation",)),
     "gen_ai_client_operation_duration_seconds": (
@@ -27,8 +27,8 @@ CONTRACT_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "assistants_audit_run_polls": ("histogram", ("model",)),
     "assistants_audit_tool_calls_total": ("counter", ("type",)),
     "assistants_audit_file_search_results": ("histogram", ()),
-    "assistants_audit_tokens_total": ("counter", ("model", "token_type")),
-    "assistants_audit_cost_usd_total": ("counter", ("model", "kind")),
+    "assistants_audit_tokens_total": ("counter", ("model", "assistant", "token_type")),
+    "assistants_audit_cost_usd_total": ("counter", ("model", "assistant", "kind")),
     "assistants_audit_code_interpreter_sessions_total": ("counter", ()),
     "assistants_audit_vector_store_usage_bytes": ("gauge", ("vector_store_id",)),
     "assistants_audit_vector_store_files": ("gauge", ("vector_store_id", "status")),
@@ -38,7 +38,7 @@ CONTRACT_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "assistants_audit_vector_store_total_usage_bytes": ("gauge", ()),
     "assistants_audit_vector_store_storage_cost_usd_per_day": ("gauge", ()),
     "assistants_audit_requests_by_version_total": ("counter", ("beta_header", "api_version", "sdk_lang", "sdk_version")),
-    "assistants_audit_upstream_errors_total": ("counter", ("kind",)),
+    "assistants_audit_upstream_errors_total": ("counter", ("kind", "operation")),
     "assistants_audit_enrichment_calls_total": ("counter", ("outcome",)),
     "assistants_audit_store_queue_depth": ("gauge", ()),
     "assistants_audit_store_flush_seconds": ("histogram", ()),
@@ -51,10 +51,11 @@ CONTRACT_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
 _VALUES = {
     "operation": "runs.create",
     "status_class": "4xx",
-    "api_version": "v2",
+    "api_version": "v1",
     "stream": "true",
     "status": "failed",
     "model": "gpt-4o",
+    "assistant": "asst_abc",
     "last_error_code": "server_error",
     "type": "file_search",
     "token_type": "input",
@@ -71,6 +72,9 @@ _VALUES = {
     "gen_ai_token_type": "input",
 }
 
+# Where one metric's panels filter on another value than _VALUES has.
+_METRIC_VALUES = {"assistants_audit_upstream_errors_total": {"kind": "http_429"}}
+
 
 def exposition(tick: int) -> str:
     """Text exposition where every counter and histogram grows with `tick` (so rates are non-zero)."""
@@ -78,7 +82,8 @@ def exposition(tick: int) -> str:
     for name, (kind, labels) in CONTRACT_METRICS.items():
         base = name[: -len("_total")] if kind == "counter" else name
         lines.append(f"# TYPE {base} {kind}")
-        pairs = [f'{label}="{_VALUES[label]}"' for label in labels]
+        values = {**_VALUES, **_METRIC_VALUES.get(name, {})}
+        pairs = [f'{label}="{values[label]}"' for label in labels]
         if kind == "histogram":
             for le in ("0.1", "1", "+Inf"):
                 bucket_labels = ",".join([*pairs, 'le="%s"' % le])

@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
+from types import SimpleNamespace
 
 from click.testing import CliRunner
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from dashboards.cli import dashboards
 from dashboards.panels import PROMETHEUS_UID, TEMPO_UID
 from dashboards.render import render_all
 from proxy.cli import main
-from tests.dashboards.helpers import JSON_DIR, all_panels, committed_dashboards, panel_queries
+from proxy.sinks.otel import OtelSink
+from tests.observability import factories as f
+from tests.dashboards.helpers import JSON_DIR, ROOT, all_panels, committed_dashboards, panel_queries
 
 EXPECTED = {
     "latency.json": "Assistants API / Latency",
@@ -92,6 +100,87 @@ def test_run_failure_panel_links_to_tempo() -> None:
         assert url.startswith("/explore?")
         assert TEMPO_UID in url
         assert "${__from}" in url and "${__to}" in url
+
+
+def _traceql(url: str) -> str:
+    panes = json.loads(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["panes"][0])
+    return panes["traces"]["queries"][0]["query"]
+
+
+def _matches(traceql: str, span) -> bool:
+    """Evaluate the TraceQL subset the links use, `{ cond && cond ... }`, on one span. Conditions:
+    `name =~ "re"`, `status = error`, `span.ATTR = "v"` and `span.ATTR =~ "re"`."""
+    body = re.fullmatch(r"\{\s*(.*?)\s*\}", traceql).group(1)
+    for cond in body.split(" && "):
+        if cond == "status = error":
+            if span.status.status_code != StatusCode.ERROR:
+                return False
+            continue
+        field, op, value = re.fullmatch(r'(name|span\.[\w.]+) (=~|=) "(.*)"', cond).groups()
+        actual = span.name if field == "name" else span.attributes.get(field[len("span."):])
+        if actual is None:
+            return False
+        if not (re.fullmatch(value, str(actual)) if op == "=~" else str(actual) == value):
+            return False
+    return True
+
+
+def test_run_failure_trace_links_find_runs_of_the_clicked_status() -> None:
+    """The links' TraceQL, run on the run traces the real tracing sink emits for runs of every
+    terminal status: the panel link finds every run that did not complete, and a click on a
+    series (status, model) finds exactly the runs of that status and model, not only failed ones."""
+    board = committed_dashboards()["failures.json"]
+    panel = next(p for p in all_panels(board) if p["title"].startswith("Run failures"))
+    (panel_link,) = [_traceql(link["url"]) for link in panel["links"]]
+    (series_link,) = [_traceql(link["url"]) for link in panel["fieldConfig"]["defaults"]["links"]]
+    statuses = re.search(r'status=~"([^"]+)"', panel["targets"][0]["expr"]).group(1).split("|")
+    assert sorted(statuses) == ["cancelled", "expired", "failed", "incomplete"]
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sink = OtelSink(provider, SimpleNamespace(capture_content=False), step_wait_s=0)
+    runs = {}
+    for i, (status, model) in enumerate(
+        [(s, m) for s in ["completed", *statuses] for m in ("gpt-4o", "gpt-4o-mini")]
+    ):
+        run_id = f"run_{i}"
+        runs[run_id] = (status, model)
+        ended = {"failed": "failed_at", "cancelled": "cancelled_at", "expired": "expired_at",
+                 "incomplete": "incomplete_at"}.get(status, "completed_at")
+        code = {"failed": "server_error"}.get(status)
+        sink.on_exchange(f.exchange(t=i), [f.run(run_id, status=status, model=model, t=i, started_at=f.at(i),
+                                                 last_error_code=code, **{ended: f.at(i + 1)})])
+    sink.close()
+    roots = {s.attributes["openai.run.id"]: s for s in exporter.get_finished_spans() if s.parent is None
+             and "openai.run.id" in s.attributes and s.name.startswith("invoke_agent")}
+    assert set(roots) == set(runs)
+
+    found = {run_id for run_id, span in roots.items() if _matches(panel_link, span)}
+    assert found == {run_id for run_id, (status, _) in runs.items() if status != "completed"}
+    for status in statuses:
+        for model in ("gpt-4o", "gpt-4o-mini"):
+            query = series_link.replace("${__field.labels.status}", status).replace("${__field.labels.model}", model)
+            assert "$" not in query, query
+            found = {run_id for run_id, span in roots.items() if _matches(query, span)}
+            assert found == {run_id for run_id, labels in runs.items() if labels == (status, model)}, (query, found)
+
+
+def test_idle_store_window_is_the_alerts_and_the_reports() -> None:
+    """"Idle" means the same on the dashboard, in the alert rule and in `assistants-audit report`."""
+    import inspect
+
+    from analytics.report import build_report
+
+    board = committed_dashboards()["vector-stores.json"]
+    panel = next(p for p in all_panels(board) if p["title"] == "Idle stores' storage cost")
+    (dashboard_s,) = re.findall(r"idle_seconds > (\d+)", panel["targets"][0]["expr"])
+    alerts = (ROOT / "prometheus" / "alerts.yml").read_text()
+    (alert_expr,) = re.findall(r"idle_seconds > ([\d *]+)\)", alerts)
+    alert_s = eval(alert_expr, {"__builtins__": {}})  # e.g. "30 * 86400"
+    report_days = inspect.signature(build_report).parameters["idle_days"].default
+    assert int(dashboard_s) == alert_s == report_days * 86400
+    assert f"{report_days} days" in panel["description"]
 
 
 def test_panels_query_exactly_the_contract_metrics() -> None:

@@ -100,22 +100,30 @@ def test_runs_metrics_and_traces_match_the_store(recorded):
 
     # -- metrics against the store ---------------------------------------------------------
     runs = con.execute(
-        "SELECT run_id, status, model, coalesce(last_error_code, ''), prompt_tokens, completion_tokens, epoch(created_at) "
-        "FROM runs ORDER BY run_id"
+        "SELECT run_id, status, model, coalesce(last_error_code, ''), prompt_tokens, completion_tokens, epoch(created_at), "
+        "assistant_id FROM runs ORDER BY run_id"
     ).fetchall()
     assert {r[0] for r in runs} == {polled.id, required.id, failed.id}
     for _, status, model, code, *_ in runs:
         n = sum(1 for r in runs if r[1:4] == (status, model, code))
         assert get("assistants_audit_runs_total", {"status": status, "model": model, "last_error_code": code}) == n
     assert get("assistants_audit_runs_total", {"status": "failed", "model": "gpt-4o", "last_error_code": "server_error"}) == 1
-    for token_type, col in (("input", 4), ("output", 5)):
-        assert get("assistants_audit_tokens_total", {"model": "gpt-4o", "token_type": token_type}) == sum(
-            r[col] or 0 for r in runs
-        )
+    # tokens and cost per model and assistant (the Cost dashboard's "by assistant" panel)
     prices = Prices.load()
-    expected_usd = sum(prices.token_cost(r[2], r[4] or 0, r[5] or 0, datetime.fromtimestamp(r[6], UTC))[0] or 0 for r in runs)
-    assert expected_usd > 0
-    assert get("assistants_audit_cost_usd_total", {"model": "gpt-4o", "kind": "tokens"}) == pytest.approx(expected_usd)
+    assistants = {r[7] for r in runs}
+    assert assistants == {plain.id, tools.id}
+    for assistant in assistants:
+        mine = [r for r in runs if r[7] == assistant]
+        labels = {"model": "gpt-4o", "assistant": assistant}
+        for token_type, col in (("input", 4), ("output", 5)):
+            assert get("assistants_audit_tokens_total", {**labels, "token_type": token_type}) == sum(
+                r[col] or 0 for r in mine
+            )
+        expected_usd = sum(
+            prices.token_cost(r[2], r[4] or 0, r[5] or 0, datetime.fromtimestamp(r[6], UTC))[0] or 0 for r in mine
+        )
+        assert expected_usd > 0
+        assert get("assistants_audit_cost_usd_total", {**labels, "kind": "tokens"}) == pytest.approx(expected_usd)
 
     client_exchanges = con.execute(
         "SELECT operation, count(*) FROM exchanges WHERE origin = 'client' GROUP BY operation"

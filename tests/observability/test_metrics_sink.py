@@ -50,16 +50,22 @@ def test_exchange_metrics(sink, registry):
         "assistants_audit_exchanges_total", {**labels, "status_class": "4xx"}
     ) == 1
     assert registry.get_sample_value("assistants_audit_exchange_duration_seconds_sum", labels) == pytest.approx(0.3)
+    # time to first byte by operation, status class and api version (issue 5), and stream
     assert registry.get_sample_value(
-        "assistants_audit_exchange_ttfb_seconds_sum", {"operation": "runs.retrieve", "stream": "false"}
-    ) == pytest.approx(0.1 + 0.025)
+        "assistants_audit_exchange_ttfb_seconds_sum", {**labels, "stream": "false"}
+    ) == pytest.approx(0.1)
+    assert registry.get_sample_value(
+        "assistants_audit_exchange_ttfb_seconds_sum", {**labels, "status_class": "4xx", "stream": "false"}
+    ) == pytest.approx(0.025)
     assert registry.get_sample_value(
         "assistants_audit_proxy_overhead_seconds_sum", {"operation": "runs.retrieve"}
     ) == pytest.approx(0.003)
     assert registry.get_sample_value(
         "assistants_audit_upstream_seconds_sum", {"operation": "runs.retrieve"}
     ) == pytest.approx(0.3 - 0.002 + 0.04)
-    assert registry.get_sample_value("assistants_audit_upstream_errors_total", {"kind": "http_429"}) == 1
+    assert registry.get_sample_value(
+        "assistants_audit_upstream_errors_total", {"kind": "http_429", "operation": "runs.retrieve"}
+    ) == 1
     assert registry.get_sample_value(
         "assistants_audit_requests_by_version_total",
         {"beta_header": "assistants=v2", "api_version": "v2", "sdk_lang": "python", "sdk_version": "1.99.0"},
@@ -73,8 +79,12 @@ def test_proxy_failures_and_enrichment(sink, registry):
     sink.on_exchange(ex, [f.exchange_fact(ex, operation="runs.steps.list")])
     ex = f.exchange(status=500, origin="enrichment")
     sink.on_exchange(ex, [f.exchange_fact(ex, operation="runs.steps.list")])
-    assert registry.get_sample_value("assistants_audit_upstream_errors_total", {"kind": "unreachable"}) == 1
-    assert registry.get_sample_value("assistants_audit_upstream_errors_total", {"kind": "http_5xx"}) == 1
+    assert registry.get_sample_value(
+        "assistants_audit_upstream_errors_total", {"kind": "unreachable", "operation": "runs.retrieve"}
+    ) == 1
+    assert registry.get_sample_value(
+        "assistants_audit_upstream_errors_total", {"kind": "http_5xx", "operation": "runs.steps.list"}
+    ) == 1
     assert registry.get_sample_value("assistants_audit_enrichment_calls_total", {"outcome": "ok"}) == 1
     assert registry.get_sample_value("assistants_audit_enrichment_calls_total", {"outcome": "error"}) == 1
     # the proxy's own calls are not client exchanges
@@ -110,10 +120,11 @@ def test_run_counted_once_at_terminal(sink, registry):
     assert registry.get_sample_value("assistants_audit_run_polls_sum", {"model": "gpt-4o"}) == 4
     # in_progress three times: the 2nd and 3rd poll saw nothing new
     assert registry.get_sample_value("assistants_audit_run_unchanged_polls_sum", {"model": "gpt-4o"}) == 2
-    assert registry.get_sample_value("assistants_audit_tokens_total", {"model": "gpt-4o", "token_type": "input"}) == 1000
-    assert registry.get_sample_value("assistants_audit_tokens_total", {"model": "gpt-4o", "token_type": "output"}) == 250
+    mine = {"model": "gpt-4o", "assistant": "asst_1"}
+    assert registry.get_sample_value("assistants_audit_tokens_total", {**mine, "token_type": "input"}) == 1000
+    assert registry.get_sample_value("assistants_audit_tokens_total", {**mine, "token_type": "output"}) == 250
     assert registry.get_sample_value(
-        "assistants_audit_cost_usd_total", {"model": "gpt-4o", "kind": "tokens"}
+        "assistants_audit_cost_usd_total", {**mine, "kind": "tokens"}
     ) == pytest.approx((1000 + 250 * 4) / 1e6)
     tok = {"gen_ai_operation_name": "invoke_agent", "gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
     assert registry.get_sample_value("gen_ai_client_token_usage_sum", {**tok, "gen_ai_token_type": "input"}) == 1000
@@ -129,7 +140,9 @@ def test_failed_run_and_unpriced_model(sink, registry):
     assert registry.get_sample_value(
         "assistants_audit_runs_total", {"status": "failed", "model": "mystery-1", "last_error_code": "rate_limit_exceeded"}
     ) == 1
-    assert registry.get_sample_value("assistants_audit_cost_usd_total", {"model": "mystery-1", "kind": "tokens"}) is None
+    assert registry.get_sample_value(
+        "assistants_audit_cost_usd_total", {"model": "mystery-1", "assistant": "asst_1", "kind": "tokens"}
+    ) is None
     assert registry.get_sample_value("assistants_audit_unpriced_tokens_total", {"model": "mystery-1"}) == 10
 
 
@@ -153,8 +166,31 @@ def test_tool_calls_once_each_and_code_interpreter_sessions(sink, registry):
     assert registry.get_sample_value("assistants_audit_file_search_results_sum") == 4
     assert registry.get_sample_value("assistants_audit_code_interpreter_sessions_total") == 2
     assert registry.get_sample_value(
-        "assistants_audit_cost_usd_total", {"model": "gpt-4o", "kind": "code_interpreter_session"}
+        "assistants_audit_cost_usd_total", {"model": "gpt-4o", "assistant": "asst_1", "kind": "code_interpreter_session"}
     ) == pytest.approx(0.06)
+
+
+def test_tokens_and_cost_by_assistant_are_capped(sink, registry):
+    """Per-assistant spend (issue 7): each assistant its own series, up to ASSISTANT_LABEL_LIMIT;
+    later newcomers share "other", so an org with thousands of assistants stays bounded."""
+    from proxy.sinks.metrics import ASSISTANT_LABEL_LIMIT
+
+    n = ASSISTANT_LABEL_LIMIT + 5
+    for i in range(n):
+        sink.on_exchange(f.exchange(), [f.run(f"run_a{i}", status="completed", assistant_id=f"asst_{i:03d}",
+                                               prompt_tokens=100, completion_tokens=10)])
+    get = registry.get_sample_value
+    assert get("assistants_audit_tokens_total", {"model": "gpt-4o", "assistant": "asst_000", "token_type": "input"}) == 100
+    assert get("assistants_audit_cost_usd_total", {"model": "gpt-4o", "assistant": "asst_000", "kind": "tokens"}) == (
+        pytest.approx((100 + 40) / 1e6)
+    )
+    last = f"asst_{ASSISTANT_LABEL_LIMIT - 1:03d}"
+    assert get("assistants_audit_tokens_total", {"model": "gpt-4o", "assistant": last, "token_type": "output"}) == 10
+    assert get("assistants_audit_tokens_total", {"model": "gpt-4o", "assistant": "other", "token_type": "input"}) == 500
+    assert get("assistants_audit_tokens_total",
+               {"model": "gpt-4o", "assistant": f"asst_{n - 1:03d}", "token_type": "input"}) is None
+    assistants = {s.labels["assistant"] for m in registry.collect() for s in m.samples if "assistant" in s.labels}
+    assert len(assistants) == ASSISTANT_LABEL_LIMIT + 1
 
 
 def test_vector_store_gauges_top_n_and_storage_cost(sink, registry):
@@ -197,25 +233,30 @@ def test_store_health(sink, registry):
     assert registry.get_sample_value("assistants_audit_store_errors_total", {"kind": "write"}) == 1
 
 
+STATUSES = ["completed", "failed", "cancelled", "expired", "incomplete"]
+
+
+def _runs(sink: MetricsSink, first: int, last: int, assistants: int) -> None:
+    """Runs first..last-1, each with its own run, thread, call, key and vector store ids, by
+    `assistants` distinct assistants."""
+    for i in range(first, last):
+        run_id, thread_id = f"run_{i:04d}", f"thread_{i:04d}"
+        ex = f.exchange(path=f"/v1/threads/{thread_id}/runs/{run_id}", t=i)
+        facts = [
+            f.exchange_fact(ex, run_id=run_id, thread_id=thread_id, model="gpt-4o", key_fingerprint=f"k{i}"),
+            f.run(run_id, status=STATUSES[i % 5], thread_id=thread_id, assistant_id=f"asst_{i % assistants:04d}", t=i,
+                  started_at=f.at(i), completed_at=f.at(i + 1),
+                  last_error_code="server_error" if i % 5 == 1 else None, prompt_tokens=i, completion_tokens=i),
+            f.tool_call(f"call_{i}", type=("function", "file_search", "code_interpreter")[i % 3], run_id=run_id,
+                        thread_id=thread_id, result_count=i % 7),
+            f.vector_store(f"vs_{i:04d}", i * 1000),
+        ]
+        sink.on_exchange(ex, facts)
+
+
 def test_cardinality_bounded_over_1000_runs(registry):
     sink = MetricsSink(registry, settings(), prices=FakePrices(), clock=lambda: f.T0, max_runs=100)
-    statuses = ["completed", "failed", "cancelled", "expired", "incomplete"]
-
-    def runs(first: int, last: int) -> None:
-        for i in range(first, last):
-            run_id, thread_id = f"run_{i:04d}", f"thread_{i:04d}"
-            ex = f.exchange(path=f"/v1/threads/{thread_id}/runs/{run_id}", t=i)
-            facts = [
-                f.exchange_fact(ex, run_id=run_id, thread_id=thread_id, model="gpt-4o", key_fingerprint=f"k{i}"),
-                f.run(run_id, status=statuses[i % 5], thread_id=thread_id, t=i, started_at=f.at(i), completed_at=f.at(i + 1),
-                      last_error_code="server_error" if i % 5 == 1 else None, prompt_tokens=i, completion_tokens=i),
-                f.tool_call(f"call_{i}", type=("function", "file_search", "code_interpreter")[i % 3], run_id=run_id,
-                            thread_id=thread_id, result_count=i % 7),
-                f.vector_store(f"vs_{i:04d}", i * 1000),
-            ]
-            sink.on_exchange(ex, facts)
-
-    runs(0, 1000)
+    _runs(sink, 0, 1000, assistants=10)
     n = series_count(registry)
     assert n < 400, n
     text = "\n".join(s.name + str(s.labels) for m in registry.collect() for s in m.samples)
@@ -226,8 +267,25 @@ def test_cardinality_bounded_over_1000_runs(registry):
     runs_total = sum(
         registry.get_sample_value("assistants_audit_runs_total", {"status": s, "model": "gpt-4o",
                                   "last_error_code": "server_error" if s == "failed" else ""})
-        for s in statuses
+        for s in STATUSES
     )
     assert runs_total == 1000
-    runs(1000, 2000)  # twice the runs, the same series
+    _runs(sink, 1000, 2000, assistants=10)  # twice the runs, the same series
+    assert series_count(registry) == n
+
+
+def test_cardinality_bounded_with_a_new_assistant_per_run(registry):
+    """The worst case for the `assistant` label: every run by another assistant. Only the first
+    ASSISTANT_LABEL_LIMIT get a series; each costs at most 8 samples (input/output tokens and
+    tokens/code-interpreter cost, each with its _created sample), so the total stays bounded."""
+    from proxy.sinks.metrics import ASSISTANT_LABEL_LIMIT
+
+    sink = MetricsSink(registry, settings(), prices=FakePrices(), clock=lambda: f.T0, max_runs=100)
+    _runs(sink, 0, 1000, assistants=1000)
+    n = series_count(registry)
+    assert n < 400 + 8 * ASSISTANT_LABEL_LIMIT, n
+    text = "\n".join(s.name + str(s.labels) for m in registry.collect() for s in m.samples)
+    last = f"asst_{ASSISTANT_LABEL_LIMIT - 1:04d}"
+    assert last in text and f"asst_{ASSISTANT_LABEL_LIMIT:04d}" not in text and "asst_0999" not in text
+    _runs(sink, 1000, 2000, assistants=2000)  # a thousand more assistants: no new series
     assert series_count(registry) == n

@@ -47,7 +47,7 @@ def test_two_processes_one_multiproc_dir(tmp_path):
     assert get("assistants_audit_worker_exchanges_total", {"worker": "w0"}) == 3
     assert get("assistants_audit_worker_exchanges_total", {"worker": "w1"}) == 5
     assert get("assistants_audit_runs_total", {"status": "completed", "model": "gpt-4o", "last_error_code": ""}) == 8
-    assert get("assistants_audit_tokens_total", {"model": "gpt-4o", "token_type": "input"}) == 80
+    assert get("assistants_audit_tokens_total", {"model": "gpt-4o", "assistant": "asst_1", "token_type": "input"}) == 80
     assert get("assistants_audit_exchange_duration_seconds_count", labels) == 8
     # gauges: queue depth of both (dead processes are only dropped by mark_worker_dead)
     assert get("assistants_audit_store_queue_depth") == 4
