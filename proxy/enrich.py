@@ -3,7 +3,8 @@
 Clients that poll a run rarely list its steps, yet the steps carry the tool calls and the
 file_search results. When the recorder sees a run reach a terminal state and has seen none of
 its steps, the `EnrichmentSink` asks the `Enricher` to fetch them once, with the client's own
-credential and `OpenAI-Beta` header, outside any client request. The response is recorded as an
+credential and `OpenAI-Beta` header, outside any client request (with the file_search results'
+`include[]` for v2 runs only: v1 had no such option). The response is recorded as an
 ordinary exchange of origin ``enrichment``, so it goes through the same parser and sinks.
 
 The credential never leaves memory: the forwarder remembers it in a `CredentialCache` keyed by
@@ -69,6 +70,9 @@ class EnrichRequest:
     query: str  # Azure's api-version, kept as the client sent it
     headers: tuple[tuple[str, str], ...]  # OpenAI-Beta etc. from the client, secrets excluded
     key_fingerprint: str | None
+    # the run's Assistants API version (header, Azure api-version, or a v1-shaped object): the
+    # file_search `include` exists only in v2 (v1 had retrieval, with no results to include)
+    api_version: str | None = None
 
 
 class Enricher:
@@ -145,7 +149,9 @@ class Enricher:
     ) -> str | None:
         path = f"{request.api_prefix}/threads/{request.thread_id}/runs/{request.run_id}/steps"
         params = [p for p in request.query.split("&") if p]
-        params += ["limit=100", "include[]=" + FILE_SEARCH_INCLUDE]
+        params.append("limit=100")
+        if request.api_version == "v2":
+            params.append("include[]=" + FILE_SEARCH_INCLUDE)
         if after:
             params.append("after=" + after)
         query = "&".join(params)
@@ -265,6 +271,7 @@ class EnrichmentSink:
                 query="&".join(p for p in exchange.query.split("&") if p.startswith("api-version=")),
                 headers=tuple((k, v) for k, v in exchange.request_headers if k in _COPIED_HEADERS),
                 key_fingerprint=exchange.key_fingerprint,
+                api_version=run.api_version,
             )
             if self.enricher.schedule(request):
                 self.requested += 1
