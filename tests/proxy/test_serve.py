@@ -24,20 +24,48 @@ KEY = "sk-serve-test-key-0123456789"
 
 
 class ServeProcess:
+    """`assistants-audit serve` as a subprocess on ports of its own.
+
+    Other tests (and other developers' runs) share this machine: a port `free_port()` found free
+    may be taken before the proxy binds it. The proxy then exits with "address already in use"
+    while the other server answers on the port, so start-up waits until this process (or one of
+    its workers) holds the listening sockets, and starts again on new ports when it lost one."""
+
+    ATTEMPTS = 5
+
     def __init__(self, upstream_url: str, store: Path, *args: str) -> None:
-        self.port, self.admin_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, ASSISTANTS_AUDIT_UPSTREAM=upstream_url, ASSISTANTS_AUDIT_STORE=str(store))
-        self.log = open(store.parent / f"serve-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy.cli", "serve", "--listen", f"127.0.0.1:{self.port}",
-             "--admin-listen", f"127.0.0.1:{self.admin_port}", *args],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
+        for _ in range(self.ATTEMPTS):
+            self.port, self.admin_port = free_port(), free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.log = open(store.parent / f"serve-{self.port}.log", "wb")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "proxy.cli", "serve", "--listen", f"127.0.0.1:{self.port}",
+                 "--admin-listen", f"127.0.0.1:{self.admin_port}", *args],
+                env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            )
+            if self._listening(admin="--admin-listen" not in args):
+                return
+            self.proc.kill()  # lost a port to another process: try new ones
+            self.proc.wait()
+            self.log.close()
+        raise AssertionError(f"no free ports for the proxy in {self.ATTEMPTS} attempts:\n{self.output()}")
+
+    def _listening(self, admin: bool) -> bool:
+        """True once this process tree listens on its port (and admin port); False when it lost
+        one of them to another process; fails the test on any other start-up failure."""
+        from tests.faults.test_upstream_faults import listens  # that module imports this one
+
+        ports = [self.port, self.admin_port] if admin else [self.port]
         deadline = time.monotonic() + 30
-        while not self.accepts():
+        while True:
+            tree = [self.proc.pid, *_children(self.proc.pid)] if self.proc.poll() is None else []
+            if tree and all(any(listens(pid, port) for pid in tree) for port in ports):
+                return True
+            if "address already in use" in self.output().lower():  # a worker may log it and live on
+                return False
             assert self.proc.poll() is None, self.output()
-            assert time.monotonic() < deadline, "proxy did not start"
+            assert time.monotonic() < deadline, "proxy did not start\n" + self.output()
             time.sleep(0.05)
 
     def accepts(self, port: int | None = None) -> bool:
@@ -80,6 +108,33 @@ def start_serve(tmp_path):
         if process.proc.poll() is None:
             process.proc.kill()
             process.proc.wait()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("taken", ["port", "admin_port"])
+def test_start_up_moves_on_when_another_server_takes_its_port(upstream, start_serve, monkeypatch, workers, taken):
+    from tests.faults.test_upstream_faults import listens
+
+    other = socket.socket()  # another test's server, on the port the helper is about to pick
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    stolen = other.getsockname()[1]
+    picks = iter([stolen] if taken == "port" else [free_port(), stolen])
+    with monkeypatch.context() as m:  # only while the helper picks its ports
+        m.setattr(sys.modules[__name__], "free_port", lambda real=free_port: next(picks, None) or real())
+        proxy = start_serve(upstream.url, "--workers", workers)
+    try:
+        assert stolen not in (proxy.port, proxy.admin_port)
+        tree = [proxy.proc.pid, *_children(proxy.proc.pid)]
+        assert any(listens(pid, proxy.port) for pid in tree) and any(listens(pid, proxy.admin_port) for pid in tree)
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        conn.request("GET", "/v1/assistants")
+        assert conn.getresponse().status == 200 and upstream.seen[-1][1] == "/v1/assistants"
+        with urllib.request.urlopen(f"http://127.0.0.1:{proxy.admin_port}/healthz", timeout=5) as resp:
+            assert resp.status == 200
+    finally:
+        other.close()
+    assert proxy.stop() == 0, proxy.output()
 
 
 def test_100mb_upload_streams_through_in_bounded_memory(upstream, start_serve, tmp_path):
@@ -126,8 +181,10 @@ def test_sigterm_drains_an_in_flight_stream(upstream, start_serve):
 
 
 def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()]
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:  # the process is gone
+        return []
 
 
 def test_two_workers_serve_and_stop(upstream, start_serve, tmp_path):
