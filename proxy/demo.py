@@ -43,33 +43,59 @@ def drive(base_url: str, rounds: int, console: Console, api_key: str = DEMO_KEY)
     return result
 
 
+class DemoServers:
+    """The emulator and, in front of it, the recording proxy, each on its own loopback port.
+
+    The emulator runs on a step clock (every request moves it one second, so runs finish after a
+    few polls) that starts now: the proxy stamps what it records with the wall clock, and runs,
+    storage and idle times must all fall on the same days. The proxy is served like `serve`
+    serves it, with proxy.guard's connection guards."""
+
+    def __init__(self, store: Path, capture_content: bool = False) -> None:
+        from emulator.app import EmulatorSettings
+        from emulator.app import make_app as make_emulator
+        from proxy.app import make_app as make_proxy
+        from proxy.config import Settings
+        from proxy.guard import ProxyRunner
+        from proxy.serve import Observability
+        from proxy.threaded import ServerThread, free_port
+
+        emulator_settings = EmulatorSettings(seed=0, poll_after_ms=1, start_time=time.time())
+        self.emulator = ServerThread(lambda: make_emulator(emulator_settings)).start()
+        proxy_port = free_port()
+        settings = Settings.from_env_and_args(
+            {"upstream": self.emulator.url, "listen": f"127.0.0.1:{proxy_port}", "admin_listen": None,
+             "store": str(store), "capture_content": capture_content},
+            env={},
+        )
+        self.observability = Observability(settings, "demo")
+        try:
+            self.proxy = ServerThread(lambda: make_proxy(settings, self.observability.recorder, worker="demo",
+                                                         tracer_provider=self.observability.tracer_provider),
+                                      port=proxy_port, runner=ProxyRunner).start()
+        except BaseException:
+            self._close_rest()
+            raise
+
+    def close(self) -> None:
+        """Stop serving; on return every exchange is in the store."""
+        self.proxy.stop()
+        self._close_rest()
+
+    def _close_rest(self) -> None:
+        asyncio.run(self.observability.close())  # flush the recorder
+        self.emulator.stop()
+
+
 def run_demo(store: Path, rounds: int, capture_content: bool, console: Console) -> dict[str, Any]:
     """Emulator + proxy + workload; returns what the workload did. The store is complete on return."""
-    from emulator.app import EmulatorSettings
-    from emulator.app import make_app as make_emulator
-    from proxy.app import make_app as make_proxy
-    from proxy.config import Settings
-    from proxy.serve import Observability
-    from proxy.threaded import ServerThread, free_port
-
-    emulator = ServerThread(lambda: make_emulator(EmulatorSettings(seed=0, poll_after_ms=1))).start()
-    proxy_port = free_port()
-    settings = Settings.from_env_and_args(
-        {"upstream": emulator.url, "listen": f"127.0.0.1:{proxy_port}", "admin_listen": None, "store": str(store),
-         "capture_content": capture_content},
-        env={},
-    )
-    observability = Observability(settings, "demo")
-    proxy = ServerThread(lambda: make_proxy(settings, observability.recorder, worker="demo",
-                                            tracer_provider=observability.tracer_provider), port=proxy_port).start()
-    console.print(f"emulator on {emulator.url}, proxy on {proxy.url} (store: {store})")
+    servers = DemoServers(store, capture_content)
+    console.print(f"emulator on {servers.emulator.url}, proxy on {servers.proxy.url} (store: {store})")
     started = time.monotonic()
     try:
-        result = drive(f"{proxy.url}/v1", rounds, console)
+        result = drive(f"{servers.proxy.url}/v1", rounds, console)
     finally:
-        proxy.stop()
-        asyncio.run(observability.close())  # flush the recorder: every exchange is in the store
-        emulator.stop()
+        servers.close()
     return {"result": result, "seconds": time.monotonic() - started}
 
 

@@ -1,16 +1,34 @@
-"""`assistants-audit demo` end to end, as a user runs it: a fresh store, no API key, a report."""
+"""`assistants-audit demo` end to end, as a user runs it: a fresh store, no API key, a report;
+its proxy served with the connection guards; and `--traffic-only` against a running proxy."""
 
+import socket
 import subprocess
 import sys
+import time
 
 import duckdb
+import pytest
+
+from analytics.store import connect
+from proxy.config import Settings
+from proxy.demo import DemoServers
+from proxy.pipeline import build_recorder
+
+# The Assistants API itself is deprecated in the openai SDK; that is what this proxy is for.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+DAY = 86400
+
+
+def demo_command(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "proxy.cli", "demo", *args],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
 
 
 def test_demo_prints_a_report_and_fills_the_store(tmp_path):
     store = tmp_path / "store"
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, "-m", "proxy.cli", "demo", "--store", str(store), "--rounds", "2"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = demo_command(tmp_path, "--store", str(store), "--rounds", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "runs (" in out and "streamed" in out
@@ -25,3 +43,57 @@ def test_demo_prints_a_report_and_fills_the_store(tmp_path):
     versions = dict(con.execute("select api_version, count(*) from exchanges group by 1").fetchall())
     assert versions.get("v1", 0) > 0 and versions.get("v2", 0) > 0
     assert con.execute("select count(*) from vector_stores where usage_bytes > 0").fetchone()[0] == 2
+
+    # The emulator's clock starts now, like the proxy's: runs are priced on today's prices, and
+    # no store looks idle for hundreds of days (it was 526 with a clock fixed in 2025).
+    now = time.time()
+    runs_at = con.execute("select min(epoch(created_at)), max(epoch(created_at)) from runs").fetchone()
+    assert now - DAY < runs_at[0] <= runs_at[1] < now + DAY, runs_at
+    idle_days = con.execute(
+        "select name, (epoch(now()) - epoch(coalesce(last_active_at, created_at))) / 86400 from vector_stores"
+    ).fetchall()
+    assert idle_days and all(abs(days) < 1 for _, days in idle_days), idle_days
+    assert "Idle vector stores" not in out  # the report lists stores idle for 30 days or more
+
+
+def test_demo_proxy_has_the_connection_guards_serve_has(tmp_path):
+    """The demo serves its proxy with proxy.guard's runner: CONNECT gets the forwarder's 405 with
+    Allow (aiohttp's plain runner answers a bare 404)."""
+    servers = DemoServers(tmp_path / "store")
+    try:
+        with socket.create_connection(("127.0.0.1", servers.proxy.port), timeout=10) as conn:
+            conn.sendall(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+            head = conn.recv(65536).decode("latin-1")
+    finally:
+        servers.close()
+    assert head.startswith("HTTP/1.1 405 "), head
+    assert "\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n" in head
+    assert '"code":"method_not_allowed"' in head
+
+
+def test_traffic_only_drives_a_running_proxy_into_its_store(emulator, start_proxy, tmp_path):
+    """`demo --traffic-only` (what the docker-compose `traffic` service runs) against a real
+    proxy in front of the emulator: the workload's exchanges and runs land in that proxy's store."""
+    store = tmp_path / "proxy-store"
+    settings = Settings(upstream=emulator.url, store=str(store), admin_listen=None).validate()
+    recorder = build_recorder(settings)
+    recorder.start()
+    try:
+        proxy = start_proxy(emulator.url, recorder=recorder, store=str(store))
+        proc = demo_command(tmp_path, "--traffic-only", "--base-url", proxy.base_url, "--rounds", "1",
+                            "--repeat", "2")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "workload done" in proc.stdout
+        assert "Explore the store" not in proc.stdout  # no report with --traffic-only
+    finally:
+        recorder.close()
+    assert not (tmp_path / "audit-demo").exists()  # nothing written beside the proxy's store
+    con = connect(str(store))
+    exchanges = dict(con.execute("select origin, count(*) from exchanges group by 1").fetchall())
+    assert exchanges.get("client", 0) > 20, exchanges
+    statuses = dict(con.execute("select status, count(*) from runs group by 1").fetchall())
+    # one round, twice: each round has completed, cancelled and failed/incomplete runs
+    assert statuses.get("completed", 0) >= 6 and statuses.get("cancelled", 0) == 2, statuses
+    sdks = {row[0] for row in con.execute("select distinct sdk from exchanges where origin = 'client'").fetchall()}
+    assert sdks and all(sdk.startswith("python ") for sdk in sdks), sdks
+    assert con.execute("select count(*) from vector_stores").fetchone()[0] >= 2
