@@ -480,9 +480,10 @@ def soak(opts: Options, console: Console) -> dict[str, Any]:
             answered = ledger.tags("answered")
             aborted = ledger.tags("aborted")
             counts, how, untagged, catch_up_s = catch_up(store, sampler, answered | aborted, 120, log)
-            # idle upstream connections close after aiohttp's keep-alive (15 s): wait for the fds
-            fd_deadline = time.monotonic() + 45
-            while open_fds(proxy.pid) > baseline["fds"] + FD_SLACK and time.monotonic() < fd_deadline:
+            # idle upstream connections close after aiohttp's keep-alive (15 s, checked as often): wait
+            # for the fds to reach the baseline, or 40 s, and judge what is left
+            fd_deadline = time.monotonic() + 40
+            while open_fds(proxy.pid) > baseline["fds"] and time.monotonic() < fd_deadline:
                 time.sleep(1.0)
             sampler.stop()
             sampler.phase = "after"
