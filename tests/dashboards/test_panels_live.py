@@ -141,6 +141,8 @@ def test_every_panel_query_against_real_proxy_traffic(emulator, tmp_path: Path) 
             for sentinel in (
                 'assistants_audit_runs_total{status="failed"}',
                 'assistants_audit_requests_by_version_total{beta_header="assistants=v1"}',
+                # the Azure v1 client: no beta header, api_version from its api-version
+                'assistants_audit_requests_by_version_total{beta_header="none", api_version="v1"}',
                 'assistants_audit_upstream_errors_total{kind="http_429"}',
             ):
                 _wait_for_series(prom, sentinel, serve)

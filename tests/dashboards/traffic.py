@@ -1,15 +1,19 @@
 """Drive the proxy with every kind of traffic the dashboards show, through the real openai SDK:
 vector stores with files and an expiry, assistants with all three tool types, polled and
-streamed runs, a function call, failed and incomplete runs, a 404, a 429, a 500, and v1 requests."""
+streamed runs, a function call, failed and incomplete runs, a 404, a 429, a
+500, and v1 requests (OpenAI and Azure)."""
 
 from __future__ import annotations
 
 import io
 
+import urllib.request
+
 import openai
 
 MODEL = "gpt-4o"  # priced, so the cost metrics move
 FAULT = "X-Emulator-Fault"
+AZURE_V1_API_VERSION = "2024-02-15-preview"
 
 
 def drive(base_url: str) -> dict[str, int]:
@@ -84,8 +88,14 @@ def drive(base_url: str) -> dict[str, int]:
         except openai.APIStatusError:
             done["errors"] += 1
 
-    # v1 traffic: the retired beta header.
+    # v1 traffic: the retired beta header, and an Azure client on an api-version before 2024-05-01
+    # (Assistants v1 there), which sends no beta header at all.
     v1 = {"OpenAI-Beta": "assistants=v1"}
     client.beta.assistants.list(extra_headers=v1)
     client.beta.threads.create(extra_headers=v1)
+    root = base_url.removesuffix("/v1")
+    azure = urllib.request.Request(f"{root}/openai/assistants?api-version={AZURE_V1_API_VERSION}",
+                                   headers={"api-key": "azure-dashboards-test"})
+    with urllib.request.urlopen(azure, timeout=30) as response:
+        assert response.status == 200
     return done
