@@ -170,25 +170,36 @@ def test_kill_9_under_load_then_restart_stores_every_answered_exchange_once(emul
     restarted.stop()
 
 
-def test_a_reader_holding_the_database_30s_in_another_process_blocks_nothing(emulator, serve, tmp_path):
+# A reader's query whose scan overlaps a compaction fails: DuckDB reads every segment's footer at
+# bind time (union_by_name) and reopens the file to scan it, so a part atomically replaced by its
+# zero-row placeholder in between gives "TProtocolException: Invalid data" / "Prefetch registered
+# for bytes outside file". Over 30 s the race is rarely hit; over a minute it usually is.
+COMPACTION_RACE = ("a compaction that replaces a segment by its placeholder while a reader's query is "
+                   "scanning it fails that query (DuckDB re-opens the file with the footer it read at bind)")
+
+
+@pytest.mark.parametrize("hold", [30, pytest.param(60, marks=[
+    pytest.mark.slow, pytest.mark.xfail(reason=COMPACTION_RACE, raises=AssertionError, strict=False)])])
+def test_a_reader_holding_the_database_in_another_process_blocks_nothing(emulator, serve, tmp_path, hold):
     store = tmp_path / "store"
     first = serve(emulator.url, store)
     client = Client(first.url + "/v1")
     client.workload()
     assert all_answered_stored(store, client)
     assert wait_for(lambda: (store / ".views.sha256").exists())
-    # another process opens audit.duckdb read-only and keeps it open for 30 s, querying each second
-    reader = ReadOnlyReader(store / "audit.duckdb", seconds=30)
+    # another process opens audit.duckdb read-only and keeps it open for `hold` seconds, querying each second
+    reader = ReadOnlyReader(store / "audit.duckdb", seconds=hold)
     # a second proxy starts on the same store and must rewrite the views while the reader holds them
     (store / ".views.sha256").unlink()
     second = serve(emulator.url, store)
     other = Client(second.url + "/v1")
     started = time.monotonic()
-    while time.monotonic() - started < 25:
+    while time.monotonic() - started < hold - 5:
         client.workload()
         other.workload()
     counts = reader.finish()
-    assert len(counts) >= 25 and counts[-1] > counts[0]  # the reader saw new rows land while it held the file
+    # the reader saw new rows land while it held the file
+    assert len(counts) >= hold - 5 and counts[-1] > counts[0]
     every = client.request_ids + other.request_ids
     assert wait_for(lambda: sorted(stored_request_ids(store)) == sorted(every), timeout=20)
     # after the reader left, the second writer got to refresh audit.duckdb

@@ -1,0 +1,238 @@
+"""Store faults a real `assistants-audit serve` process must ride out with real SDK traffic:
+the wall clock jumping back and forward under libfaketime, and SIGTERM with streams in flight
+followed by a restart on the same store. (Read-only directory, disk full, kill -9 under load,
+a reader holding audit.duckdb and journal replay are in tests/recording.)"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections import Counter
+import time
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.faults.audit_serve import exchange_log, serving  # noqa: F401 (fixture)
+from tests.observability.serving import scrape
+from tests.recording.store_helpers import rows, wait_for
+from tests.recording.test_store_e2e import KEY, Client, stored_request_ids
+
+
+def stored_all(store: Path, answered: list[str]) -> bool:
+    return set(answered) <= set(stored_request_ids(store))
+
+
+def assert_each_answered_exchange_once(store: Path, answered: list[str]) -> list[tuple]:
+    logged = exchange_log(store)
+    ids = [r[0] for r in logged]
+    assert len(ids) == len(set(ids)), "an exchange id recorded twice"
+    assert all(len(i) == 32 for i in ids)
+    stored, expected = Counter(r[1] for r in logged), Counter(answered)
+    odd = ", ".join(f"'{i}'" for i in stored - expected) or "NULL"
+    extra = rows(store, "SELECT upstream_request_id, method, path, status_code, error_type, stream, started_at "
+                        f"FROM exchange_log WHERE upstream_request_id IN ({odd})")
+    assert stored == expected, f"stored but not answered: {extra}; answered but not stored: {expected - stored}"
+    return logged
+
+
+# --- the wall clock jumps --------------------------------------------------------------------
+
+
+FAKETIME_LIBRARIES = ("/usr/lib/*/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1",
+                      "/usr/local/lib/faketime/libfaketime.so.1")
+
+# libfaketime 0.9.10 (Debian 12) breaks clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME) when the
+# monotonic clock is not faked: it returns EINVAL, and Python >= 3.11 sleeps with exactly that
+# call, so every time.sleep() raises (wolfcw/libfaketime#426, fixed after 0.9.10). This shim,
+# preloaded before libfaketime, hands monotonic sleeps straight to the kernel and everything else
+# to libfaketime.
+MONOTONIC_SLEEP_SHIM = """
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+int clock_nanosleep(clockid_t clock_id, int flags, const struct timespec *req, struct timespec *rem) {
+    if (clock_id == CLOCK_MONOTONIC)
+        return syscall(SYS_clock_nanosleep, clock_id, flags, req, rem) == 0 ? 0 : errno;
+    int (*next)(clockid_t, int, const struct timespec *, struct timespec *) = dlsym(RTLD_NEXT, "clock_nanosleep");
+    return next(clock_id, flags, req, rem);
+}
+"""
+
+# run under libfaketime with the offset file at -1h: sleeps, moves the offset to +1d, reports
+PROBE = """
+import pathlib, sys, time
+w, m = time.time(), time.monotonic()
+time.sleep(0.01)
+pathlib.Path(sys.argv[1]).write_text("+1d")
+print(w, time.time(), m, time.monotonic())
+"""
+
+
+def _probe(env: dict[str, str], clock: Path) -> subprocess.CompletedProcess:
+    clock.write_text("-1h\n")
+    return subprocess.run([sys.executable, "-c", PROBE, str(clock)], capture_output=True, text=True, timeout=60,
+                          env={**env, "FAKETIME_TIMESTAMP_FILE": str(clock)})
+
+
+@pytest.fixture(scope="module")
+def faketime_env(tmp_path_factory) -> dict[str, str]:
+    """libfaketime's variables for a Python process whose wall clock follows the file named by
+    FAKETIME_TIMESTAMP_FILE (re-read at every call) while CLOCK_MONOTONIC stays real, as on a
+    machine whose clock is stepped (NTP, an operator): durations must come from the monotonic
+    clock, never from the wall clock."""
+    found = [path for pattern in FAKETIME_LIBRARIES for path in sorted(glob.glob(pattern))]
+    if not found:
+        pytest.skip("libfaketime is not installed (Debian: apt-get install faketime)")
+    work = tmp_path_factory.mktemp("faketime")
+    env = {"LD_PRELOAD": found[0], "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    probe = _probe({**os.environ, **env}, work / "offset")
+    if probe.returncode != 0 and "Invalid argument" in probe.stderr:  # libfaketime#426
+        compiler = shutil.which("cc") or shutil.which("gcc")
+        if compiler is None:
+            pytest.skip("this libfaketime breaks time.sleep() unless the monotonic clock is faked too "
+                        "(wolfcw/libfaketime#426), and there is no C compiler to build the shim")
+        (work / "shim.c").write_text(MONOTONIC_SLEEP_SHIM)
+        subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(work / "shim.so"), str(work / "shim.c"),
+                        "-ldl"], check=True, capture_output=True, timeout=120)
+        env["LD_PRELOAD"] = f"{work / 'shim.so'} {found[0]}"
+        probe = _probe({**os.environ, **env}, work / "offset")
+    assert probe.returncode == 0, probe.stderr
+    before, after, mono_before, mono_after = map(float, probe.stdout.split())
+    assert abs(before - (time.time() - 3600)) < 120, "libfaketime does not move Python's time.time()"
+    assert after - before > 86400 + 3000  # a new offset applies at the next call
+    assert 0 <= mono_after - mono_before < 10  # the monotonic clock is left alone
+    return env
+
+
+def test_wall_clock_jumps_lose_nothing_and_durations_stay_non_negative(emulator, serving, faketime_env, tmp_path):
+    clock = tmp_path / "offset"
+    clock.write_text("+0\n")
+    store = tmp_path / "store"
+    proxy = serving(emulator.url, store, env={**faketime_env, "FAKETIME_TIMESTAMP_FILE": str(clock)})
+    client = Client(proxy.url + "/v1")
+    assistant = client.sdk.beta.assistants.create(model="gpt-4o", name="clock-jump", instructions="Be brief.")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        sdk = client.sdk.beta
+        while not stop.is_set():
+            try:
+                thread = sdk.threads.create(messages=[{"role": "user", "content": "What time is it?"}])
+                sdk.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=1)
+                with sdk.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+                    stream.until_done()
+                sdk.assistants.list(limit=2)
+                stop.wait(0.05)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=load, name=f"load-{i}") for i in range(3)]
+    real_start = time.time()
+    for t in threads:
+        t.start()
+    try:
+        # traffic flows through every jump; in each phase new exchanges land in the store
+        for offset in ("+0", "-1h", "+1d", "-1h", "+0"):
+            clock.write_text(f"{offset}\n")
+            target = len(client.request_ids) + 40
+            assert wait_for(lambda: errors or len(client.request_ids) >= target, timeout=60), offset
+            assert not errors, errors
+            answered = list(client.request_ids)
+            assert wait_for(lambda: stored_all(store, answered), timeout=60, interval=0.25), \
+                f"the store stopped flushing after the jump to {offset}:\n{proxy.output()[-3000:]}"
+        metrics = scrape(f"http://127.0.0.1:{proxy.admin_port}/metrics")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    real_end = time.time()
+    assert not errors, errors
+    assert proxy.stop() == 0, proxy.output()
+    logged = assert_each_answered_exchange_once(store, client.request_ids)
+    assert len(logged) >= 200
+    # the proxy really lived through the jumps: its wall clock stamped rows an hour back and a day ahead
+    started = [r[0] for r in rows(store, "SELECT epoch(started_at) FROM exchange_log WHERE origin = 'client'")]
+    assert any(s < real_start - 1800 for s in started), "no exchange started an hour back"
+    assert any(s > real_end + 43200 for s in started), "no exchange started a day ahead"
+    # durations come from the monotonic clock: never negative, never an hour or a day long
+    (low, high), = rows(store, "SELECT min(least(duration_ms, coalesce(ttfb_ms, 0), proxy_overhead_ms)), "
+                               "max(greatest(duration_ms, coalesce(ttfb_ms, 0), proxy_overhead_ms)) FROM exchange_log")
+    assert low >= 0 and high < 60_000, (low, high)
+    sums = {k: v for k, v in metrics.items() if k[0].endswith("_seconds_sum")}
+    assert sums and all(0 <= v < 3600 for v in sums.values()), sums
+    assert "Traceback" not in proxy.output()
+
+
+# --- SIGTERM with streams in flight, then a restart --------------------------------------------
+
+
+def test_sigterm_with_streams_in_flight_then_restart_stores_each_exchange_once(emulator, serving, tmp_path):
+    store = tmp_path / "store"
+    proxy = serving(emulator.url, store, "--grace-period", "30")
+    client = Client(proxy.url + "/v1")  # counts what it was answered
+    assistant = client.sdk.beta.assistants.create(model="gpt-4o", name="drain", instructions="Be brief.")
+    thread_ids = [client.sdk.beta.threads.create(messages=[{"role": "user", "content": f"Stream {i}"}]).id
+                  for i in range(4)]
+    # the streams use their own SDK client: the counting one reads whole bodies in its response hook
+    streamer = openai.OpenAI(api_key=KEY, base_url=proxy.url + "/v1", max_retries=0, timeout=60)
+    first_event = threading.Barrier(len(thread_ids) + 1, timeout=30)
+    results: dict[str, tuple[str, list[str]]] = {}  # x-request-id -> (final run status, event names)
+    errors: list[BaseException] = []
+
+    def stream_run(thread_id: str) -> None:
+        try:
+            stream = streamer.beta.threads.runs.create(
+                thread_id=thread_id, assistant_id=assistant.id, stream=True,
+                extra_headers={"X-Emulator-Fault": "slow_body=250"})  # each event 250 ms after the last
+            events, status = [], ""
+            for event in stream:
+                events.append(event.event)
+                if len(events) == 1:
+                    first_event.wait()
+                if event.event.startswith("thread.run.") and hasattr(event.data, "status"):
+                    status = event.data.status
+            results[stream.response.headers["x-request-id"]] = (status, events)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+            first_event.abort()
+
+    threads = [threading.Thread(target=stream_run, args=(t,), name=f"stream-{t}") for t in thread_ids]
+    for t in threads:
+        t.start()
+    first_event.wait()  # every stream is under way...
+    proxy.proc.send_signal(15)  # ...when the proxy is told to stop
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert proxy.proc.wait(60) == 0, proxy.output()
+    # every stream completed for its client, cut nowhere
+    assert len(results) == len(thread_ids)
+    for status, events in results.values():
+        assert status == "completed" and events[0] == "thread.run.created", events
+        assert events[-1] == "thread.run.completed" and len(events) >= 8, events
+    answered = client.request_ids + list(results)
+    logged = assert_each_answered_exchange_once(store, answered)
+    streamed = [r for r in logged if r[1] in results]
+    assert [(r[2], r[3], r[4]) for r in streamed] == [(200, None, True)] * len(results)  # recorded whole
+    assert rows(store, "SELECT count(*) FROM runs WHERE streamed AND status = 'completed'") == [(len(results),)]
+    # a restart on the same store: it finds nothing left to replay, and its own traffic adds to the store
+    restarted = serving(emulator.url, store)
+    again = Client(restarted.url + "/v1")
+    again.sdk.beta.assistants.list(limit=1)
+    assert wait_for(lambda: set(again.request_ids) <= set(stored_request_ids(store)))
+    assert restarted.stop() == 0, restarted.output()
+    assert "replayed" not in restarted.output()
+    after = assert_each_answered_exchange_once(store, answered + again.request_ids)
+    assert {r[0] for r in logged} <= {r[0] for r in after}  # the same stable ids
