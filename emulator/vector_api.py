@@ -35,11 +35,26 @@ async def upload_file(request: web.Request) -> web.StreamResponse:
         raise missing("purpose")
     if purpose not in FILE_PURPOSES:
         raise bad_request(f"Invalid value for 'purpose': '{purpose}'.", param="purpose", code="invalid_value")
-    f = {"id": store.ids.new("file"), "purpose": purpose, "filename": filename, "bytes": len(data),
+    f = {"id": store.ids.new("file"), "purpose": purpose, "filename": filename, "bytes": declared_size(request, data),
          "created_at": store.now(), "expires_at": None, "status": "processed", "status_details": None}
     store.files[f["id"]] = f
     store.file_bytes[f["id"]] = data
     return await send_json(request, models.file(f, version))
+
+
+# Test knob (not an OpenAI header): the size a file says it has, so a test can have gigabytes of
+# vector store storage without uploading them. See emulator/SCRIPT.md.
+FILE_BYTES_HEADER = "X-Emulator-File-Bytes"
+
+
+def declared_size(request: web.Request, data: bytes) -> int:
+    value = request.headers.get(FILE_BYTES_HEADER)
+    if value is None:
+        return len(data)
+    if not value.strip().isdigit():
+        raise bad_request(f"Invalid '{FILE_BYTES_HEADER}': expected a number of bytes.", param=FILE_BYTES_HEADER,
+                          code="invalid_value")
+    return int(value)
 
 
 async def list_files(request: web.Request) -> web.StreamResponse:

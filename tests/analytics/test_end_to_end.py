@@ -4,10 +4,12 @@ the cost views and the report. Expected figures are computed from what the clien
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import openai
 import pytest
@@ -15,9 +17,12 @@ import pytest
 from analytics.prices import Prices, install_report_prices, price_paths
 from analytics.report import build_report
 from analytics.store import connect, open_store
+from emulator.app import EmulatorSettings
+from emulator.app import make_app as make_emulator_app
 from proxy.app import make_app
 from proxy.config import Settings
 from proxy.pipeline import build_recorder
+from tests.proxy.test_serve import ServeProcess
 from tests.servers import ServerThread
 
 PRICES = {"gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60)}
@@ -61,7 +66,7 @@ def recorded(emulator, tmp_path):
     return store, expected
 
 
-def test_costs_of_a_recorded_workload_match_the_clients_usage(recorded, tmp_path):
+def test_costs_of_a_recorded_workload_match_the_clients_usage(recorded):
     store, expected = recorded
     # the store's own price table (kept by the pipeline's PriceSink) prices both models ...
     stored = open_store(store)
@@ -94,20 +99,6 @@ def test_costs_of_a_recorded_workload_match_the_clients_usage(recorded, tmp_path
     assert {a["name"] for a in report["top_assistants"]} == {"coder", "chat"}
     assert report["unpriced_models"] == []
 
-    # without the free GiB, the deleted store costs its size over its observed life, no more
-    override = tmp_path / "p.json"
-    override.write_text(json.dumps({"free_storage_gib": 0}))
-    con2 = connect(store)
-    install_report_prices(con2, Prices.load(override))
-    (gib_days, usd, full_life), = con2.execute("""
-        SELECT sum(d.gib_days), sum(d.usd),
-               (SELECT epoch(max(l.billed_until)) - epoch(min(u.observed_at) FILTER (WHERE u.usage_bytes = ?))
-                FROM vector_store_lifetimes l JOIN vector_store_usage u USING (vector_store_id))
-        FROM vector_store_storage_daily d""", [expected["vs_bytes"]]).fetchall()
-    # 0 bytes from creation until the file was indexed, then vs_bytes until the deletion
-    assert 0 < full_life < 60
-    assert gib_days == pytest.approx(expected["vs_bytes"] / 2**30 * full_life / 86400, rel=1e-6)
-    assert usd == pytest.approx(gib_days * 0.10)
     assert (store / "tables").is_dir() and not any(
         b"sk-e2e-secret" in p.read_bytes() for p in store.rglob("*") if p.is_file())
 
@@ -180,3 +171,90 @@ def test_sampler_prices_orphaned_stores_and_failures_and_v1_show_up(emulator, tm
     assert v1[0]["key_fingerprint"] not in (None, "sk-old")
     stores = {s["vector_store_id"]: s for s in report["top_vector_stores"]}
     assert stores[orphan.id]["billed"] is True
+
+
+# --- storage past the free GiB, over a pinned day --------------------------------------------
+
+GIB = 1 << 30
+# The proxy and the emulator both live on 2025-03-10 from 12:00 UTC: the emulator on its step
+# clock (one second per request), the proxy under libfaketime (its wall clock starts there, its
+# monotonic clock is the real one). Far enough in the past that the store's one-day expiry is over.
+PINNED = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+FAKETIME_LIBRARIES = ("/usr/lib/*/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1",
+                      "/usr/local/lib/faketime/libfaketime.so.1")
+
+
+@pytest.fixture
+def pinned_store(tmp_path, monkeypatch):
+    """A 3 GiB vector store (X-Emulator-File-Bytes), created through a real `serve` at PINNED with
+    `expires_after` one day after its last activity, then left alone: it is billed from the
+    moment the client saw it hold 3 GiB until it expired, one day after its creation."""
+    found = [path for pattern in FAKETIME_LIBRARIES for path in sorted(glob.glob(pattern))]
+    if not found:
+        pytest.skip("libfaketime is not installed (Debian: apt-get install faketime)")
+    emulator = ServerThread(lambda: make_emulator_app(
+        EmulatorSettings(seed=0, poll_after_ms=1, start_time=PINNED.timestamp()))).start()
+    store = tmp_path / "store"
+    try:
+        with monkeypatch.context() as env:  # only for the proxy's Popen
+            env.setenv("LD_PRELOAD", found[0])
+            env.setenv("FAKETIME", PINNED.strftime("@%Y-%m-%d %H:%M:%S"))
+            env.setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            env.setenv("TZ", "UTC")
+            proxy = ServeProcess(emulator.url, store, "--no-enrich")
+        try:
+            client = openai.OpenAI(api_key="sk-pinned", base_url=proxy.url + "/v1", max_retries=0, timeout=20)
+            f = client.files.create(file=("handbook.txt", io.BytesIO(b"travel policy " * 64)), purpose="assistants",
+                                    extra_headers={"X-Emulator-File-Bytes": str(3 * GIB)})
+            assert f.bytes == 3 * GIB
+            vs = client.vector_stores.create(name="handbook", expires_after={"anchor": "last_active_at", "days": 1})
+            client.vector_stores.files.create_and_poll(vector_store_id=vs.id, file_id=f.id, poll_interval_ms=1)
+            seen = client.vector_stores.retrieve(vs.id)
+        finally:
+            assert proxy.stop() == 0, proxy.output()
+    finally:
+        emulator.stop()
+    assert seen.usage_bytes == 3 * GIB
+    assert 0 < vs.created_at - PINNED.timestamp() < 60 and seen.expires_at == vs.created_at + 86400
+    return store, vs.id
+
+
+def test_storage_past_the_free_gib_over_a_pinned_day(pinned_store, tmp_path):
+    store, vs_id = pinned_store
+    # Stated in advance: 3 GiB for one day from 12:00 on 2025-03-10, 1 GiB free, $0.10 per GiB-day:
+    # 2 billable GiB-days = $0.20, half on each UTC day. Without the free GiB: 3 GiB-days = $0.30.
+    # (The proxy saw the store a few seconds after PINNED: at most $0.0002 less.)
+    con = connect(store)
+    install_report_prices(con, Prices.load())
+    (first_seen,) = con.execute("SELECT epoch(min(observed_at)) FROM vector_store_usage").fetchone()
+    assert 0 < first_seen - PINNED.timestamp() < 60  # the proxy's clock was pinned too
+    daily = con.execute("""
+        SELECT CAST(day AS VARCHAR), vector_store_id, gib_days, billable_gib_days, usd
+        FROM vector_store_storage_daily ORDER BY day""").fetchall()
+    assert [(d, v) for d, v, *_ in daily] == [("2025-03-10", vs_id), ("2025-03-11", vs_id)]
+    for _day, _vs, gib_days, billable, usd in daily:
+        assert gib_days == pytest.approx(1.5, abs=0.002)
+        assert billable == pytest.approx(1.0, abs=0.002)
+        assert usd == pytest.approx(0.10, abs=0.0005)
+    (items, quantity, usd) = con.execute(
+        "SELECT count(*), sum(quantity), sum(usd) FROM costs WHERE kind = 'vector_store_storage'").fetchone()
+    assert (items, round(quantity, 2), round(usd, 2)) == (2, 2.0, 0.20)
+    assert con.execute("SELECT CAST(day AS VARCHAR), round(usd, 2) FROM cost_by_day "
+                       "WHERE kind = 'vector_store_storage' ORDER BY day").fetchall() == [
+        ("2025-03-10", 0.10), ("2025-03-11", 0.10)]
+
+    def report(*args: str) -> dict:
+        cmd = [sys.executable, "-m", "proxy.cli", "report", "--store", str(store), "--format", "json", *args]
+        return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+
+    data = report()
+    kinds = {r["kind"]: r for r in data["spend_by_kind"]}
+    assert round(kinds["vector_store_storage"]["usd"], 2) == 0.20
+    assert round(data["total_usd"], 2) == 0.20  # nothing else was billed
+    (top,) = data["top_vector_stores"]
+    assert top["vector_store_id"] == vs_id and round(top["billable_gib_days"], 2) == 2.0
+    assert top["billed"] is False and top["projected_30d_usd"] == 0  # expired: no future cost
+    assert round(report("--since", "2025-03-11")["total_usd"], 2) == 0.10  # the second UTC day only
+    no_free = tmp_path / "no-free-gib.json"
+    no_free.write_text(json.dumps({"free_storage_gib": 0}))
+    assert round(report("--prices", str(no_free))["total_usd"], 2) == 0.30
