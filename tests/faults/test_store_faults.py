@@ -8,11 +8,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
-from collections import Counter
 import time
+from collections import Counter
 from pathlib import Path
 
 import openai
@@ -212,7 +213,7 @@ def test_sigterm_with_streams_in_flight_then_restart_stores_each_exchange_once(e
     for t in threads:
         t.start()
     first_event.wait()  # every stream is under way...
-    proxy.proc.send_signal(15)  # ...when the proxy is told to stop
+    proxy.proc.send_signal(signal.SIGTERM)  # ...when the proxy is told to stop
     for t in threads:
         t.join(60)
     assert not errors, errors
