@@ -139,6 +139,19 @@ def test_wall_clock_jumps_lose_nothing_and_durations_stay_non_negative(emulator,
                 errors.append(exc)
                 return
 
+    streamer = openai.OpenAI(api_key=KEY, base_url=proxy.url + "/v1", max_retries=0, timeout=60)
+    straddling: list[str] = []  # x-request-id of the streams in flight across a jump
+
+    def jump_during_a_stream(offset: str) -> None:
+        thread = client.sdk.beta.threads.create(messages=[{"role": "user", "content": "Stream across the jump"}])
+        stream = streamer.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True,
+                                                   extra_headers={"X-Emulator-Fault": "slow_body=100"})
+        events = iter(stream)
+        first = next(events).event  # the proxy is relaying this stream...
+        clock.write_text(f"{offset}\n")  # ...when its wall clock jumps
+        assert [first, *(e.event for e in events)][-1] == "thread.run.completed"
+        straddling.append(stream.response.headers["x-request-id"])
+
     threads = [threading.Thread(target=load, name=f"load-{i}") for i in range(3)]
     real_start = time.time()
     for t in threads:
@@ -146,11 +159,11 @@ def test_wall_clock_jumps_lose_nothing_and_durations_stay_non_negative(emulator,
     try:
         # traffic flows through every jump; in each phase new exchanges land in the store
         for offset in ("+0", "-1h", "+1d", "-1h", "+0"):
-            clock.write_text(f"{offset}\n")
+            jump_during_a_stream(offset)
             target = len(client.request_ids) + 40
             assert wait_for(lambda: errors or len(client.request_ids) >= target, timeout=60), offset
             assert not errors, errors
-            answered = list(client.request_ids)
+            answered = client.request_ids + straddling
             assert wait_for(lambda: stored_all(store, answered), timeout=60, interval=0.25), \
                 f"the store stopped flushing after the jump to {offset}:\n{proxy.output()[-3000:]}"
         metrics = scrape(f"http://127.0.0.1:{proxy.admin_port}/metrics")
@@ -161,7 +174,7 @@ def test_wall_clock_jumps_lose_nothing_and_durations_stay_non_negative(emulator,
     real_end = time.time()
     assert not errors, errors
     assert proxy.stop() == 0, proxy.output()
-    logged = assert_each_answered_exchange_once(store, client.request_ids)
+    logged = assert_each_answered_exchange_once(store, client.request_ids + straddling)
     assert len(logged) >= 200
     # the proxy really lived through the jumps: its wall clock stamped rows an hour back and a day ahead
     started = [r[0] for r in rows(store, "SELECT epoch(started_at) FROM exchange_log WHERE origin = 'client'")]
@@ -171,6 +184,9 @@ def test_wall_clock_jumps_lose_nothing_and_durations_stay_non_negative(emulator,
     (low, high), = rows(store, "SELECT min(least(duration_ms, coalesce(ttfb_ms, 0), proxy_overhead_ms)), "
                                "max(greatest(duration_ms, coalesce(ttfb_ms, 0), proxy_overhead_ms)) FROM exchange_log")
     assert low >= 0 and high < 60_000, (low, high)
+    ids = ", ".join(f"'{i}'" for i in straddling)
+    across = rows(store, f"SELECT duration_ms FROM exchange_log WHERE upstream_request_id IN ({ids})")
+    assert len(across) == 5 and all(1000 < d < 30_000 for (d,) in across), across  # ~17 events 100 ms apart
     sums = {k: v for k, v in metrics.items() if k[0].endswith("_seconds_sum")}
     assert sums and all(0 <= v < 3600 for v in sums.values()), sums
     assert "Traceback" not in proxy.output()
