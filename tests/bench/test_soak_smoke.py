@@ -1,7 +1,8 @@
 """The soak test's short form: 20 seconds of mixed SDK traffic with faults through a real
 `assistants-audit serve`. Asserted: it completes, nothing answered is missing from the store (or
 in it twice), every fault was injected, and the sampled figures are there. Its flatness verdict
-(RSS, fds, backlog) needs minutes, so it is printed, not asserted (no timing assertion here)."""
+(RSS, fds) needs minutes, so it is printed, not asserted (no timing assertion here); the
+backlog must still drain."""
 
 import json
 import subprocess
@@ -34,7 +35,7 @@ def test_soak_smoke_loses_no_record_and_samples_every_figure(tmp_path):
     assert figures["backlog"]["last"] == 0
     assert len(figures["samples"]) >= 5
     for criterion, check in verdict.items():
-        if not criterion.startswith(("memory flat", "fds flat")):
+        if not criterion.startswith(("memory", "fds")):  # flatness needs minutes, not 20 s
             assert check["pass"], (criterion, check["figure"])
 
     text = out.read_text()
