@@ -7,14 +7,23 @@
 Data lives in immutable Parquet segments written by the recorder (proxy.sinks.store) with an
 atomic rename, so a reader never sees half a file and never needs a lock on data. The views
 glob the segment files at query time: a new segment is visible to the next query.
+
+DuckDB reads a segment's footer when it plans a query and opens the file again to scan it, so a
+writer must not replace a file a running query has planned. Readers make themselves known with a
+shared lock, which writers look for (`readers_present`) and never wait on: `duckdb -readonly
+STORE/audit.duckdb` holds one on audit.duckdb (DuckDB's own), and `connect()` (`sql`, `report`)
+one on STORE/.readers.lock. While a reader is present, writers only add new files.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
 import re
+import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +39,54 @@ VIEWS_DB_STORAGE_VERSION = "v1.0.0"
 SCHEMA_SEGMENT = "_schema.parquet"
 # statements `assistants-audit sql` runs; everything else (DROP, COPY, ATTACH, INSTALL, SET...) is refused
 READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+READERS_LOCK = ".readers.lock"
+_FLOCK = "hhqqixxxx"  # struct flock on Linux: type, whence, start, len, pid
+# A process's fcntl locks on a file all go when it closes *any* descriptor of that file, so the
+# probe below and this process's own DuckDB use of audit.duckdb (write_views_db) take turns.
+_PROBE = threading.Lock()
+_held_reader_locks: dict[Path, int] = {}  # lock file -> descriptor kept open for the life of the process
+
+
+def readers_present(store: str | os.PathLike[str]) -> bool:
+    """Whether another process is reading the store right now (see the module docstring)."""
+    for name in ("audit.duckdb", READERS_LOCK):
+        with _PROBE:
+            try:
+                fd = os.open(Path(store) / name, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                held = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+        if struct.unpack(_FLOCK, held)[0] != fcntl.F_UNLCK:
+            return True
+    return False
+
+
+def announce_reader(store: Path) -> None:
+    """Hold a shared lock on STORE/.readers.lock until this process exits (best effort: a
+    read-only store without the file just goes unannounced)."""
+    path = store / READERS_LOCK
+    if path in _held_reader_locks:
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return
+    _held_reader_locks[path] = fd
 
 
 class StoreError(Exception):
@@ -139,6 +196,12 @@ def write_views_db(store: Path) -> None:
     """(Re)create STORE/audit.duckdb holding only views. Raises duckdb.IOException while a reader
     holds the file; the caller retries with backoff (it holds the file only for these statements)."""
     store = Path(store).absolute()
+    with _PROBE:
+        _write_views_db(store)
+    (store / ".views.sha256").write_text(views_fingerprint(store))
+
+
+def _write_views_db(store: Path) -> None:
     con = duckdb.connect()
     try:
         db = str(store / "audit.duckdb").replace("'", "''")
@@ -155,7 +218,6 @@ def write_views_db(store: Path) -> None:
             con.execute("DETACH audit")
     finally:
         con.close()
-    (store / ".views.sha256").write_text(views_fingerprint(store))
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -172,6 +234,7 @@ def connect(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     tdir = tables_dir(root)
     if not tdir.is_dir():
         raise StoreError(f"no audit store at {root} (expected {tdir}; start the proxy with --store {store})")
+    announce_reader(root)  # so writers do not replace a file this connection's queries planned
     con = duckdb.connect(":memory:")
     try:
         for table, cls in fact_tables().items():

@@ -123,6 +123,7 @@ class StoreSink:
         self.on_flush: list[Callable[[float], None]] = []  # flush durations, for the metrics sink
         self.errors: dict[str, int] = {}
         self.flushes = 0
+        self.compactions_deferred = 0  # compaction checks skipped because a reader was present
         self.pending_records = 0  # exchanges buffered, not yet in a committed segment
         self.unjournaled_pending = 0  # of those, the ones the journal could not take
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -270,10 +271,12 @@ class StoreSink:
         if self._first is not None and self._last is not None:
             rng = [[self._first.seq, self._first.offset], [self._last.seq, self._last.offset]]
         manifest = {t: dict(v) for t, v in self._manifest.items()}
+        # a reader's running query may have planned a placeholder: then only brand-new names
+        fresh = any(t.rows for t in self._tables.values()) and layout.readers_present(self.store)
         for table in self._tables.values():
             if not table.rows:
                 continue
-            name = self._free_name(table.name, manifest) if self._slot else self._loose_name()
+            name = self._free_name(table.name, manifest, fresh=fresh) if self._slot else self._loose_name()
             directory = layout.tables_dir(self.store) / table.name
             tmp = directory / f".{name}.tmp"
             batch = directory / f".{name}.json.tmp"
@@ -293,12 +296,18 @@ class StoreSink:
         self._manifest = manifest
         self._committed = committed
 
-    def _free_name(self, table: str, manifest: dict[str, dict[str, Any]], also_used: Iterable[str] = ()) -> str:
-        used = {n for n, rng in manifest.get(table, {}).items() if rng is not None} | set(also_used)
+    def _free_name(self, table: str, manifest: dict[str, dict[str, Any]], also_used: Iterable[str] = (),
+                   *, fresh: bool = False) -> str:
+        """The lowest segment name not holding live rows (a placeholder is reused), or with
+        `fresh`, the lowest name with no file at all."""
+        known = manifest.get(table, {})
+        used = set(known) if fresh else {n for n, rng in known.items() if rng is not None}
+        used |= set(also_used)
+        directory = layout.tables_dir(self.store) / table
         n = 0
-        while layout.segment_name(self._slot or "", n) in used:
+        while (name := layout.segment_name(self._slot or "", n)) in used or (fresh and (directory / name).exists()):
             n += 1
-        return layout.segment_name(self._slot or "", n)
+        return name
 
     def _loose_name(self) -> str:
         self._unjournaled += 1
@@ -322,6 +331,11 @@ class StoreSink:
         """Merge the current slot's small segments into one so the number of live files stays
         bounded. The parts become placeholders (their names keep existing for readers)."""
         if self._slot is None or self.pending_records:
+            return 0
+        if layout.readers_present(self.store):
+            # turning parts into placeholders would replace files a reader's query may have
+            # planned: wait until no reader is left (files pile up meanwhile, then merge)
+            self.compactions_deferred += 1
             return 0
         merged = 0
         con = self._connection()
