@@ -335,7 +335,11 @@ class Forwarder:
             self._submit(exchange(upstream.status, recorded_headers, body, ttfb, error_type))
         if error_type is None:
             t = time.perf_counter()
-            await response.write_eof()
+            try:
+                await response.write_eof()
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
+                # the client hung up as the response ended (the exchange is recorded already)
+                log.debug("client left at the end of the response: %r", exc)
             clock.client += time.perf_counter() - t
             return response
         upstream.close()

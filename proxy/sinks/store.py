@@ -143,7 +143,9 @@ class StoreSink:
 
     def open(self) -> None:
         """Create the layout (idempotent). Raises if the store directory is unusable."""
-        self._con = duckdb.connect(":memory:")
+        # One thread: segments are small, and DuckDB's default (a thread
+        # per core, each with its own buffers) grew the proxy's RSS at every compaction (soak).
+        self._con = duckdb.connect(":memory:", config={"threads": 1})
         self._tables = {name: _Table(name, cls) for name, cls in layout.fact_tables().items()}
         layout.ensure_schema_segments(self.store, self._con)
 
