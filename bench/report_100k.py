@@ -12,6 +12,7 @@ Then times the report end to end (connect, price, all queries, render) in this p
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--store", type=Path, help="where to write the store (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the generated store")
+    parser.add_argument("--json", action="store_true", help="also print one JSON line (bench/run.py reads it)")
     args = parser.parse_args()
     root = args.store or Path(tempfile.mkdtemp(prefix="report-bench-")) / "audit"
     try:
@@ -161,6 +163,8 @@ def main() -> None:
         print(f"report: {seconds:.2f}s wall (target < 5s), {data['_cpu_seconds']:.2f}s CPU, "
               f"load average {load:.1f} on {os.cpu_count()} CPUs; total ${data['total_usd']:,.2f}, "
               f"{data['counts']['runs']:,} runs, {data['counts']['exchanges']:,} exchanges")
+        if args.json:
+            print(json.dumps({"report_seconds": seconds, "cpu_seconds": data["_cpu_seconds"], "runs": args.runs}))
     finally:
         if not args.keep and args.store is None:
             shutil.rmtree(root.parent, ignore_errors=True)

@@ -27,6 +27,7 @@ def test_bench_smoke_runs_every_path_and_loses_nothing(tmp_path):
     assert "| audit: zero records lost | PASS |" in text
     assert "| audit-w2: zero records lost | PASS |" in text
     assert "## Where recording's CPU goes" in text
+    assert "| report on 2,000 runs < 5 s |" in text
 
 
 def test_breakdown_times_every_stage_of_the_pipeline():
