@@ -236,7 +236,11 @@ class AuditRecorder:
             # cost the event loop more than the work itself at a few thousand requests/s.
             batch = 0
             while item is not None and item is not _STOP:
-                self._dispatch_live(*item)
+                try:
+                    self._dispatch_live(*item)
+                except Exception:  # a bug must not stop recording for the rest of the process
+                    self.lost_records += 1
+                    log.exception("recorder: exchange dropped by an unexpected error")
                 batch += 1
                 if batch >= self.batch_size:
                     break
@@ -247,14 +251,17 @@ class AuditRecorder:
             if item is _STOP:
                 break
             now = self.clock()
-            if now >= next_flush:
-                self._live.flush()
-                next_flush = now + self.flush_interval
-                self._bound_store_backlog()
-                self._rotate_journal()
-            if now >= next_scan and not self.behind:
-                next_scan = now + self.orphan_scan_interval
-                self._scan_orphans()
+            try:
+                if now >= next_flush:
+                    next_flush = now + self.flush_interval
+                    self._live.flush()
+                    self._bound_store_backlog()
+                    self._rotate_journal()
+                if now >= next_scan and not self.behind:
+                    next_scan = now + self.orphan_scan_interval
+                    self._scan_orphans()
+            except Exception:  # the journal keeps what was not stored; the next tick retries
+                log.exception("recorder: periodic work failed; continuing")
         self._shutdown()
 
     def _startup(self) -> None:
