@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from proxy.exchange import SECRET_HEADERS, Exchange, Recorder, new_exchange_id
+from proxy.exchange import Exchange, Recorder
 from proxy.facts import Fact, RunSnapshot, StepSnapshot
+from proxy.owncalls import recorded_get
 
 log = logging.getLogger("assistants_audit.enrich")
 
@@ -159,53 +160,10 @@ class Enricher:
         headers.update(credential)
         headers["accept"] = "application/json"
         headers["user-agent"] = "assistants-audit-enricher"
-        started_wall = time.time()
-        started = time.perf_counter()
-        status: int | None = None
-        body = b""
-        response_headers: tuple[tuple[str, str], ...] = ()
-        error_type: str | None = None
-        ttfb: float | None = None
-        try:
-            async with self.session.get(
-                f"{self.upstream}{path}?{query}", headers=headers, timeout=self.timeout
-            ) as resp:
-                ttfb = time.perf_counter() - started
-                status = resp.status
-                response_headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in resp.raw_headers)
-                body = await resp.read()
-        except asyncio.TimeoutError:
-            error_type = "upstream_timeout"
-        except aiohttp.ClientError as exc:
-            error_type = "upstream_unreachable"
-            log.info("enrichment of %s failed: %s", request.run_id, type(exc).__name__)
-        duration = time.perf_counter() - started
-        self.recorder.submit(
-            Exchange(
-                exchange_id=new_exchange_id(),
-                worker=self.worker,
-                origin="enrichment",
-                started_at=started_wall,
-                ttfb_s=ttfb,
-                duration_s=duration,
-                proxy_overhead_s=0.0,
-                method="GET",
-                path=path,
-                query=query,
-                request_headers=tuple(
-                    (k, v) for k, v in headers.items() if k.lower() not in SECRET_HEADERS
-                ),
-                key_fingerprint=request.key_fingerprint,
-                request_body=b"",
-                request_body_size=0,
-                status=status,
-                response_headers=response_headers,
-                response_body=body,
-                response_body_size=len(body),
-                error_type=error_type,
-                upstream=self.upstream,
-            )
-        )
+        status, _, body = await recorded_get(
+            self.session, self.recorder, upstream=self.upstream, path=path, query=query, headers=headers,
+            timeout=self.timeout, origin="enrichment", worker=self.worker,
+            key_fingerprint=request.key_fingerprint, started_at=time.time())
         if status != 200 or not body:
             return None
         return _next_cursor(body)

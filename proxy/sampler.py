@@ -24,7 +24,8 @@ import orjson
 from aiohttp import web
 from yarl import URL
 
-from proxy.exchange import Exchange, Recorder, new_exchange_id
+from proxy.exchange import Recorder
+from proxy.owncalls import recorded_get
 
 log = logging.getLogger("assistants_audit.sampler")
 
@@ -115,49 +116,10 @@ class VectorStoreSampler:
 
     async def _page(self, after: str | None) -> dict[str, Any] | None:
         path, query, headers = self._request(after)
-        started_wall = self.clock()
-        started = time.perf_counter()
-        status: int | None = None
-        body = b""
-        response_headers: tuple[tuple[str, str], ...] = ()
-        error_type: str | None = None
-        ttfb: float | None = None
-        try:
-            async with self.session.get(f"{self.upstream}{path}?{query}", headers=headers,
-                                        timeout=self.timeout) as resp:
-                ttfb = time.perf_counter() - started
-                status = resp.status
-                response_headers = tuple((k.lower(), v) for k, v in resp.headers.items())
-                body = await resp.read()
-        except asyncio.TimeoutError:
-            error_type = "upstream_timeout"
-        except aiohttp.ClientError as exc:
-            error_type = "upstream_unreachable"
-            log.info("vector store sampling failed: %s", type(exc).__name__)
-        self.recorder.submit(
-            Exchange(
-                exchange_id=new_exchange_id(),
-                worker=self.worker,
-                origin="sampler",
-                started_at=started_wall,
-                ttfb_s=ttfb,
-                duration_s=time.perf_counter() - started,
-                proxy_overhead_s=0.0,
-                method="GET",
-                path=path,
-                query=query,
-                request_headers=tuple((k, v) for k, v in headers.items() if k not in ("authorization", "api-key")),
-                key_fingerprint=self.key_fingerprint,
-                request_body=b"",
-                request_body_size=0,
-                status=status,
-                response_headers=response_headers,
-                response_body=body,
-                response_body_size=len(body),
-                error_type=error_type,
-                upstream=self.upstream,
-            )
-        )
+        status, response_headers, body = await recorded_get(
+            self.session, self.recorder, upstream=self.upstream, path=path, query=query, headers=headers,
+            timeout=self.timeout, origin="sampler", worker=self.worker, key_fingerprint=self.key_fingerprint,
+            started_at=self.clock())
         if status != 200:
             self.failures += 1
             if status is not None:
