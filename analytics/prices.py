@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -437,7 +438,8 @@ def write_price_table(
     try:
         install_price_tables(con, prices, wanted)
         for table, path in paths.items():
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            # per process and thread: two threads of one process may write the tables at once
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             con.execute(f"COPY {table} TO '{tmp}' (FORMAT parquet)")
             os.replace(tmp, path)
     finally:
