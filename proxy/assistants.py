@@ -682,7 +682,10 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
         error_type = f"http_{ex.status}"
 
     parse_error = None
-    if response.error:
+    dropped = ex.extra.get("bodies_dropped")
+    if dropped:  # journaled without bodies at the recorder-lag bound (proxy.serving.appender)
+        parse_error = f"bodies_dropped:{dropped}"
+    elif response.error:
         parse_error = f"response:{response.error}"
     elif request.error:
         parse_error = f"request:{request.error}"

@@ -168,6 +168,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("journal_fsync", False, parse_bool,
            "fsync the journal after every record (survives power loss, not only a process crash; slower).",
            flag=True),
+    Option("max_recorder_lag", 1024 * MiB, parse_size,
+           "Journal bytes a worker may hold that the recorder has not stored yet; past it, exchanges are "
+           "journaled without their bodies (counted) until the recorder catches up.", metavar="SIZE"),
     Option("capture_content", False, parse_bool,
            "Record message text, instructions, tool arguments/outputs and chunk text.", flag=True),
     Option("enrich", True, parse_bool,
@@ -222,6 +225,7 @@ class Settings:
     workers: int = 1
     store: str = "./audit"
     journal_fsync: bool = False
+    max_recorder_lag: int = 1024 * MiB
     capture_content: bool = False
     enrich: bool = True
     body_cap: int = 8 * MiB

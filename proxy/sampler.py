@@ -148,6 +148,11 @@ class VectorStoreSampler:
 SAMPLER = web.AppKey("vector_store_sampler", VectorStoreSampler)
 
 
+def sampler_key(settings: Any, env: dict[str, str] | None = None) -> str | None:
+    """The key the sampler lists vector stores with: --sampler-key, else OPENAI_API_KEY."""
+    return getattr(settings, "sampler_key", None) or (os.environ if env is None else env).get("OPENAI_API_KEY")
+
+
 def sampler_ctx(
     settings: Any,
     recorder: Recorder,

@@ -1,42 +1,55 @@
-"""`assistants-audit serve`: run the proxy (and its admin listener) until SIGTERM/SIGINT.
+"""`assistants-audit serve`: the supervisor, its serving workers and its recorder process.
 
-Process model:
-- `--workers 1` (default): one process serves the proxy port and the admin port.
-- `--workers N`: a supervisor forks N workers that each bind the proxy port with SO_REUSEPORT
-  (each with its own event loop, upstream ClientSession and recorder, named w0..wN-1). The
-  admin listener runs in the supervisor; workers write metrics to per-process files under
-  STORE/prometheus-multiproc that its /metrics sums. The vector store sampler runs in w0 only.
-  SIGTERM/SIGINT to the supervisor is forwarded to the workers, which stop accepting and drain
-  in-flight requests (streams included) for up to --grace-period seconds. A worker that dies on
-  its own stops the whole proxy (exit 1) rather than leave it silently short of capacity.
+Process model (the same for any `--workers N`):
+
+    supervisor   holds the admin listener (/healthz, /readyz, /metrics: the recorder's registry,
+                 fetched over an abstract Unix socket), forks the workers, starts the recorder,
+                 restarts the recorder if it dies, forwards SIGTERM/SIGINT.
+    worker wI    forwards bytes and appends one journal record per exchange (`JournalAppender`);
+                 nothing else: no parsing, no DuckDB, no spans, no metrics. Workers share the
+                 port with SO_REUSEPORT (one worker binds it plainly).
+    recorder     `python -m proxy.recording`, at a lower CPU priority: follows every worker's
+                 journal and does everything that turns an exchange into rows, metrics, spans,
+                 enrichment and vector store samples (`proxy.recording.process`).
+
+Shutdown: SIGTERM stops the workers (they drain in-flight requests for up to --grace-period),
+then the recorder, which stores what is left in the journal and exits. A worker that dies on its
+own stops the proxy (exit 1) rather than serve short of capacity silently; the recorder is
+restarted (what it had not stored is still in the journal). If the supervisor itself is killed,
+workers get SIGTERM from the kernel (PR_SET_PDEATHSIG) and the recorder sees its standard input
+close: both drain and exit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
+import ctypes
 import logging
 import os
+import pickle
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 import click
 from aiohttp import web
 
-from proxy.admin import MetricsHandler, make_admin_app
+from proxy.admin import make_admin_app
 from proxy.app import make_app
 from proxy.config import Settings, settings_options
-from proxy.exchange import NullRecorder, Recorder
 from proxy.fingerprint import load_or_create_secret
 from proxy.forward import make_client_session
 from proxy.guard import ProxyRunner
+from proxy.recording.process import RecorderControl
+from proxy.serving.appender import JournalAppender
+from proxy.serving.relay import RecorderRelay
 
 log = logging.getLogger("assistants_audit.serve")
+
+RECORDER_RESTART_DELAY = 1.0
 
 
 def configure_logging(level: str) -> None:
@@ -46,105 +59,10 @@ def configure_logging(level: str) -> None:
     )
 
 
-class Observability:
-    """What one process records with: the recorder plus the metrics registry and tracer
-    provider its sinks write to. Built per worker (after fork), closed at shutdown."""
+def run_loop(coro: Any) -> Any:
+    import uvloop
 
-    def __init__(self, settings: Settings, worker: str, extra_sinks: Sequence[Any] = ()) -> None:
-        self.registry = _optional_call("prometheus_client", "CollectorRegistry")
-        self.tracer_provider = _optional_call("proxy.telemetry", "tracer_provider_from_env")
-        self.recorder = build_recorder(settings, worker, registry=self.registry,
-                                       tracer_provider=self.tracer_provider, extra_sinks=tuple(extra_sinks))
-        start = getattr(self.recorder, "start", None)
-        if callable(start):
-            start()
-
-    def metrics_handler(self) -> MetricsHandler | None:
-        if self.registry is None:
-            return None
-        factory = _optional_attr("proxy.sinks.metrics", "metrics_handler")
-        return factory(self.registry) if factory is not None else None
-
-    async def close(self) -> None:
-        await _close(self.recorder)
-        if self.tracer_provider is not None:
-            await _close(self.tracer_provider, names=("shutdown",))
-
-
-class Enrichment:
-    """--enrich: the forwarder remembers each client's credential by fingerprint (memory only);
-    an EnrichmentSink on the recorder asks the Enricher to fetch the run steps no client looked
-    at, on this worker's loop and upstream session."""
-
-    def __init__(self, enrich: Any, settings: Settings, session: aiohttp.ClientSession, worker: str) -> None:
-        self.credentials = enrich.CredentialCache()
-        self.enricher = enrich.Enricher(upstream=settings.upstream, session=session, recorder=NullRecorder(),
-                                        credentials=self.credentials, loop=asyncio.get_running_loop(),
-                                        worker=f"{worker}-enricher")
-        self.sinks = [enrich.EnrichmentSink(self.enricher)]
-
-    @classmethod
-    def build(cls, settings: Settings, session: aiohttp.ClientSession, worker: str) -> "Enrichment | None":
-        if not settings.enrich:
-            return None
-        try:
-            enrich = importlib.import_module("proxy.enrich")
-        except ModuleNotFoundError as exc:
-            if exc.name != "proxy.enrich":
-                raise
-            return None
-        return cls(enrich, settings, session, worker)
-
-    def bind(self, recorder: Recorder) -> None:
-        self.enricher.recorder = recorder
-
-
-def _optional_attr(module_name: str, attr: str) -> Any:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return None
-    return getattr(module, attr, None)
-
-
-def _optional_call(module_name: str, attr: str) -> Any:
-    factory = _optional_attr(module_name, attr)
-    return factory() if factory is not None else None
-
-
-def build_recorder(settings: Settings, worker: str, **sinks: Any) -> Recorder:
-    """The recording pipeline (proxy.pipeline.build_recorder), or a NullRecorder if it is absent."""
-    factory = _optional_attr("proxy.pipeline", "build_recorder")
-    if factory is None:
-        log.warning("proxy.pipeline is not installed: exchanges are forwarded but not recorded")
-        return NullRecorder()
-    accepted = inspect.signature(factory).parameters
-    kwargs = {k: v for k, v in dict(sinks, worker=worker).items() if k in accepted}
-    return factory(settings, **kwargs)
-
-
-async def _close(thing: Any, names: tuple[str, ...] = ("aclose", "close")) -> None:
-    for name in names:
-        method = getattr(thing, name, None)
-        if method is not None:
-            result = method()
-            if inspect.isawaitable(result):
-                await result
-            return
-
-
-async def _start_admin(settings: Settings, metrics_handler: MetricsHandler | None) -> web.AppRunner | None:
-    if settings.admin_address is None:
-        return None
-    runner = web.AppRunner(make_admin_app(settings, metrics_handler=metrics_handler),
-                           handle_signals=False, access_log=None)
-    await runner.setup()
-    host, port = settings.admin_address
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
-    log.info("admin listener on http://%s:%d (/healthz /readyz /metrics)", host, port)
-    return runner
+    return uvloop.run(coro)
 
 
 def _stop_event() -> asyncio.Event:
@@ -155,51 +73,145 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def serve_worker(settings: Settings, *, worker: str, with_admin: bool, reuse_port: bool) -> None:
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when the supervisor dies (even by kill -9)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+# --- a worker ---------------------------------------------------------------------------------------
+
+
+async def serve_worker(settings: Settings, *, worker: str, control: RecorderControl, reuse_port: bool) -> None:
     """One worker: serve until SIGTERM/SIGINT, then drain (bounded by grace_period) and exit."""
     stop = _stop_event()
+    appender = JournalAppender(settings.store, fsync=settings.journal_fsync, max_lag_bytes=settings.max_recorder_lag)
+    appender.open()
+    relay = RecorderRelay(control.channel_address)
     session = make_client_session(settings)
-    enrichment = Enrichment.build(settings, session, worker)
-    observability = Observability(settings, worker, enrichment.sinks if enrichment else ())
-    if enrichment is not None:
-        enrichment.bind(observability.recorder)
+
+    async def housekeeping() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            appender.tick()
+            relay.report(appender.name, lost=appender.lost_records, bodies_dropped=appender.bodies_dropped,
+                         held=appender.held, journal_bytes=appender.journal_bytes)
+
+    ticker = asyncio.create_task(housekeeping(), name=f"journal-housekeeping-{worker}")
     try:
-        app = make_app(settings, observability.recorder, session=session, worker=worker,
-                       tracer_provider=observability.tracer_provider,
-                       credentials=enrichment.credentials if enrichment else None)
-        sampler_ctx = _optional_attr("proxy.sampler", "sampler_ctx")
-        if sampler_ctx is not None and worker == "w0":  # one vector store sampler per proxy
-            app.cleanup_ctx.append(sampler_ctx(settings, observability.recorder))
-        runner = ProxyRunner(app, handle_signals=False, access_log=None,
-                             shutdown_timeout=settings.grace_period)
+        app = make_app(settings, appender, session=session, worker=worker,
+                       credentials=relay if settings.enrich else None)
+        runner = ProxyRunner(app, handle_signals=False, access_log=None, shutdown_timeout=settings.grace_period)
         await runner.setup()
         host, port = settings.listen_address
         await web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024).start()
-        log.info("worker %s forwarding http://%s:%d -> %s", worker, host, port, settings.upstream)
-        admin = await _start_admin(settings, observability.metrics_handler()) if with_admin else None
+        log.info("worker %s forwarding http://%s:%d -> %s (journal slot %s)", worker, host, port,
+                 settings.upstream, appender.name)
         await stop.wait()
         log.info("worker %s draining in-flight requests (up to %.0fs)", worker, settings.grace_period)
         await runner.cleanup()
-        if admin is not None:
-            await admin.cleanup()
     finally:
-        # The recorder drains first (it may still ask for enrichments), then in-flight
-        # enrichments are cancelled (best effort), then the upstream session closes.
-        await observability.close()
-        if enrichment is not None:
-            await enrichment.enricher.close()
+        ticker.cancel()
+        appender.close()
+        relay.report(appender.name or "", lost=appender.lost_records, bodies_dropped=appender.bodies_dropped,
+                     held=0, journal_bytes=appender.journal_bytes)
+        relay.close()
         await session.close()
     log.info("worker %s stopped", worker)
 
 
-async def supervise(settings: Settings, children: dict[int, str], metrics_dir: str | None) -> int:
-    """Hold the admin listener, forward SIGTERM/SIGINT to the workers, wait for them."""
+# --- the supervisor ---------------------------------------------------------------------------------
+
+
+class RecorderProcess:
+    """The recorder child: started with the settings on its stdin, restarted when it dies."""
+
+    def __init__(self, settings: Settings, control: RecorderControl) -> None:
+        self.settings = settings
+        self.control = control
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "proxy.recording"], stdin=subprocess.PIPE,
+                                     close_fds=True)
+        assert self.proc.stdin is not None
+        # secrets (fingerprint secret, sampler key) travel in this pipe, never in argv or the environment
+        self.proc.stdin.write(pickle.dumps((self.settings, self.control)))
+        self.proc.stdin.flush()
+        log.info("recorder process %d started", self.proc.pid)
+
+    def check(self) -> None:
+        """Restart the recorder if it died on its own."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        code = self.proc.returncode
+        self.restarts += 1
+        log.error("recorder (pid %d) exited with %s; restarting it (the journal keeps what it had not stored)",
+                  self.proc.pid, code)
+        self._close_pipe()
+        self.start()
+
+    def _close_pipe(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+    async def stop(self, timeout: float) -> int:
+        if self.proc is None:
+            return 0
+        self._close_pipe()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.proc.poll() is None:
+            log.error("recorder did not stop within %.0f s; killing it (the journal keeps the rest)", timeout)
+            self.proc.kill()
+            self.proc.wait()
+        return self.proc.returncode or 0
+
+
+def recorder_metrics(control: RecorderControl):
+    """The admin /metrics handler: the recorder's exposition, fetched over its Unix socket."""
+
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=control.metrics_address),
+                                             timeout=aiohttp.ClientTimeout(total=10)) as session:
+                async with session.get("http://recorder/metrics",
+                                       headers={"Accept": request.headers.get("Accept", "")}) as response:
+                    body = await response.read()
+                    return web.Response(body=body, status=response.status,
+                                        headers={"Content-Type": response.headers.get("Content-Type", "text/plain")})
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            return web.Response(status=503, text="# the recorder process is (re)starting\n")
+
+    return handle
+
+
+async def _start_admin(settings: Settings, control: RecorderControl) -> web.AppRunner | None:
+    if settings.admin_address is None:
+        return None
+    runner = web.AppRunner(make_admin_app(settings, metrics_handler=recorder_metrics(control)),
+                           handle_signals=False, access_log=None)
+    await runner.setup()
+    host, port = settings.admin_address
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    log.info("admin listener on http://%s:%d (/healthz /readyz /metrics)", host, port)
+    return runner
+
+
+async def supervise(settings: Settings, children: dict[int, str], recorder: RecorderProcess) -> int:
+    """Hold the admin listener, keep the recorder alive, forward SIGTERM/SIGINT, drain in order."""
     stop = _stop_event()
-    handler = None
-    if metrics_dir is not None:
-        registry = _optional_attr("proxy.sinks.metrics", "multiprocess_registry")(metrics_dir, settings)
-        handler = _optional_attr("proxy.sinks.metrics", "metrics_handler")(registry)
-    admin = await _start_admin(settings, handler)
+    admin = await _start_admin(settings, recorder.control)
     exit_code = 0
     stopping_since: float | None = None
     while children:
@@ -210,21 +222,28 @@ async def supervise(settings: Settings, children: dict[int, str], metrics_dir: s
         if stopping_since is not None and time.monotonic() - stopping_since > settings.grace_period + 10:
             for pid in children:
                 _signal(pid, signal.SIGKILL)
-        pid, status = os.waitpid(-1, os.WNOHANG)
-        if pid == 0:
-            await asyncio.sleep(0.1)
-            continue
-        name = children.pop(pid, "?")
-        code = os.waitstatus_to_exitcode(status)
-        if metrics_dir is not None:
-            _optional_attr("proxy.sinks.metrics", "mark_worker_dead")(pid, metrics_dir)
         if stopping_since is None:
-            # A worker died on its own: stop the others rather than serve at reduced capacity silently.
-            log.error("worker %s (pid %d) exited with %d; stopping", name, pid, code)
-            exit_code = 1
-            stop.set()
-        elif code != 0:
-            exit_code = 1
+            recorder.check()
+        reaped = False
+        for pid in list(children):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done == 0:
+                continue
+            reaped = True
+            name = children.pop(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if stopping_since is None:
+                # A worker died on its own: stop the others rather than serve at reduced capacity silently.
+                log.error("worker %s (pid %d) exited with %d; stopping", name, pid, code)
+                exit_code = 1
+                stop.set()
+            elif code != 0:
+                exit_code = 1
+        if not reaped:
+            await asyncio.sleep(0.1)
+    # the workers are gone: the recorder stores the rest of their journals, then exits
+    if await recorder.stop(timeout=max(60.0, settings.grace_period * 2)) != 0:
+        exit_code = 1
     if admin is not None:
         await admin.cleanup()
     return exit_code
@@ -237,35 +256,23 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _run(coro: Any) -> Any:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 def run(settings: Settings) -> int:
     """Serve until told to stop; returns the process exit code."""
     if not settings.fingerprint_secret:
         load_or_create_secret(settings.store)  # before forking, so every worker shares it
-    if settings.workers == 1:
-        _run(serve_worker(settings, worker="w0", with_admin=True, reuse_port=False))
-        return 0
-    # Workers write their metrics to per-process files the supervisor's /metrics sums up.
-    metrics_dir = None
-    enable = _optional_attr("proxy.sinks.metrics", "enable_multiprocess")
-    if enable is not None and settings.admin_listen:
-        metrics_dir = os.path.join(os.path.abspath(settings.store), "prometheus-multiproc")
-        enable(metrics_dir)
+    control = RecorderControl.create()
     children: dict[int, str] = {}
     for index in range(settings.workers):
         name = f"w{index}"
         pid = os.fork()
         if pid == 0:  # worker
+            _die_with_parent()
             code = 0
             try:
-                _run(serve_worker(settings, worker=name, with_admin=False, reuse_port=True))
+                run_loop(serve_worker(settings, worker=name, control=control, reuse_port=settings.workers > 1))
+            except OSError as exc:
+                logging.getLogger("assistants_audit.serve").error("worker %s cannot serve: %s", name, exc)
+                code = 3
             except BaseException:
                 logging.getLogger("assistants_audit.serve").exception("worker %s failed", name)
                 code = 1
@@ -273,8 +280,13 @@ def run(settings: Settings) -> int:
                 logging.shutdown()
                 os._exit(code)
         children[pid] = name
-    log.info("supervisor %d started %d workers", os.getpid(), settings.workers)
-    return _run(supervise(settings, children, metrics_dir))
+    recorder = RecorderProcess(settings, control)
+    recorder.start()
+    log.info("supervisor %d started %d worker(s) and the recorder", os.getpid(), settings.workers)
+    try:
+        return run_loop(supervise(settings, children, recorder))
+    finally:
+        control.remove()
 
 
 @click.command()

@@ -1,0 +1,1 @@
+"""The recorder process: journal reader, recorder loop and what it feeds (see `recorder` and `process`)."""

@@ -1,0 +1,3 @@
+from proxy.recording.process import main
+
+main()

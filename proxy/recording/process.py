@@ -1,0 +1,239 @@
+"""The recorder process: everything that turns journaled exchanges into rows, metrics and spans.
+
+`serve` starts it with `python -m proxy.recording` and hands it the settings on its standard
+input (a pickle, then the pipe stays open: end of file means the supervisor is gone, and the
+recorder drains and exits). It runs at a lower CPU priority than the workers (`nice`).
+
+It holds:
+- the `JournalRecorder` thread (journal -> parse -> store, prices, metrics, spans, enrichment);
+- the Prometheus registry, served to the supervisor's admin listener over an abstract Unix
+  socket (`RecorderControl.metrics_address`);
+- a datagram socket (`RecorderControl.channel_address`) on which workers send, in memory only,
+  the credentials enrichment needs (fingerprint -> Authorization/api-key) and their own
+  counters (records they could not journal, bodies dropped at the lag bound);
+- the enricher and the vector store sampler, whose own calls go to a journal slot of the
+  recorder's own and are recorded like any other exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from analytics import store as layout
+from analytics.prices import PriceSink
+from proxy.assistants import parse
+from proxy.config import Settings
+from proxy.enrich import CredentialCache, Enricher, EnrichmentSink
+from proxy.fingerprint import Fingerprinter
+from proxy.observers import Sink
+from proxy.recording.recorder import JournalRecorder
+from proxy.sampler import VectorStoreSampler, sampler_key
+from proxy.serving.appender import JournalAppender
+from proxy.sinks.metrics import MetricsSink, metrics_handler
+from proxy.sinks.otel import OtelSink
+from proxy.telemetry import tracer_provider_from_env
+
+log = logging.getLogger("assistants_audit.recorder")
+
+NICE = 10  # under saturation the workers get the CPU; the recorder falls behind on disk
+
+
+@dataclass(frozen=True)
+class RecorderControl:
+    """Where the recorder process listens: Unix sockets in a private (0700) directory the
+    supervisor made, so only this user's processes can send credentials or read metrics.
+    (Not under STORE: a socket path is limited to 107 bytes.)"""
+
+    directory: str
+
+    @property
+    def channel_address(self) -> str:
+        return os.path.join(self.directory, "channel.sock")
+
+    @property
+    def metrics_address(self) -> str:
+        return os.path.join(self.directory, "metrics.sock")
+
+    @classmethod
+    def create(cls) -> "RecorderControl":
+        return cls(tempfile.mkdtemp(prefix="assistants-audit-"))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class _Channel(asyncio.DatagramProtocol):
+    """Datagrams from the workers: {"cred": fp, "h": [[name, value]]} or {"slot": .., "lost": n, ...}."""
+
+    def __init__(self, credentials: CredentialCache, recorder: JournalRecorder) -> None:
+        self.credentials = credentials
+        self.recorder = recorder
+        self.bodies_dropped: dict[str, int] = {}
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            message = orjson.loads(data)
+            if "cred" in message:
+                self.credentials.remember(str(message["cred"]),
+                                          tuple((str(k), str(v)) for k, v in message.get("h") or ()))
+            elif "slot" in message:
+                slot = str(message["slot"])
+                self.recorder.reported_lost[slot] = max(self.recorder.reported_lost.get(slot, 0),
+                                                        int(message.get("lost", 0)))
+                self.bodies_dropped[slot] = max(self.bodies_dropped.get(slot, 0), int(message.get("bodies_dropped", 0)))
+        except Exception:  # a malformed datagram is dropped; never logged as it may hold a credential
+            log.debug("recorder channel: malformed datagram dropped")
+
+
+class RecorderService:
+    """The recorder's parts, built and torn down together (in the recorder process, or in a test)."""
+
+    def __init__(self, settings: Settings, *, registry: CollectorRegistry | None = None,
+                 tracer_provider: Any = None, extra_sinks: tuple[Sink, ...] = ()) -> None:
+        self.settings = settings
+        self.store_dir = Path(settings.store).absolute()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.tracer_provider = tracer_provider
+        self.credentials = CredentialCache()
+        self.extra_sinks = extra_sinks
+        self.own: JournalAppender | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.enricher: Enricher | None = None
+        self.sampler_task: asyncio.Task[None] | None = None
+        self.recorder: JournalRecorder | None = None
+        self.metrics: MetricsSink | None = None
+        self._views_stop = threading.Event()
+        self._views: threading.Thread | None = None
+
+    async def start(self) -> JournalRecorder:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
+                                             auto_decompress=False)
+        # the proxy's own calls (enrichment, sampler) are journaled in a slot of the recorder's own
+        self.own = JournalAppender(self.store_dir, fsync=settings.journal_fsync)
+        try:
+            self.own.open()
+        except OSError as exc:
+            log.error("store %s: cannot open a journal for the proxy's own calls (%s)", self.store_dir, exc)
+        self.metrics = MetricsSink(self.registry, settings)
+        sinks: list[Sink] = [PriceSink(settings), self.metrics]
+        if self.tracer_provider is not None:
+            sinks.append(OtelSink(self.tracer_provider, settings))
+        if settings.enrich:
+            self.enricher = Enricher(upstream=settings.upstream, session=self.session, recorder=self.own,
+                                     credentials=self.credentials, loop=loop, worker="enricher")
+            sinks.append(EnrichmentSink(self.enricher))
+        sinks.extend(self.extra_sinks)
+        self.recorder = JournalRecorder(self.store_dir, sinks, parse, capture_content=settings.capture_content)
+        self.metrics.bind_recorder(self.recorder)
+        self.recorder.start()
+        self._views = threading.Thread(target=self._keep_views, name="audit-views", daemon=True)
+        self._views.start()
+        key = sampler_key(settings)
+        if settings.sample_vector_stores is not None and key:
+            sampler = VectorStoreSampler(upstream=settings.upstream, api_key=key, session=self.session,
+                                         recorder=self.own, key_fingerprint=Fingerprinter.for_settings(settings)(key),
+                                         every=float(settings.sample_vector_stores))
+            self.sampler_task = asyncio.create_task(sampler.run(), name="vector-store-sampler")
+        self.ticker = asyncio.create_task(self._tick(), name="own-journal-tick")
+        return self.recorder
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self.own is not None:
+                self.own.tick()
+
+    def _keep_views(self) -> None:
+        """(Re)create STORE/audit.duckdb when its views changed or the file was damaged or removed."""
+        delay = 0.1
+        while not self._views_stop.is_set():
+            try:
+                if not layout.views_db_current(self.store_dir):
+                    layout.write_views_db(self.store_dir)
+                delay = 10.0
+            except Exception as exc:  # a reader holding audit.duckdb, or a read-only store
+                log.log(logging.WARNING if delay >= 2 else logging.DEBUG,
+                        "store: cannot update audit.duckdb yet (%s); retrying", str(exc).splitlines()[0])
+                delay = min(10.0, delay * 2)
+            self._views_stop.wait(delay)
+
+    async def close(self) -> None:
+        """Stop making calls, then drain every journal into the store, then flush spans."""
+        for task in (self.sampler_task, getattr(self, "ticker", None)):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.enricher is not None:
+            await self.enricher.close()
+        if self.own is not None:
+            self.own.close()
+        if self.recorder is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.recorder.close)
+        self._views_stop.set()
+        if self._views is not None:
+            self._views.join(5)
+        if self.session is not None:
+            await self.session.close()
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+
+
+async def run_recorder(settings: Settings, control: RecorderControl) -> None:
+    service = RecorderService(settings, tracer_provider=tracer_provider_from_env())
+    recorder = await service.start()
+    loop = asyncio.get_running_loop()
+    for address in (control.channel_address, control.metrics_address):  # left by a recorder that died
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(address)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    sock.bind(control.channel_address)
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Channel(service.credentials, recorder), sock=sock)
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_handler(service.registry))
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    await web.UnixSite(runner, control.metrics_address).start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # end of file on stdin: the supervisor is gone (even kill -9): drain and exit
+    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 4096) else None)
+    log.info("recorder %d following %s (nice %d)", os.getpid(), service.store_dir, os.nice(0))
+    await stop.wait()
+    loop.remove_reader(sys.stdin.fileno())
+    log.info("recorder storing what is left in the journal")
+    transport.close()
+    await runner.cleanup()
+    await service.close()
+    log.info("recorder stopped (%d exchanges recorded)", recorder.records)
+
+
+def main() -> None:
+    settings, control = pickle.load(sys.stdin.buffer)
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
+    from proxy.serve import configure_logging, run_loop
+
+    configure_logging(settings.log_level)
+    run_loop(run_recorder(settings, control))

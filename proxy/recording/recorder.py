@@ -1,0 +1,324 @@
+"""The recorder: follows every writer slot's journal and turns each record into facts and rows.
+
+    serving processes            append one framed record per exchange to STORE/journal/<slot>/
+    JournalRecorder (this)       for every slot: JournalTail -> parse -> Dispatcher(store of that
+                                 slot + shared sinks: prices, metrics, spans, enrichment)
+
+It runs in the recorder process (`proxy.recording.process`), on one thread, at a lower CPU
+priority than the workers: under saturation it falls behind *in the journal* (on disk) and
+catches up when load drops; the serving processes never wait for it.
+
+Exactly once: each slot has its own `StoreSink`, whose segments are named for the slot and whose
+manifest and checkpoint (the last journal record in the store) live in the slot's
+`checkpoint.json`. The recorder holds `STORE/writers/<slot>.rec.lock` for each slot it follows,
+so one store directory may be served by several proxies: each slot is followed by exactly one
+recorder. On taking a slot, `begin_slot` turns any segment written after the checkpoint (a
+recorder killed between writing and checkpointing) into a placeholder, then the tail resumes
+after the checkpoint: nothing twice, nothing skipped.
+
+A journal segment is deleted once all its records are stored and its writer has moved on (never
+the segment being written), and at a clean stop everything stored leaves the disk.
+
+While the store cannot be written, a slot's tail simply stops reading (its rows stay buffered
+up to one batch, retried with backoff); the journal holds the rest. Nothing is dropped here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proxy import journal
+from proxy.exchange import Exchange
+from proxy.facts import Fact
+from proxy.journal import Position, Slot
+from proxy.observers import Dispatcher, Sink
+from proxy.recording.tail import JournalTail
+from proxy.sinks.store import StoreSink, error_kind
+
+log = logging.getLogger("assistants_audit.recorder")
+
+Parse = Callable[..., list[Fact]]
+REC_LOCK_SUFFIX = ".rec"  # STORE/writers/<slot>.rec.lock: who follows that slot's journal
+
+
+@dataclass
+class _Follower:
+    """One slot being followed: its lock, its tail, its store writer."""
+
+    name: str
+    lock: Slot
+    tail: JournalTail
+    store: StoreSink
+    dispatch: Dispatcher
+    writer_alive: bool = True
+    checked_at: float = 0.0
+    committed: Position | None = None
+    read: int = field(default=0)
+
+    @property
+    def directory(self) -> Path:
+        return self.tail.slot_dir
+
+
+class JournalRecorder:
+    """Follows the journals of STORE. `start()` runs it on a thread; `close()` drains and stops."""
+
+    def __init__(
+        self,
+        store_dir: str | Path,
+        shared_sinks: Sequence[Sink],
+        parse: Parse,
+        *,
+        capture_content: bool = False,
+        make_store: Callable[[Path], StoreSink] = StoreSink,
+        flush_interval: float = 0.5,
+        scan_interval: float = 1.0,
+        batch_records: int = 512,
+        flush_records: int = 5000,
+        idle_wait: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store_dir = Path(store_dir).absolute()
+        self.shared = list(shared_sinks)
+        self.parse = parse
+        self.capture_content = capture_content
+        self.make_store = make_store
+        self.flush_interval = flush_interval
+        self.scan_interval = scan_interval
+        self.batch_records = batch_records
+        self.flush_records = flush_records
+        self.idle_wait = idle_wait
+        self.clock = clock
+        self._shared = Dispatcher(self.shared)
+        self._followers: dict[str, _Follower] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ready = threading.Event()  # set after the first scan (every existing slot taken)
+        self.idle = threading.Event()  # set whenever a pass found nothing to read
+        self.flush_observers: list[Callable[[float], None]] = []
+        self.lost_records = 0  # records the recorder could not turn into rows (damaged, undecodable)
+        self.reported_lost: dict[str, int] = {}  # per worker slot, as the workers report them
+        self.records = 0
+        self._errors: dict[str, int] = {}
+        self.views_ok = threading.Event()
+
+    # --- counters (read by the metrics sink on each flush) -------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return 0
+
+    @property
+    def spooled_records(self) -> int:
+        return sum(f.store.pending_records for f in self._followers.values())
+
+    @property
+    def lag_bytes(self) -> int:
+        return sum(f.tail.lag_bytes() for f in list(self._followers.values()))
+
+    @property
+    def errors(self) -> dict[str, int]:
+        out = dict(self._errors)
+        for f in list(self._followers.values()):
+            for kind, n in f.store.errors.items():
+                out[kind] = out.get(kind, 0) + n
+        return out
+
+    @property
+    def total_lost(self) -> int:
+        return self.lost_records + sum(self.reported_lost.values())
+
+    def slots(self) -> list[str]:
+        return sorted(self._followers)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        layout_ready = False
+        try:
+            self.store_dir.mkdir(parents=True, exist_ok=True)
+            (self.store_dir / "writers").mkdir(exist_ok=True)
+            layout_ready = True
+        except OSError as exc:
+            log.error("store %s: %s; the recorder retries", self.store_dir, exc)
+        del layout_ready
+        self._thread = threading.Thread(target=self._run, name="audit-recorder", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Read every journal to its end (the writers are gone), store it, stop."""
+        if self._thread is None:
+            return
+        self._stopping.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("recorder did not finish within %.0f s; the journal keeps what was not stored", timeout)
+        self._thread = None
+
+    def stop_now(self) -> None:
+        """Stop without draining (tests of crash recovery)."""
+        self._stopping.set()
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_scan = 0.0
+        next_flush = self.clock() + self.flush_interval
+        while True:
+            stopping = self._stopping.is_set()
+            now = self.clock()
+            if now >= next_scan or stopping:
+                next_scan = now + self.scan_interval
+                try:
+                    self._scan()
+                except Exception:
+                    log.exception("recorder: scanning the journal slots failed; retrying")
+                self.ready.set()
+            read = 0
+            for follower in list(self._followers.values()):
+                try:
+                    read += self._pump(follower, final=stopping)
+                except Exception:
+                    log.exception("recorder: slot %s failed this round; retrying", follower.name)
+            now = self.clock()
+            if now >= next_flush or stopping or any(f.store.pending_records >= self.flush_records
+                                                      for f in self._followers.values()):
+                next_flush = now + self.flush_interval
+                self._flush()
+            if stopping and read == 0:
+                self._finish()
+                return
+            if read == 0:
+                self.idle.set()
+                self._stopping.wait(self.idle_wait)
+            else:
+                self.idle.clear()
+
+    def _scan(self) -> None:
+        """Take every slot no other recorder follows; notice writers that went away."""
+        for name in journal.slot_names(self.store_dir):
+            if name.endswith(REC_LOCK_SUFFIX) or name in self._followers:
+                continue
+            directory = self.store_dir / "journal" / name
+            lock = journal.try_lock(self.store_dir, name + REC_LOCK_SUFFIX)
+            if lock is None:
+                continue  # another recorder follows it
+            try:
+                follower = self._follow(name, directory, lock)
+            except Exception as exc:
+                lock.close()
+                kind = error_kind(exc)
+                self._errors[kind] = self._errors.get(kind, 0) + 1
+                log.error("store: cannot take journal slot %s (%s: %s); retrying", name, kind, exc)
+                continue
+            self._followers[name] = follower
+        now = self.clock()
+        for follower in self._followers.values():
+            follower.writer_alive = _writer_alive(self.store_dir, follower.name)
+            follower.checked_at = now
+
+    def _follow(self, name: str, directory: Path, lock: Slot) -> _Follower:
+        store = self.make_store(self.store_dir)
+        store.open()
+        checkpoint = store.begin_slot(name)
+        follower = _Follower(name=name, lock=lock, tail=JournalTail(directory, after=checkpoint), store=store,
+                             dispatch=Dispatcher([store, *self.shared]), committed=checkpoint)
+        store.on_flush.extend(self.flush_observers)
+        store.on_commit = lambda slot, position, f=follower: self._committed(f, position)
+        backlog = follower.tail.lag_bytes()
+        if backlog:
+            log.info("journal %s: following from %s (%d bytes to store)", name,
+                     "the start" if checkpoint is None else f"{checkpoint.seq}:{checkpoint.offset}", backlog)
+        return follower
+
+    def _pump(self, follower: _Follower, *, final: bool) -> int:
+        store = follower.store
+        if store.pending_records >= self.flush_records:
+            return 0  # the store is behind (or failing): leave the rest in the journal
+        if not store.healthy and self.clock() < store.retry_at:
+            return 0
+        alive = follower.writer_alive and not final
+        records = follower.tail.read(self.batch_records, writer_alive=alive)
+        for position, payload in records:
+            try:
+                exchange = journal.decode_exchange(payload)
+            except Exception as exc:
+                self.lost_records += 1
+                log.error("journal %s: undecodable record at %s:%s: %s", follower.name, position.seq,
+                          position.offset, exc)
+                continue
+            store.journal_position(follower.name, position)
+            follower.dispatch.on_exchange(exchange, self._facts(exchange))
+        follower.read += len(records)
+        self.records += len(records)
+        return len(records)
+
+    def _facts(self, exchange: Exchange) -> list[Fact]:
+        try:
+            return list(self.parse(exchange, capture_content=self.capture_content))
+        except Exception as exc:  # the parser must not lose an exchange
+            from proxy.pipeline import basic_facts
+
+            log.exception("parse failed for exchange %s", exchange.exchange_id)
+            return basic_facts(exchange, parse_error=f"{type(exc).__name__}: {exc}"[:500])
+
+    def _flush(self) -> None:
+        for follower in list(self._followers.values()):
+            follower.store.flush()
+        self._shared.flush()
+
+    def _committed(self, follower: _Follower, position: Position) -> None:
+        """The store has every record of `follower` up to `position`: delete the segments that
+        hold nothing else and that no writer appends to any more."""
+        follower.committed = position
+        tail = follower.tail
+        for seq in sorted(tail.finished):
+            if seq < position.seq or (seq == position.seq and tail.after == position):
+                for path in (follower.directory / journal.segment_name(seq),):
+                    try:
+                        path.unlink()
+                    except FileNotFoundError:
+                        pass
+                tail.finished.discard(seq)
+
+    def _finish(self) -> None:
+        """Everything readable is read: flush, delete what is stored, release the slots."""
+        deadline = self.clock() + 5.0
+        while True:
+            pending = [f for f in self._followers.values() if not f.store.flush()]
+            if not pending or self.clock() >= deadline:
+                break
+            time.sleep(0.2)
+        for follower in self._followers.values():
+            store = follower.store
+            if not store.pending_records and follower.tail.lag_bytes() == 0 and not _writer_alive(
+                    self.store_dir, follower.name):
+                current = follower.tail._seq  # noqa: SLF001 - the last segment the tail read
+                if current is not None:
+                    journal.prune(follower.directory, below_seq=current + 1)
+            elif store.pending_records:
+                log.error("store: %d exchanges of slot %s not stored at shutdown; the next start stores "
+                          "them from the journal", store.pending_records, follower.name)
+            follower.tail.close()
+            store.close()
+            follower.lock.close()
+        self._shared.close()
+        self._followers.clear()
+
+
+def _writer_alive(store_dir: Path, name: str) -> bool:
+    """Whether a serving process holds the slot (its journal may still grow)."""
+    try:
+        lock = journal.try_lock(store_dir, name)
+    except OSError:
+        return True
+    if lock is None:
+        return True
+    lock.close()
+    return False
