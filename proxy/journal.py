@@ -323,9 +323,9 @@ class Slot:
             self._fd = -1
 
 
-def try_lock(store: Path, name: str) -> Slot | None:
-    writers = store / "writers"
-    fd = os.open(writers / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def try_lock(store: Path, name: str, directory: str = "writers") -> Slot | None:
+    """flock STORE/<directory>/<name>.lock without waiting; None when another process holds it."""
+    fd = os.open(store / directory / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -347,11 +347,12 @@ def slot_names(store: Path) -> list[str]:
     return sorted(names)
 
 
-def claim_slot(store: Path, max_slots: int = 1024) -> Slot:
-    """The first free slot w000, w001, ...: several processes share one STORE without coordination."""
+def claim_slot(store: Path, max_slots: int = 1024, prefix: str = "w") -> Slot:
+    """The first free slot w000, w001, ... (r000, ... for the recorder's own calls): several
+    processes share one STORE without coordination."""
     (store / "writers").mkdir(parents=True, exist_ok=True)
     for i in range(max_slots):
-        slot = try_lock(store, f"w{i:03d}")
+        slot = try_lock(store, f"{prefix}{i:03d}")
         if slot is not None:
             return slot
     raise RuntimeError(f"no free writer slot in {store}/writers (all {max_slots} locked)")

@@ -27,6 +27,7 @@ import ctypes
 import logging
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -137,12 +138,18 @@ class RecorderProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "proxy.recording"], stdin=subprocess.PIPE,
-                                     close_fds=True)
+                                     stdout=subprocess.PIPE, close_fds=True)
         assert self.proc.stdin is not None
         # secrets (fingerprint secret, sampler key) travel in this pipe, never in argv or the environment
         self.proc.stdin.write(pickle.dumps((self.settings, self.control)))
         self.proc.stdin.flush()
         log.info("recorder process %d started", self.proc.pid)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until the recorder says the store is laid out (or it died, or `timeout`)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        return bool(ready) and self.proc.stdout.readline() == b"ready\n"
 
     def check(self) -> None:
         """Restart the recorder if it died on its own."""
@@ -153,7 +160,16 @@ class RecorderProcess:
         log.error("recorder (pid %d) exited with %s; restarting it (the journal keeps what it had not stored)",
                   self.proc.pid, code)
         self._close_pipe()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.start()
+
+    def forget_pipes(self) -> None:
+        """In a forked worker: close the inherited ends of the recorder's pipes."""
+        if self.proc is not None:
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    os.close(pipe.fileno())
 
     def _close_pipe(self) -> None:
         if self.proc is not None and self.proc.stdin is not None:
@@ -165,12 +181,14 @@ class RecorderProcess:
     async def stop(self, timeout: float) -> int:
         if self.proc is None:
             return 0
-        self._close_pipe()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        self._close_pipe()  # end of file: store what is left, then exit (seen even while it starts up)
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        if self.proc.poll() is None:
+            log.error("recorder did not stop within %.0f s; sending SIGTERM", timeout)
+            self.proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(5)
         if self.proc.poll() is None:
             log.error("recorder did not stop within %.0f s; killing it (the journal keeps the rest)", timeout)
             self.proc.kill()
@@ -261,12 +279,18 @@ def run(settings: Settings) -> int:
     if not settings.fingerprint_secret:
         load_or_create_secret(settings.store)  # before forking, so every worker shares it
     control = RecorderControl.create()
+    # The recorder first: the store is laid out (tables, views) before the first request is served.
+    recorder = RecorderProcess(settings, control)
+    recorder.start()
+    if not recorder.wait_ready(60.0):
+        log.error("the recorder is not ready after 60 s; serving anyway (the journal keeps every exchange)")
     children: dict[int, str] = {}
     for index in range(settings.workers):
         name = f"w{index}"
         pid = os.fork()
         if pid == 0:  # worker
             _die_with_parent()
+            recorder.forget_pipes()  # the recorder's stdin must reach end of file when the supervisor goes
             code = 0
             try:
                 run_loop(serve_worker(settings, worker=name, control=control, reuse_port=settings.workers > 1))
@@ -280,8 +304,6 @@ def run(settings: Settings) -> int:
                 logging.shutdown()
                 os._exit(code)
         children[pid] = name
-    recorder = RecorderProcess(settings, control)
-    recorder.start()
     log.info("supervisor %d started %d worker(s) and the recorder", os.getpid(), settings.workers)
     try:
         return run_loop(supervise(settings, children, recorder))

@@ -27,18 +27,18 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import duckdb
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from analytics import store as layout
-from analytics.prices import PriceSink
+
 from proxy.assistants import parse
 from proxy.config import Settings
 from proxy.enrich import CredentialCache, Enricher, EnrichmentSink
@@ -47,8 +47,8 @@ from proxy.observers import Sink
 from proxy.recording.recorder import JournalRecorder
 from proxy.sampler import VectorStoreSampler, sampler_key
 from proxy.serving.appender import JournalAppender
+from proxy.recording.local import standard_sinks
 from proxy.sinks.metrics import MetricsSink, metrics_handler
-from proxy.sinks.otel import OtelSink
 from proxy.telemetry import tracer_provider_from_env
 
 log = logging.getLogger("assistants_audit.recorder")
@@ -120,36 +120,49 @@ class RecorderService:
         self.sampler_task: asyncio.Task[None] | None = None
         self.recorder: JournalRecorder | None = None
         self.metrics: MetricsSink | None = None
-        self._views_stop = threading.Event()
-        self._views: threading.Thread | None = None
+
+    def prepare_store(self) -> None:
+        """The store's layout and views, before the workers serve: a store is queryable as soon as
+        `serve` is. A store that cannot be written yet is retried by the recorder (and logged)."""
+        try:
+            self.store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            con = duckdb.connect(":memory:", config={"threads": 1})
+            try:
+                layout.ensure_schema_segments(self.store_dir, con)
+            finally:
+                con.close()
+            if not layout.views_db_current(self.store_dir):
+                layout.write_views_db(self.store_dir)
+        except Exception as exc:
+            log.error("store %s: cannot prepare it yet (%s); serving anyway, the recorder retries",
+                      self.store_dir, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     async def start(self) -> JournalRecorder:
         settings = self.settings
         loop = asyncio.get_running_loop()
         self.session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
                                              auto_decompress=False)
-        # the proxy's own calls (enrichment, sampler) are journaled in a slot of the recorder's own
-        self.own = JournalAppender(self.store_dir, fsync=settings.journal_fsync)
-        try:
-            self.own.open()
-        except OSError as exc:
-            log.error("store %s: cannot open a journal for the proxy's own calls (%s)", self.store_dir, exc)
-        self.metrics = MetricsSink(self.registry, settings)
-        sinks: list[Sink] = [PriceSink(settings), self.metrics]
-        if self.tracer_provider is not None:
-            sinks.append(OtelSink(self.tracer_provider, settings))
+        key = sampler_key(settings)
+        sampling = settings.sample_vector_stores is not None and bool(key)
+        if settings.enrich or sampling:
+            # the proxy's own calls (enrichment, sampler) are journaled in a slot of the recorder's own
+            self.own = JournalAppender(self.store_dir, fsync=settings.journal_fsync, slot_prefix="r")
+            try:
+                self.own.open()
+            except OSError as exc:
+                log.error("store %s: cannot open a journal for the proxy's own calls (%s)", self.store_dir, exc)
+        extra: list[Sink] = []
         if settings.enrich:
             self.enricher = Enricher(upstream=settings.upstream, session=self.session, recorder=self.own,
                                      credentials=self.credentials, loop=loop, worker="enricher")
-            sinks.append(EnrichmentSink(self.enricher))
-        sinks.extend(self.extra_sinks)
+            extra.append(EnrichmentSink(self.enricher))
+        sinks, self.metrics = standard_sinks(settings, registry=self.registry, tracer_provider=self.tracer_provider,
+                                             extra_sinks=[*extra, *self.extra_sinks])
+        assert self.metrics is not None
         self.recorder = JournalRecorder(self.store_dir, sinks, parse, capture_content=settings.capture_content)
         self.metrics.bind_recorder(self.recorder)
         self.recorder.start()
-        self._views = threading.Thread(target=self._keep_views, name="audit-views", daemon=True)
-        self._views.start()
-        key = sampler_key(settings)
-        if settings.sample_vector_stores is not None and key:
+        if sampling and key:
             sampler = VectorStoreSampler(upstream=settings.upstream, api_key=key, session=self.session,
                                          recorder=self.own, key_fingerprint=Fingerprinter.for_settings(settings)(key),
                                          every=float(settings.sample_vector_stores))
@@ -162,20 +175,6 @@ class RecorderService:
             await asyncio.sleep(1.0)
             if self.own is not None:
                 self.own.tick()
-
-    def _keep_views(self) -> None:
-        """(Re)create STORE/audit.duckdb when its views changed or the file was damaged or removed."""
-        delay = 0.1
-        while not self._views_stop.is_set():
-            try:
-                if not layout.views_db_current(self.store_dir):
-                    layout.write_views_db(self.store_dir)
-                delay = 10.0
-            except Exception as exc:  # a reader holding audit.duckdb, or a read-only store
-                log.log(logging.WARNING if delay >= 2 else logging.DEBUG,
-                        "store: cannot update audit.duckdb yet (%s); retrying", str(exc).splitlines()[0])
-                delay = min(10.0, delay * 2)
-            self._views_stop.wait(delay)
 
     async def close(self) -> None:
         """Stop making calls, then drain every journal into the store, then flush spans."""
@@ -190,9 +189,6 @@ class RecorderService:
             self.own.close()
         if self.recorder is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.recorder.close)
-        self._views_stop.set()
-        if self._views is not None:
-            self._views.join(5)
         if self.session is not None:
             await self.session.close()
         if self.tracer_provider is not None:
@@ -201,6 +197,9 @@ class RecorderService:
 
 async def run_recorder(settings: Settings, control: RecorderControl) -> None:
     service = RecorderService(settings, tracer_provider=tracer_provider_from_env())
+    service.prepare_store()
+    # tell the supervisor the store is laid out: it starts the workers now
+    os.write(sys.stdout.fileno(), b"ready\n")
     recorder = await service.start()
     loop = asyncio.get_running_loop()
     for address in (control.channel_address, control.metrics_address):  # left by a recorder that died
@@ -215,8 +214,7 @@ async def run_recorder(settings: Settings, control: RecorderControl) -> None:
     await runner.setup()
     await web.UnixSite(runner, control.metrics_address).start()
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
     # end of file on stdin: the supervisor is gone (even kill -9): drain and exit
     loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 4096) else None)
     log.info("recorder %d following %s (nice %d)", os.getpid(), service.store_dir, os.nice(0))

@@ -10,7 +10,7 @@ catches up when load drops; the serving processes never wait for it.
 
 Exactly once: each slot has its own `StoreSink`, whose segments are named for the slot and whose
 manifest and checkpoint (the last journal record in the store) live in the slot's
-`checkpoint.json`. The recorder holds `STORE/writers/<slot>.rec.lock` for each slot it follows,
+`checkpoint.json`. The recorder holds `STORE/recorders/<slot>.lock` for each slot it follows,
 so one store directory may be served by several proxies: each slot is followed by exactly one
 recorder. On taking a slot, `begin_slot` turns any segment written after the checkpoint (a
 recorder killed between writing and checkpointing) into a placeholder, then the tail resumes
@@ -30,12 +30,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from analytics import store as layout
 from proxy import journal
 from proxy.exchange import Exchange
-from proxy.facts import Fact
+from proxy.facts import ExchangeFact, Fact
 from proxy.journal import Position, Slot
 from proxy.observers import Dispatcher, Sink
 from proxy.recording.tail import JournalTail
@@ -44,7 +46,7 @@ from proxy.sinks.store import StoreSink, error_kind
 log = logging.getLogger("assistants_audit.recorder")
 
 Parse = Callable[..., list[Fact]]
-REC_LOCK_SUFFIX = ".rec"  # STORE/writers/<slot>.rec.lock: who follows that slot's journal
+FOLLOW_LOCKS = "recorders"  # STORE/recorders/<slot>.lock: which recorder follows that slot's journal
 
 
 @dataclass
@@ -99,6 +101,7 @@ class JournalRecorder:
         self._followers: dict[str, _Follower] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._views: threading.Thread | None = None
         self.ready = threading.Event()  # set after the first scan (every existing slot taken)
         self.idle = threading.Event()  # set whenever a pass found nothing to read
         self.flush_observers: list[Callable[[float], None]] = []
@@ -140,16 +143,30 @@ class JournalRecorder:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        layout_ready = False
         try:
-            self.store_dir.mkdir(parents=True, exist_ok=True)
-            (self.store_dir / "writers").mkdir(exist_ok=True)
-            layout_ready = True
+            for sub in ("writers", FOLLOW_LOCKS):
+                (self.store_dir / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             log.error("store %s: %s; the recorder retries", self.store_dir, exc)
-        del layout_ready
         self._thread = threading.Thread(target=self._run, name="audit-recorder", daemon=True)
         self._thread.start()
+        self._views = threading.Thread(target=self._keep_views, name="audit-views", daemon=True)
+        self._views.start()
+
+    def _keep_views(self) -> None:
+        """(Re)create STORE/audit.duckdb when its views changed or the file was damaged or removed."""
+        self.ready.wait()  # the slots' stores are open: the tables' layout exists
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                if not layout.views_db_current(self.store_dir):
+                    layout.write_views_db(self.store_dir)
+                failures = 0
+            except Exception as exc:  # a reader holding audit.duckdb, or a read-only store
+                failures += 1
+                log.log(logging.WARNING if failures % 10 == 5 else logging.DEBUG,
+                        "store: cannot update audit.duckdb yet (%s); retrying", str(exc).splitlines()[0])
+            self._stopping.wait(10.0 if failures == 0 else min(2.0, 0.1 * 2 ** failures))
 
     def close(self, timeout: float = 60.0) -> None:
         """Read every journal to its end (the writers are gone), store it, stop."""
@@ -157,6 +174,8 @@ class JournalRecorder:
             return
         self._stopping.set()
         self._thread.join(timeout)
+        if self._views is not None:
+            self._views.join(5)
         if self._thread.is_alive():
             log.error("recorder did not finish within %.0f s; the journal keeps what was not stored", timeout)
         self._thread = None
@@ -179,7 +198,8 @@ class JournalRecorder:
                     self._scan()
                 except Exception:
                     log.exception("recorder: scanning the journal slots failed; retrying")
-                self.ready.set()
+                if self._followers:
+                    self.ready.set()
             read = 0
             for follower in list(self._followers.values()):
                 try:
@@ -203,10 +223,10 @@ class JournalRecorder:
     def _scan(self) -> None:
         """Take every slot no other recorder follows; notice writers that went away."""
         for name in journal.slot_names(self.store_dir):
-            if name.endswith(REC_LOCK_SUFFIX) or name in self._followers:
+            if name in self._followers:
                 continue
             directory = self.store_dir / "journal" / name
-            lock = journal.try_lock(self.store_dir, name + REC_LOCK_SUFFIX)
+            lock = journal.try_lock(self.store_dir, name, FOLLOW_LOCKS)
             if lock is None:
                 continue  # another recorder follows it
             try:
@@ -263,8 +283,6 @@ class JournalRecorder:
         try:
             return list(self.parse(exchange, capture_content=self.capture_content))
         except Exception as exc:  # the parser must not lose an exchange
-            from proxy.pipeline import basic_facts
-
             log.exception("parse failed for exchange %s", exchange.exchange_id)
             return basic_facts(exchange, parse_error=f"{type(exc).__name__}: {exc}"[:500])
 
@@ -310,6 +328,29 @@ class JournalRecorder:
             follower.lock.close()
         self._shared.close()
         self._followers.clear()
+
+
+def basic_facts(exchange: Exchange, *, capture_content: bool = False, parse_error: str | None = None) -> list[Fact]:
+    """Just the ExchangeFact, from the Exchange alone. Used when the full parser is not installed
+    or raised, so an exchange is never missing from the store."""
+    when = datetime.fromtimestamp(exchange.started_at, tz=timezone.utc)
+    ms = lambda s: None if s is None else s * 1000.0  # noqa: E731
+    return [ExchangeFact(
+        exchange_id=exchange.exchange_id, observed_at=when, worker=exchange.worker, origin=exchange.origin,
+        started_at=when, duration_ms=exchange.duration_s * 1000.0, ttfb_ms=ms(exchange.ttfb_s),
+        proxy_overhead_ms=exchange.proxy_overhead_s * 1000.0, method=exchange.method, path=exchange.path,
+        route=exchange.path, operation="other", provider="openai", status_code=exchange.status,
+        beta_header=exchange.header("openai-beta"), api_version=None, v1_semantics=False,
+        azure_api_version=None, stream=False, upstream_request_id=exchange.header("x-request-id", response=True),
+        processing_ms=None, ratelimit_remaining_requests=None, ratelimit_remaining_tokens=None,
+        bytes_in=exchange.request_body_size, bytes_out=exchange.response_body_size,
+        content_type=exchange.header("content-type", response=True),
+        content_encoding=exchange.header("content-encoding", response=True), error_type=exchange.error_type,
+        error_code=None, parse_error=parse_error, body_truncated=exchange.response_body_truncated,
+        user_agent=exchange.header("user-agent"), sdk=None, sdk_lang=None, sdk_version=None, helper=None,
+        retry_count=None, key_fingerprint=exchange.key_fingerprint, run_id=None, thread_id=None,
+        assistant_id=None, vector_store_id=None, model=None,
+    )]
 
 
 def _writer_alive(store_dir: Path, name: str) -> bool:

@@ -46,7 +46,9 @@ class JournalAppender:
         max_lag_bytes: int = 1 << 30,
         max_held: int = 10_000,
         max_held_bytes: int = 64 << 20,
+        slot_prefix: str = "w",
     ) -> None:
+        self.slot_prefix = slot_prefix
         self.store_dir = Path(store_dir).absolute()
         self.fsync = fsync
         self.segment_bytes = segment_bytes
@@ -73,7 +75,7 @@ class JournalAppender:
     def open(self) -> None:
         """Claim a free slot and start a fresh segment in it (raises OSError if the store is unusable)."""
         self.store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.slot = journal.claim_slot(self.store_dir)
+        self.slot = journal.claim_slot(self.store_dir, prefix=self.slot_prefix)
         try:
             self.writer = JournalWriter(self.slot.journal_dir, segment_bytes=self.segment_bytes, fsync=self.fsync)
         except Exception:

@@ -21,7 +21,7 @@ from emulator.app import EmulatorSettings
 from emulator.app import make_app as make_emulator_app
 from proxy.app import make_app
 from proxy.config import Settings
-from proxy.pipeline import build_recorder
+from proxy.recording.local import build_recorder
 from tests.proxy.test_serve import ServeProcess
 from tests.servers import ServerThread
 

@@ -12,7 +12,7 @@ import pytest
 from analytics.store import connect
 from proxy.config import Settings
 from proxy.demo import DemoServers
-from proxy.pipeline import build_recorder
+from proxy.recording.local import build_recorder
 
 # The Assistants API itself is deprecated in the openai SDK; that is what this proxy is for.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

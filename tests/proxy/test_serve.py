@@ -81,10 +81,14 @@ class ServeProcess:
         return Path(self.log.name).read_text(errors="replace")
 
     def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmHWM")
+        """The largest peak RSS of any process of the proxy (supervisor, workers, recorder)."""
+        peaks = []
+        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        assert peaks, "no VmHWM"
+        return max(peaks)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -187,10 +191,19 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def is_recorder(pid: int) -> bool:
+    try:
+        return b"proxy.recording" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+
+
 def test_two_workers_serve_and_stop(upstream, start_serve, tmp_path):
     proxy = start_serve(upstream.url, "--workers", "2")
-    workers = _children(proxy.proc.pid)
-    assert len(workers) == 2
+    children = _children(proxy.proc.pid)
+    workers = [pid for pid in children if not is_recorder(pid)]
+    recorders = [pid for pid in children if is_recorder(pid)]
+    assert len(workers) == 2 and len(recorders) == 1, children
     deadline = time.monotonic() + 30
     while proxy.output().count(" forwarding http://") < 2:  # both workers listening
         assert time.monotonic() < deadline, proxy.output()
@@ -208,7 +221,7 @@ def test_two_workers_serve_and_stop(upstream, start_serve, tmp_path):
         assert resp.status == 200
     assert proxy.stop() == 0, proxy.output()
     assert all(not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
-               for pid in workers)
+               for pid in children)
     from analytics.store import connect
 
     con = connect(tmp_path / "store")

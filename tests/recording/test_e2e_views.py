@@ -11,7 +11,7 @@ from analytics.store import connect
 from proxy.app import make_app
 from proxy.config import Settings
 from proxy.fingerprint import Fingerprinter
-from proxy.pipeline import build_recorder
+from proxy.recording.local import build_recorder
 from tests.recording.recorded import rows as q
 from tests.servers import ServerThread
 
