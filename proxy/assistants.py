@@ -21,6 +21,7 @@ import orjson
 
 from proxy.exchange import Exchange
 from proxy.facts import (
+    MAX_USAGE_TOKENS,
     AssistantObservation,
     ExchangeFact,
     Fact,
@@ -260,9 +261,35 @@ def _is_v1_object(obj: Json) -> bool:
     return "retrieval" in _tool_types(obj.get("tools"))
 
 
-def _usage(obj: Json) -> tuple[int | None, int | None, int | None]:
-    usage = _dict(obj.get("usage"))
-    return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(usage.get("total_tokens"))
+@dataclass(frozen=True, slots=True)
+class _Usage:
+    prompt: int | None = None
+    completion: int | None = None
+    total: int | None = None
+    invalid: str | None = None  # one of USAGE_INVALID_REASONS
+
+
+def _usage(obj: Json) -> _Usage:
+    """A run's or step's token usage. Usage is priced downstream, so an impossible one keeps no
+    token count at all, only the reason it was refused."""
+    usage = obj.get("usage")
+    if usage is None:
+        return _Usage()
+    if not isinstance(usage, dict):
+        return _Usage(invalid="malformed")
+    values = [usage.get(name) for name in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    given = [v for v in values if v is not None]
+    # the API sends JSON integers; a string, float or bool here is not a token count
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in given):
+        return _Usage(invalid="malformed")
+    if any(v < 0 for v in given):
+        return _Usage(invalid="negative")
+    if any(v > MAX_USAGE_TOKENS for v in given):
+        return _Usage(invalid="too_large")
+    prompt, completion, total = values
+    if prompt is not None and completion is not None and total is not None and prompt + completion != total:
+        return _Usage(invalid="inconsistent")
+    return _Usage(prompt, completion, total)
 
 
 # --- objects -> facts ------------------------------------------------------------------------
@@ -272,7 +299,7 @@ def _run(ctx: _Ctx, obj: Json, source: str, event: str | None) -> None:
     run_id = _str(obj.get("id"))
     if not run_id:
         return
-    prompt, completion, total = _usage(obj)
+    usage = _usage(obj)
     required = _dict(_dict(obj.get("required_action")).get("submit_tool_outputs"))
     required_calls = _list(required.get("tool_calls")) if required else []
     instructions = _str(obj.get("instructions"))
@@ -299,15 +326,16 @@ def _run(ctx: _Ctx, obj: Json, source: str, event: str | None) -> None:
             last_error_code=_str(_dict(obj.get("last_error")).get("code")),
             last_error_message=_str(_dict(obj.get("last_error")).get("message")),
             incomplete_reason=_str(_dict(obj.get("incomplete_details")).get("reason")),
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total,
+            prompt_tokens=usage.prompt,
+            completion_tokens=usage.completion,
+            total_tokens=usage.total,
             tools=_tool_types(obj.get("tools")),
             streamed=source == "stream",
             required_action_count=len(required_calls) if required else None,
             key_fingerprint=ctx.ex.key_fingerprint,
             instructions_chars=len(instructions) if instructions is not None else None,
             instructions=ctx.content(instructions),
+            usage_invalid=usage.invalid,
         )
     )
     for call in required_calls:
@@ -341,7 +369,7 @@ def _step(ctx: _Ctx, obj: Json) -> None:
     step_id = _str(obj.get("id"))
     if not step_id:
         return
-    prompt, completion, total = _usage(obj)
+    usage = _usage(obj)
     details = _dict(obj.get("step_details"))
     run_id, thread_id = _str(obj.get("run_id")), _str(obj.get("thread_id"))
     ctx.facts.append(
@@ -361,10 +389,11 @@ def _step(ctx: _Ctx, obj: Json) -> None:
             cancelled_at=ts(obj.get("cancelled_at")),
             expired_at=ts(obj.get("expired_at")),
             last_error_code=_str(_dict(obj.get("last_error")).get("code")),
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total,
+            prompt_tokens=usage.prompt,
+            completion_tokens=usage.completion,
+            total_tokens=usage.total,
             message_id=_str(_dict(details.get("message_creation")).get("message_id")),
+            usage_invalid=usage.invalid,
         )
     )
     for call in _list(details.get("tool_calls")):

@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
+# Usage the upstream reports is priced, so impossible values must not reach a price: no model's
+# context comes near this many tokens in one run or step.
+MAX_USAGE_TOKENS = 10_000_000
+# Why a usage object was refused (`usage_invalid`); its tokens are then recorded as NULL.
+USAGE_INVALID_REASONS = ("malformed", "negative", "too_large", "inconsistent")
+
 
 @dataclass(frozen=True, slots=True)
 class ExchangeFact:
@@ -106,6 +112,7 @@ class RunSnapshot:
     key_fingerprint: str | None
     instructions_chars: int | None
     instructions: str | None  # content
+    usage_invalid: str | None = None  # one of USAGE_INVALID_REASONS; the tokens are then None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +139,7 @@ class StepSnapshot:
     completion_tokens: int | None
     total_tokens: int | None
     message_id: str | None
+    usage_invalid: str | None = None  # as on RunSnapshot
 
 
 @dataclass(frozen=True, slots=True)
