@@ -4,10 +4,16 @@
 -- Money is USD (DOUBLE). A run whose model has no price has usd NULL and price_source 'unpriced'.
 
 -- Token cost of each run that reported usage, at the model price in force on the run's day.
+-- Usage the recorder refused (runs.usage_invalid) is never priced, nor token counts out of any
+-- model's range that a store written before that check may still hold (proxy.facts.MAX_USAGE_TOKENS).
 CREATE OR REPLACE VIEW run_costs AS
 WITH r AS (
     SELECT *, coalesce(created_at, started_at) AS priced_at FROM runs
-    WHERE prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL OR total_tokens IS NOT NULL
+    WHERE (prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL OR total_tokens IS NOT NULL)
+      AND usage_invalid IS NULL
+      AND coalesce(prompt_tokens, 0) BETWEEN 0 AND 10000000
+      AND coalesce(completion_tokens, 0) BETWEEN 0 AND 10000000
+      AND coalesce(total_tokens, 0) BETWEEN 0 AND 10000000
 )
 SELECT r.run_id, r.thread_id, r.assistant_id, r.model, r.status, r.api_version,
        r.priced_at, CAST(timezone('UTC', r.priced_at) AS DATE) AS day,

@@ -54,6 +54,10 @@ folded AS (
         arg_max(prompt_tokens, pos) FILTER (WHERE prompt_tokens IS NOT NULL) AS prompt_tokens,
         arg_max(completion_tokens, pos) FILTER (WHERE completion_tokens IS NOT NULL) AS completion_tokens,
         arg_max(total_tokens, pos) FILTER (WHERE total_tokens IS NOT NULL) AS total_tokens,
+        -- '' when the latest usage the run reported was sane, so a refused one shows until replaced
+        arg_max(coalesce(usage_invalid, ''), pos) FILTER (
+            WHERE usage_invalid IS NOT NULL OR prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL
+               OR total_tokens IS NOT NULL) AS usage_invalid,
         arg_max(tools, pos) FILTER (WHERE tools IS NOT NULL) AS tools,
         coalesce(bool_or(streamed), false) AS streamed,
         count(*) FILTER (WHERE source = 'retrieve') AS poll_count,
@@ -76,7 +80,7 @@ SELECT
     epoch(started_at) - epoch(created_at) AS queue_seconds,
     epoch(coalesce(completed_at, failed_at, cancelled_at)) - epoch(started_at) AS run_seconds,
     last_error_code, incomplete_reason,
-    prompt_tokens, completion_tokens, total_tokens,
+    prompt_tokens, completion_tokens, total_tokens, nullif(usage_invalid, '') AS usage_invalid,
     streamed, poll_count, polls_unchanged,
     status IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete') AS terminal,
     last_error_message, tools, required_action, max_required_action_count, key_fingerprint,
@@ -114,6 +118,9 @@ SELECT
     arg_max(prompt_tokens, pos) FILTER (WHERE prompt_tokens IS NOT NULL) AS prompt_tokens,
     arg_max(completion_tokens, pos) FILTER (WHERE completion_tokens IS NOT NULL) AS completion_tokens,
     arg_max(total_tokens, pos) FILTER (WHERE total_tokens IS NOT NULL) AS total_tokens,
+    nullif(arg_max(coalesce(usage_invalid, ''), pos) FILTER (
+        WHERE usage_invalid IS NOT NULL OR prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL
+           OR total_tokens IS NOT NULL), '') AS usage_invalid,
     arg_max(message_id, pos) FILTER (WHERE message_id IS NOT NULL) AS message_id,
     min(observed_at) AS first_seen_at,
     max(observed_at) AS last_seen_at
