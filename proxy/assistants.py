@@ -186,14 +186,25 @@ def _salvage_list(data: bytes) -> Json | None:
     return {"object": "list", "data": items}
 
 
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
+def _is_json_media(media: str) -> bool:
+    # application/jsonl and application/x-ndjson are lines of JSON, not one document
+    return media in ("application/json", "text/json") or (media.startswith("application/") and media.endswith("+json"))
+
+
 def _decode_body(raw: bytes, content_type: str | None, encoding: str | None, truncated: bool) -> _Body:
     body = _Body()
-    ctype = (content_type or "").lower()
+    media = _media_type(content_type)
+    if media != "text/event-stream" and not _is_json_media(media):
+        return body  # file content, multipart, text: bytes that only look like JSON are not an API object
     data, err = _decompress(raw, encoding)
     if err:
         body.error = err
         return body
-    if "text/event-stream" in ctype:
+    if media == "text/event-stream":
         body.is_sse = True
         for event in decode_all(data):
             if event.data.startswith("[DONE]"):
@@ -203,8 +214,8 @@ def _decode_body(raw: bytes, content_type: str | None, encoding: str | None, tru
             except orjson.JSONDecodeError:
                 body.error = body.error or "invalid_json_event"
         return body
-    if not data.strip() or not ("json" in ctype or data.lstrip()[:1] in (b"{", b"[")):
-        return body  # empty, or not JSON (file content, multipart): nothing to parse, not an error
+    if not data.strip():
+        return body
     try:
         body.data = orjson.loads(data)
     except orjson.JSONDecodeError:
