@@ -644,7 +644,9 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     route = classify(ex.method, ex.path, ex.query)
     req_header = ex.header
     beta = req_header("openai-beta")
-    api_version = api_version_from_beta(beta) or route.implied_azure_assistants_version
+    # what the upstream serves: Azure goes by its api-version and ignores OpenAI-Beta (the SDK
+    # sends assistants=v2 with any api-version); both raw values are recorded as well
+    api_version = route.implied_azure_assistants_version or api_version_from_beta(beta)
     started = datetime.fromtimestamp(ex.started_at, tz=timezone.utc)
     observed = datetime.fromtimestamp(ex.started_at + max(ex.duration_s, 0.0), tz=timezone.utc)
     if ex.origin in ("sampler", "enrichment"):
