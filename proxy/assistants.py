@@ -22,6 +22,7 @@ import orjson
 from proxy.exchange import Exchange
 from proxy.facts import (
     AssistantObservation,
+    AttachedFileObservation,
     ExchangeFact,
     Fact,
     FileObservation,
@@ -552,6 +553,29 @@ def _file(ctx: _Ctx, obj: Json, deleted: bool) -> None:
     )
 
 
+# v1 attached-file objects (and their deletions) -> (owner, the owner's id field and path parameter)
+_ATTACHED_FILE_OWNERS = {
+    "assistant.file": ("assistant", "assistant_id"),
+    "assistant.file.deleted": ("assistant", "assistant_id"),
+    "thread.message.file": ("message", "message_id"),
+}
+
+
+def _attached_file(ctx: _Ctx, obj: Json, kind: str) -> None:
+    ctx.v1 = True
+    owner, id_field = _ATTACHED_FILE_OWNERS[kind]
+    owner_id = _str(obj.get(id_field)) or ctx.route.ids.get(id_field)
+    file_id = _str(obj.get("id"))
+    if not owner_id or not file_id:
+        return
+    ctx.facts.append(
+        AttachedFileObservation(
+            exchange_id=ctx.ex.exchange_id, seq=ctx.next_seq(), observed_at=ctx.observed_at, owner=owner,
+            owner_id=owner_id, file_id=file_id, attached=obj.get("deleted") is not True,
+        )
+    )
+
+
 def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -> None:
     """Dispatch one API object (or list page) to its fact builder by its `object` field."""
     if not isinstance(obj, dict):
@@ -581,8 +605,8 @@ def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -
         _search_results(ctx, _list(obj.get("data")), f"search_{ctx.ex.exchange_id}")
     elif kind == "upload":  # a completed upload carries the file it made
         _object(ctx, obj.get("file"), run_source, event)
-    elif kind in ("assistant.file", "thread.message.file"):
-        ctx.v1 = True
+    elif kind in _ATTACHED_FILE_OWNERS:
+        _attached_file(ctx, obj, kind)
 
 
 def _stream_events(ctx: _Ctx, events: list[tuple[str, Any]]) -> tuple[str | None, str | None]:
