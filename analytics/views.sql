@@ -344,3 +344,41 @@ SELECT
     max(observed_at) AS last_seen_at
 FROM ordered
 GROUP BY file_id;
+
+-- Every sighting of a file attached to (or detached from) an assistant or a message: a whole
+-- assistant or message object says its full file list (known files missing from it are
+-- detached), and the v1 /assistants/{id}/files and /messages/{id}/files calls say one file each.
+CREATE OR REPLACE VIEW attached_file_events AS
+WITH snapshots AS (
+    SELECT 'assistant' AS owner, assistant_id AS owner_id, file_ids, observed_at, exchange_id, seq
+    FROM (SELECT DISTINCT ON (exchange_id, seq) * FROM assistant_observations) WHERE NOT deleted
+    UNION ALL
+    SELECT 'message', message_id, file_ids, observed_at, exchange_id, seq
+    FROM (SELECT DISTINCT ON (exchange_id, seq) * FROM message_observations)
+),
+calls AS (
+    SELECT DISTINCT ON (exchange_id, seq) owner, owner_id, file_id, attached, observed_at, exchange_id, seq
+    FROM attached_file_observations
+),
+known AS (
+    SELECT DISTINCT owner, owner_id, file_id FROM (
+        SELECT owner, owner_id, unnest(file_ids) AS file_id FROM snapshots
+        UNION ALL SELECT owner, owner_id, file_id FROM calls
+    )
+)
+SELECT k.owner, k.owner_id, k.file_id, list_contains(s.file_ids, k.file_id) AS attached,
+       s.observed_at, s.exchange_id, s.seq
+FROM snapshots s JOIN known k USING (owner, owner_id)
+UNION ALL
+SELECT owner, owner_id, file_id, attached, observed_at, exchange_id, seq FROM calls;
+
+-- One row per stretch of time a file was seen attached: from a sighting that says attached to
+-- the next sighting of that (owner, file); detached_at is NULL while it is still attached.
+CREATE OR REPLACE VIEW attached_file_intervals AS
+SELECT owner, owner_id, file_id, attached_at, detached_at FROM (
+    SELECT owner, owner_id, file_id, attached, observed_at AS attached_at,
+           lead(observed_at) OVER (PARTITION BY owner, owner_id, file_id ORDER BY observed_at, exchange_id, seq)
+               AS detached_at
+    FROM attached_file_events
+)
+WHERE attached AND (detached_at IS NULL OR detached_at > attached_at);

@@ -23,6 +23,7 @@ from proxy.exchange import Exchange
 from proxy.facts import (
     MAX_USAGE_TOKENS,
     AssistantObservation,
+    AttachedFileObservation,
     ExchangeFact,
     Fact,
     FileObservation,
@@ -187,14 +188,25 @@ def _salvage_list(data: bytes) -> Json | None:
     return {"object": "list", "data": items}
 
 
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
+def _is_json_media(media: str) -> bool:
+    # application/jsonl and application/x-ndjson are lines of JSON, not one document
+    return media in ("application/json", "text/json") or (media.startswith("application/") and media.endswith("+json"))
+
+
 def _decode_body(raw: bytes, content_type: str | None, encoding: str | None, truncated: bool) -> _Body:
     body = _Body()
-    ctype = (content_type or "").lower()
+    media = _media_type(content_type)
+    if media != "text/event-stream" and not _is_json_media(media):
+        return body  # file content, multipart, text: bytes that only look like JSON are not an API object
     data, err = _decompress(raw, encoding)
     if err:
         body.error = err
         return body
-    if "text/event-stream" in ctype:
+    if media == "text/event-stream":
         body.is_sse = True
         for event in decode_all(data):
             if event.data.startswith("[DONE]"):
@@ -204,8 +216,8 @@ def _decode_body(raw: bytes, content_type: str | None, encoding: str | None, tru
             except orjson.JSONDecodeError:
                 body.error = body.error or "invalid_json_event"
         return body
-    if not data.strip() or not ("json" in ctype or data.lstrip()[:1] in (b"{", b"[")):
-        return body  # empty, or not JSON (file content, multipart): nothing to parse, not an error
+    if not data.strip():
+        return body
     try:
         body.data = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -570,6 +582,29 @@ def _file(ctx: _Ctx, obj: Json, deleted: bool) -> None:
     )
 
 
+# v1 attached-file objects (and their deletions) -> (owner, the owner's id field and path parameter)
+_ATTACHED_FILE_OWNERS = {
+    "assistant.file": ("assistant", "assistant_id"),
+    "assistant.file.deleted": ("assistant", "assistant_id"),
+    "thread.message.file": ("message", "message_id"),
+}
+
+
+def _attached_file(ctx: _Ctx, obj: Json, kind: str) -> None:
+    ctx.v1 = True
+    owner, id_field = _ATTACHED_FILE_OWNERS[kind]
+    owner_id = _str(obj.get(id_field)) or ctx.route.ids.get(id_field)
+    file_id = _str(obj.get("id"))
+    if not owner_id or not file_id:
+        return
+    ctx.facts.append(
+        AttachedFileObservation(
+            exchange_id=ctx.ex.exchange_id, seq=ctx.next_seq(), observed_at=ctx.observed_at, owner=owner,
+            owner_id=owner_id, file_id=file_id, attached=obj.get("deleted") is not True,
+        )
+    )
+
+
 def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -> None:
     """Dispatch one API object (or list page) to its fact builder by its `object` field."""
     if not isinstance(obj, dict):
@@ -599,8 +634,8 @@ def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -
         _search_results(ctx, _list(obj.get("data")), f"search_{ctx.ex.exchange_id}")
     elif kind == "upload":  # a completed upload carries the file it made
         _object(ctx, obj.get("file"), run_source, event)
-    elif kind in ("assistant.file", "thread.message.file"):
-        ctx.v1 = True
+    elif kind in _ATTACHED_FILE_OWNERS:
+        _attached_file(ctx, obj, kind)
 
 
 def _stream_events(ctx: _Ctx, events: list[tuple[str, Any]]) -> tuple[str | None, str | None]:
@@ -662,7 +697,9 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     route = classify(ex.method, ex.path, ex.query)
     req_header = ex.header
     beta = req_header("openai-beta")
-    api_version = api_version_from_beta(beta) or route.implied_azure_assistants_version
+    # what the upstream serves: Azure goes by its api-version and ignores OpenAI-Beta (the SDK
+    # sends assistants=v2 with any api-version); both raw values are recorded as well
+    api_version = route.implied_azure_assistants_version or api_version_from_beta(beta)
     started = datetime.fromtimestamp(ex.started_at, tz=timezone.utc)
     observed = datetime.fromtimestamp(ex.started_at + max(ex.duration_s, 0.0), tz=timezone.utc)
     if ex.origin in ("sampler", "enrichment"):

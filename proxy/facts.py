@@ -293,6 +293,22 @@ class MessageObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachedFileObservation:
+    """Occurs when a v1 call attaches, detaches, lists or retrieves an assistant file or a message
+    file (`/assistants/{id}/files`, `/threads/{t}/messages/{id}/files`): the only news of a change
+    to the owner's `file_ids` until the owner itself is seen again."""
+
+    TABLE: ClassVar[str] = "attached_file_observations"
+    exchange_id: str
+    seq: int
+    observed_at: datetime
+    owner: str  # assistant | message
+    owner_id: str
+    file_id: str
+    attached: bool  # False: detached (the DELETE was answered deleted)
+
+
+@dataclass(frozen=True, slots=True)
 class FileObservation:
     """Occurs whenever a file object (or its deletion) is seen."""
 
@@ -321,6 +337,7 @@ FACT_TYPES: tuple[type, ...] = (
     AssistantObservation,
     ThreadObservation,
     MessageObservation,
+    AttachedFileObservation,
     FileObservation,
 )
 
@@ -335,5 +352,6 @@ Fact = (
     | AssistantObservation
     | ThreadObservation
     | MessageObservation
+    | AttachedFileObservation
     | FileObservation
 )
