@@ -82,8 +82,11 @@ class GuardedRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
     def _idle(self) -> bool:
-        """Waiting for the next request head: no request is being handled or drained."""
-        return self._waiter is not None and not self._waiter.done()
+        """Waiting for the next request head: no request is being handled or drained. The first
+        head's bytes can arrive before the connection's task first waits for them (the count of
+        parsed requests is still 0 then); without that case, a client that sent a partial head at
+        once was cut off without its 408."""
+        return self._request_count == 0 or (self._waiter is not None and not self._waiter.done())
 
     def _arm(self) -> None:
         timeout = self._guard.header_timeout
