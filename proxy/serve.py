@@ -28,6 +28,7 @@ import aiohttp
 import click
 from aiohttp import web
 
+from proxy import logs
 from proxy.admin import MetricsHandler, make_admin_app
 from proxy.app import make_app
 from proxy.config import Settings, settings_options
@@ -40,10 +41,7 @@ log = logging.getLogger("assistants_audit.serve")
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
+    logs.configure_logging(level, "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
 
 
 class Observability:
