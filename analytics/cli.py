@@ -92,8 +92,8 @@ def sql(query: str, store: str, fmt: str) -> None:
 
     The store can be queried at any time, also while proxies are writing to it. Views: exchanges,
     runs, run_steps, tool_calls, file_search_results, vector_stores, vector_store_usage,
-    vector_store_files, assistants, threads, messages, files (and the raw *_log/*_observations
-    tables). Cost views (USD): costs, run_costs, cost_by_day, cost_by_assistant, cost_by_model,
+    vector_store_files, assistants, threads, messages, files, attached_file_events,
+    attached_file_intervals (and the raw *_log/*_observations tables). Cost views (USD): costs, run_costs, cost_by_day, cost_by_assistant, cost_by_model,
     cost_by_key, code_interpreter_sessions, code_interpreter_calls, vector_store_storage_daily,
     retrieval_storage_daily, vector_store_activity, vector_store_lifetimes, storage_intervals,
     storage_days, api_version_usage, polling_overhead; prices: model_prices, tool_prices.

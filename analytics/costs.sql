@@ -4,10 +4,16 @@
 -- Money is USD (DOUBLE). A run whose model has no price has usd NULL and price_source 'unpriced'.
 
 -- Token cost of each run that reported usage, at the model price in force on the run's day.
+-- Usage the recorder refused (runs.usage_invalid) is never priced, nor token counts out of any
+-- model's range that a store written before that check may still hold (proxy.facts.MAX_USAGE_TOKENS).
 CREATE OR REPLACE VIEW run_costs AS
 WITH r AS (
     SELECT *, coalesce(created_at, started_at) AS priced_at FROM runs
-    WHERE prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL OR total_tokens IS NOT NULL
+    WHERE (prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL OR total_tokens IS NOT NULL)
+      AND usage_invalid IS NULL
+      AND coalesce(prompt_tokens, 0) BETWEEN 0 AND 10000000
+      AND coalesce(completion_tokens, 0) BETWEEN 0 AND 10000000
+      AND coalesce(total_tokens, 0) BETWEEN 0 AND 10000000
 )
 SELECT r.run_id, r.thread_id, r.assistant_id, r.model, r.status, r.api_version,
        r.priced_at, CAST(timezone('UTC', r.priced_at) AS DATE) AS day,
@@ -103,13 +109,22 @@ org AS (
     SELECT t AS t0, lead(t) OVER (ORDER BY t) AS t1, sum(d) OVER (ORDER BY t ROWS UNBOUNDED PRECEDING) AS bytes
     FROM deltas
 ),
+asst_state AS (
+    SELECT assistant_id, observed_at AS t0,
+           coalesce(lead(observed_at) OVER (PARTITION BY assistant_id ORDER BY observed_at, exchange_id, seq), now()) AS t1,
+           NOT deleted AND list_contains(tools, 'retrieval') AS retrieval
+    FROM (SELECT DISTINCT ON (exchange_id, seq) * FROM assistant_observations)
+),
+-- each attached file for as long as it was attached while the assistant had retrieval on
 asst AS (
-    SELECT a.assistant_id AS subject_id, a.observed_at AS t0,
-           coalesce(lead(a.observed_at) OVER (PARTITION BY a.assistant_id ORDER BY a.observed_at, a.seq), now()) AS t1,
-           CASE WHEN a.deleted OR NOT list_contains(a.tools, 'retrieval') THEN 0
-                ELSE coalesce((SELECT sum(f.bytes) FROM files f WHERE list_contains(a.file_ids, f.file_id)), 0)
-           END AS bytes
-    FROM assistant_observations a
+    SELECT s.assistant_id AS subject_id, greatest(s.t0, a.attached_at) AS t0,
+           least(s.t1, coalesce(a.detached_at, now())) AS t1, f.bytes
+    FROM asst_state s
+    JOIN attached_file_intervals a
+      ON a.owner = 'assistant' AND a.owner_id = s.assistant_id
+     AND a.attached_at < s.t1 AND coalesce(a.detached_at, now()) > s.t0
+    JOIN files f ON f.file_id = a.file_id
+    WHERE s.retrieval
 )
 SELECT 'vector_store' AS scope, subject_id, t0, t1, bytes FROM vs_ok
 UNION ALL SELECT 'org', NULL, t0, t1, bytes FROM org WHERE t1 > t0 AND bytes > 0

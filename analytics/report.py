@@ -336,6 +336,9 @@ folded AS (
            arg_max(prompt_tokens, k) FILTER (WHERE prompt_tokens IS NOT NULL) AS prompt_tokens,
            arg_max(completion_tokens, k) FILTER (WHERE completion_tokens IS NOT NULL) AS completion_tokens,
            arg_max(total_tokens, k) FILTER (WHERE total_tokens IS NOT NULL) AS total_tokens,
+           nullif(arg_max(coalesce(usage_invalid, ''), k) FILTER (
+               WHERE usage_invalid IS NOT NULL OR prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL
+                  OR total_tokens IS NOT NULL), '') AS usage_invalid,
            coalesce(bool_or(streamed), false) AS streamed,
            count(*) FILTER (WHERE source = 'retrieve') AS poll_count,
            arg_max(key_fingerprint, k) FILTER (WHERE key_fingerprint IS NOT NULL) AS key_fingerprint
@@ -346,7 +349,7 @@ SELECT f.*, coalesce(p.polls_unchanged, 0) AS polls_unchanged FROM folded f LEFT
 REPORT_RUNS_COLUMNS = (
     "run_id", "thread_id", "assistant_id", "model", "status", "api_version", "created_at", "started_at",
     "completed_at", "failed_at", "cancelled_at", "last_error_code", "incomplete_reason", "prompt_tokens",
-    "completion_tokens", "total_tokens", "streamed", "poll_count", "key_fingerprint", "polls_unchanged",
+    "completion_tokens", "total_tokens", "usage_invalid", "streamed", "poll_count", "key_fingerprint", "polls_unchanged",
 )
 
 # Folded views the report reads many times, in dependency order. Each becomes a TEMP table of

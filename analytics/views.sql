@@ -54,6 +54,10 @@ folded AS (
         arg_max(prompt_tokens, pos) FILTER (WHERE prompt_tokens IS NOT NULL) AS prompt_tokens,
         arg_max(completion_tokens, pos) FILTER (WHERE completion_tokens IS NOT NULL) AS completion_tokens,
         arg_max(total_tokens, pos) FILTER (WHERE total_tokens IS NOT NULL) AS total_tokens,
+        -- '' when the latest usage the run reported was sane, so a refused one shows until replaced
+        arg_max(coalesce(usage_invalid, ''), pos) FILTER (
+            WHERE usage_invalid IS NOT NULL OR prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL
+               OR total_tokens IS NOT NULL) AS usage_invalid,
         arg_max(tools, pos) FILTER (WHERE tools IS NOT NULL) AS tools,
         coalesce(bool_or(streamed), false) AS streamed,
         count(*) FILTER (WHERE source = 'retrieve') AS poll_count,
@@ -76,7 +80,7 @@ SELECT
     epoch(started_at) - epoch(created_at) AS queue_seconds,
     epoch(coalesce(completed_at, failed_at, cancelled_at)) - epoch(started_at) AS run_seconds,
     last_error_code, incomplete_reason,
-    prompt_tokens, completion_tokens, total_tokens,
+    prompt_tokens, completion_tokens, total_tokens, nullif(usage_invalid, '') AS usage_invalid,
     streamed, poll_count, polls_unchanged,
     status IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete') AS terminal,
     last_error_message, tools, required_action, max_required_action_count, key_fingerprint,
@@ -114,6 +118,9 @@ SELECT
     arg_max(prompt_tokens, pos) FILTER (WHERE prompt_tokens IS NOT NULL) AS prompt_tokens,
     arg_max(completion_tokens, pos) FILTER (WHERE completion_tokens IS NOT NULL) AS completion_tokens,
     arg_max(total_tokens, pos) FILTER (WHERE total_tokens IS NOT NULL) AS total_tokens,
+    nullif(arg_max(coalesce(usage_invalid, ''), pos) FILTER (
+        WHERE usage_invalid IS NOT NULL OR prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL
+           OR total_tokens IS NOT NULL), '') AS usage_invalid,
     arg_max(message_id, pos) FILTER (WHERE message_id IS NOT NULL) AS message_id,
     min(observed_at) AS first_seen_at,
     max(observed_at) AS last_seen_at
@@ -337,3 +344,41 @@ SELECT
     max(observed_at) AS last_seen_at
 FROM ordered
 GROUP BY file_id;
+
+-- Every sighting of a file attached to (or detached from) an assistant or a message: a whole
+-- assistant or message object says its full file list (known files missing from it are
+-- detached), and the v1 /assistants/{id}/files and /messages/{id}/files calls say one file each.
+CREATE OR REPLACE VIEW attached_file_events AS
+WITH snapshots AS (
+    SELECT 'assistant' AS owner, assistant_id AS owner_id, file_ids, observed_at, exchange_id, seq
+    FROM (SELECT DISTINCT ON (exchange_id, seq) * FROM assistant_observations) WHERE NOT deleted
+    UNION ALL
+    SELECT 'message', message_id, file_ids, observed_at, exchange_id, seq
+    FROM (SELECT DISTINCT ON (exchange_id, seq) * FROM message_observations)
+),
+calls AS (
+    SELECT DISTINCT ON (exchange_id, seq) owner, owner_id, file_id, attached, observed_at, exchange_id, seq
+    FROM attached_file_observations
+),
+known AS (
+    SELECT DISTINCT owner, owner_id, file_id FROM (
+        SELECT owner, owner_id, unnest(file_ids) AS file_id FROM snapshots
+        UNION ALL SELECT owner, owner_id, file_id FROM calls
+    )
+)
+SELECT k.owner, k.owner_id, k.file_id, list_contains(s.file_ids, k.file_id) AS attached,
+       s.observed_at, s.exchange_id, s.seq
+FROM snapshots s JOIN known k USING (owner, owner_id)
+UNION ALL
+SELECT owner, owner_id, file_id, attached, observed_at, exchange_id, seq FROM calls;
+
+-- One row per stretch of time a file was seen attached: from a sighting that says attached to
+-- the next sighting of that (owner, file); detached_at is NULL while it is still attached.
+CREATE OR REPLACE VIEW attached_file_intervals AS
+SELECT owner, owner_id, file_id, attached_at, detached_at FROM (
+    SELECT owner, owner_id, file_id, attached, observed_at AS attached_at,
+           lead(observed_at) OVER (PARTITION BY owner, owner_id, file_id ORDER BY observed_at, exchange_id, seq)
+               AS detached_at
+    FROM attached_file_events
+)
+WHERE attached AND (detached_at IS NULL OR detached_at > attached_at);

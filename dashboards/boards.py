@@ -292,10 +292,14 @@ def failures() -> Dashboard:
             "Audit store errors and lost records",
             "Errors writing the audit store, by kind, and records lost for good. Lost records should "
             "always be zero: if not, the journal disk is full or unwritable; free space under the "
-            "store directory and check the proxy log." + ABSENT_IS_ZERO,
+            "store directory and check the proxy log. Invalid usage: runs and steps whose upstream "
+            "usage was impossible (negative, not an integer, beyond any context), recorded but never priced."
+            + ABSENT_IS_ZERO,
             "short",
             Q(f"sum by (kind) (increase(assistants_audit_store_errors_total[{RATE}])) or vector(0)", "errors {{kind}}"),
             Q(f"sum(increase(assistants_audit_store_lost_records_total[{RATE}])) or vector(0)", "lost records"),
+            Q(f"sum by (reason) (increase(assistants_audit_invalid_usage_total[{RATE}])) or vector(0)",
+              "invalid usage {{reason}}"),
             width=8,
         )
     )

@@ -65,6 +65,9 @@ def api_path(request: web.Request) -> tuple[str, bool]:
 
 
 def requested_version(request: web.Request, root: str, azure: bool) -> str:
+    api_version = request.query.get("api-version", "") if azure else ""
+    if api_version:  # Azure serves what its api-version names and ignores OpenAI-Beta
+        return V1 if api_version < AZURE_V2_FROM else V2
     beta = request.headers.get("OpenAI-Beta", "")
     for item in beta.split(","):
         name, _, value = item.strip().partition("=")
@@ -74,8 +77,7 @@ def requested_version(request: web.Request, root: str, azure: bool) -> str:
             raise ApiError(400, f"Invalid value for 'OpenAI-Beta' header: '{item.strip()}'. "
                                 "Supported values are 'assistants=v1' and 'assistants=v2'.", code="invalid_beta")
     if azure:
-        api_version = request.query.get("api-version", "")
-        return V1 if api_version and api_version < AZURE_V2_FROM else V2
+        return V2
     if root in ASSISTANTS_ROOTS:
         raise errors.missing_beta()
     return V2

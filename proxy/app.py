@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from proxy.config import Settings
 from proxy.exchange import NullRecorder, Recorder
 from proxy.fingerprint import Fingerprinter
-from proxy.forward import Forwarder, make_client_session
+from proxy.forward import Forwarder, OwnResponse, error_body, make_client_session
 
 SETTINGS = web.AppKey("settings", Settings)
 RECORDER = web.AppKey("recorder", Recorder)
@@ -62,5 +62,20 @@ def make_app(
             await app[SESSION].close()
 
     app.cleanup_ctx.append(upstream_session)
-    app.router.add_route("*", "/{tail:.*}", forwarder.handle)
+    # [\s\S], not ".": a path may hold a newline (%0A), and it is forwarded like any other
+    app.router.add_route("*", r"/{tail:[\s\S]*}", forwarder.handle, expect_handler=_expect)
     return app
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """aiohttp's own handling of `Expect`, but an unknown expectation gets the proxy's 417 (not
+    aiohttp's text/plain one, which echoes the field's value back)."""
+    if request.version != aiohttp.HttpVersion11:
+        return None
+    if request.headers[hdrs.EXPECT].lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the response proper has not started
+        return None
+    response = OwnResponse(417, error_body("expectation_failed", "only Expect: 100-continue is supported"))
+    response.force_close()  # the body is not read
+    return response

@@ -21,7 +21,9 @@ import orjson
 
 from proxy.exchange import Exchange
 from proxy.facts import (
+    MAX_USAGE_TOKENS,
     AssistantObservation,
+    AttachedFileObservation,
     ExchangeFact,
     Fact,
     FileObservation,
@@ -186,14 +188,25 @@ def _salvage_list(data: bytes) -> Json | None:
     return {"object": "list", "data": items}
 
 
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
+def _is_json_media(media: str) -> bool:
+    # application/jsonl and application/x-ndjson are lines of JSON, not one document
+    return media in ("application/json", "text/json") or (media.startswith("application/") and media.endswith("+json"))
+
+
 def _decode_body(raw: bytes, content_type: str | None, encoding: str | None, truncated: bool) -> _Body:
     body = _Body()
-    ctype = (content_type or "").lower()
+    media = _media_type(content_type)
+    if media != "text/event-stream" and not _is_json_media(media):
+        return body  # file content, multipart, text: bytes that only look like JSON are not an API object
     data, err = _decompress(raw, encoding)
     if err:
         body.error = err
         return body
-    if "text/event-stream" in ctype:
+    if media == "text/event-stream":
         body.is_sse = True
         for event in decode_all(data):
             if event.data.startswith("[DONE]"):
@@ -203,8 +216,8 @@ def _decode_body(raw: bytes, content_type: str | None, encoding: str | None, tru
             except orjson.JSONDecodeError:
                 body.error = body.error or "invalid_json_event"
         return body
-    if not data.strip() or not ("json" in ctype or data.lstrip()[:1] in (b"{", b"[")):
-        return body  # empty, or not JSON (file content, multipart): nothing to parse, not an error
+    if not data.strip():
+        return body
     try:
         body.data = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -260,9 +273,35 @@ def _is_v1_object(obj: Json) -> bool:
     return "retrieval" in _tool_types(obj.get("tools"))
 
 
-def _usage(obj: Json) -> tuple[int | None, int | None, int | None]:
-    usage = _dict(obj.get("usage"))
-    return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(usage.get("total_tokens"))
+@dataclass(frozen=True, slots=True)
+class _Usage:
+    prompt: int | None = None
+    completion: int | None = None
+    total: int | None = None
+    invalid: str | None = None  # one of USAGE_INVALID_REASONS
+
+
+def _usage(obj: Json) -> _Usage:
+    """A run's or step's token usage. Usage is priced downstream, so an impossible one keeps no
+    token count at all, only the reason it was refused."""
+    usage = obj.get("usage")
+    if usage is None:
+        return _Usage()
+    if not isinstance(usage, dict):
+        return _Usage(invalid="malformed")
+    values = [usage.get(name) for name in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    given = [v for v in values if v is not None]
+    # the API sends JSON integers; a string, float or bool here is not a token count
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in given):
+        return _Usage(invalid="malformed")
+    if any(v < 0 for v in given):
+        return _Usage(invalid="negative")
+    if any(v > MAX_USAGE_TOKENS for v in given):
+        return _Usage(invalid="too_large")
+    prompt, completion, total = values
+    if prompt is not None and completion is not None and total is not None and prompt + completion != total:
+        return _Usage(invalid="inconsistent")
+    return _Usage(prompt, completion, total)
 
 
 # --- objects -> facts ------------------------------------------------------------------------
@@ -272,7 +311,7 @@ def _run(ctx: _Ctx, obj: Json, source: str, event: str | None) -> None:
     run_id = _str(obj.get("id"))
     if not run_id:
         return
-    prompt, completion, total = _usage(obj)
+    usage = _usage(obj)
     required = _dict(_dict(obj.get("required_action")).get("submit_tool_outputs"))
     required_calls = _list(required.get("tool_calls")) if required else []
     instructions = _str(obj.get("instructions"))
@@ -299,15 +338,16 @@ def _run(ctx: _Ctx, obj: Json, source: str, event: str | None) -> None:
             last_error_code=_str(_dict(obj.get("last_error")).get("code")),
             last_error_message=_str(_dict(obj.get("last_error")).get("message")),
             incomplete_reason=_str(_dict(obj.get("incomplete_details")).get("reason")),
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total,
+            prompt_tokens=usage.prompt,
+            completion_tokens=usage.completion,
+            total_tokens=usage.total,
             tools=_tool_types(obj.get("tools")),
             streamed=source == "stream",
             required_action_count=len(required_calls) if required else None,
             key_fingerprint=ctx.ex.key_fingerprint,
             instructions_chars=len(instructions) if instructions is not None else None,
             instructions=ctx.content(instructions),
+            usage_invalid=usage.invalid,
         )
     )
     for call in required_calls:
@@ -341,7 +381,7 @@ def _step(ctx: _Ctx, obj: Json) -> None:
     step_id = _str(obj.get("id"))
     if not step_id:
         return
-    prompt, completion, total = _usage(obj)
+    usage = _usage(obj)
     details = _dict(obj.get("step_details"))
     run_id, thread_id = _str(obj.get("run_id")), _str(obj.get("thread_id"))
     ctx.facts.append(
@@ -361,10 +401,11 @@ def _step(ctx: _Ctx, obj: Json) -> None:
             cancelled_at=ts(obj.get("cancelled_at")),
             expired_at=ts(obj.get("expired_at")),
             last_error_code=_str(_dict(obj.get("last_error")).get("code")),
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total,
+            prompt_tokens=usage.prompt,
+            completion_tokens=usage.completion,
+            total_tokens=usage.total,
             message_id=_str(_dict(details.get("message_creation")).get("message_id")),
+            usage_invalid=usage.invalid,
         )
     )
     for call in _list(details.get("tool_calls")):
@@ -541,6 +582,29 @@ def _file(ctx: _Ctx, obj: Json, deleted: bool) -> None:
     )
 
 
+# v1 attached-file objects (and their deletions) -> (owner, the owner's id field and path parameter)
+_ATTACHED_FILE_OWNERS = {
+    "assistant.file": ("assistant", "assistant_id"),
+    "assistant.file.deleted": ("assistant", "assistant_id"),
+    "thread.message.file": ("message", "message_id"),
+}
+
+
+def _attached_file(ctx: _Ctx, obj: Json, kind: str) -> None:
+    ctx.v1 = True
+    owner, id_field = _ATTACHED_FILE_OWNERS[kind]
+    owner_id = _str(obj.get(id_field)) or ctx.route.ids.get(id_field)
+    file_id = _str(obj.get("id"))
+    if not owner_id or not file_id:
+        return
+    ctx.facts.append(
+        AttachedFileObservation(
+            exchange_id=ctx.ex.exchange_id, seq=ctx.next_seq(), observed_at=ctx.observed_at, owner=owner,
+            owner_id=owner_id, file_id=file_id, attached=obj.get("deleted") is not True,
+        )
+    )
+
+
 def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -> None:
     """Dispatch one API object (or list page) to its fact builder by its `object` field."""
     if not isinstance(obj, dict):
@@ -570,8 +634,8 @@ def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -
         _search_results(ctx, _list(obj.get("data")), f"search_{ctx.ex.exchange_id}")
     elif kind == "upload":  # a completed upload carries the file it made
         _object(ctx, obj.get("file"), run_source, event)
-    elif kind in ("assistant.file", "thread.message.file"):
-        ctx.v1 = True
+    elif kind in _ATTACHED_FILE_OWNERS:
+        _attached_file(ctx, obj, kind)
 
 
 def _stream_events(ctx: _Ctx, events: list[tuple[str, Any]]) -> tuple[str | None, str | None]:
@@ -633,7 +697,9 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     route = classify(ex.method, ex.path, ex.query)
     req_header = ex.header
     beta = req_header("openai-beta")
-    api_version = api_version_from_beta(beta) or route.implied_azure_assistants_version
+    # what the upstream serves: Azure goes by its api-version and ignores OpenAI-Beta (the SDK
+    # sends assistants=v2 with any api-version); both raw values are recorded as well
+    api_version = route.implied_azure_assistants_version or api_version_from_beta(beta)
     started = datetime.fromtimestamp(ex.started_at, tz=timezone.utc)
     observed = datetime.fromtimestamp(ex.started_at + max(ex.duration_s, 0.0), tz=timezone.utc)
     if ex.origin in ("sampler", "enrichment"):

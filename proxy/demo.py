@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from proxy.logs import configure_logging
 from proxy.workload import Workload
 
 DEMO_KEY = "sk-demo-not-a-real-key"
@@ -134,7 +135,7 @@ def demo(store: Path, rounds: int, capture_content: bool, traffic_only: bool, ba
       assistants-audit demo --traffic-only --base-url http://127.0.0.1:8080/v1 --repeat 0
     """
     console = Console()
-    logging.basicConfig(level=logging.WARNING)
+    configure_logging(logging.WARNING)
     if traffic_only:
         if not base_url:
             raise click.UsageError("--traffic-only needs --base-url")

@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
+# Usage the upstream reports is priced, so impossible values must not reach a price: no model's
+# context comes near this many tokens in one run or step.
+MAX_USAGE_TOKENS = 10_000_000
+# Why a usage object was refused (`usage_invalid`); its tokens are then recorded as NULL.
+USAGE_INVALID_REASONS = ("malformed", "negative", "too_large", "inconsistent")
+
 
 @dataclass(frozen=True, slots=True)
 class ExchangeFact:
@@ -106,6 +112,7 @@ class RunSnapshot:
     key_fingerprint: str | None
     instructions_chars: int | None
     instructions: str | None  # content
+    usage_invalid: str | None = None  # one of USAGE_INVALID_REASONS; the tokens are then None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +139,7 @@ class StepSnapshot:
     completion_tokens: int | None
     total_tokens: int | None
     message_id: str | None
+    usage_invalid: str | None = None  # as on RunSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +293,22 @@ class MessageObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachedFileObservation:
+    """Occurs when a v1 call attaches, detaches, lists or retrieves an assistant file or a message
+    file (`/assistants/{id}/files`, `/threads/{t}/messages/{id}/files`): the only news of a change
+    to the owner's `file_ids` until the owner itself is seen again."""
+
+    TABLE: ClassVar[str] = "attached_file_observations"
+    exchange_id: str
+    seq: int
+    observed_at: datetime
+    owner: str  # assistant | message
+    owner_id: str
+    file_id: str
+    attached: bool  # False: detached (the DELETE was answered deleted)
+
+
+@dataclass(frozen=True, slots=True)
 class FileObservation:
     """Occurs whenever a file object (or its deletion) is seen."""
 
@@ -313,6 +337,7 @@ FACT_TYPES: tuple[type, ...] = (
     AssistantObservation,
     ThreadObservation,
     MessageObservation,
+    AttachedFileObservation,
     FileObservation,
 )
 
@@ -327,5 +352,6 @@ Fact = (
     | AssistantObservation
     | ThreadObservation
     | MessageObservation
+    | AttachedFileObservation
     | FileObservation
 )

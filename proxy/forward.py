@@ -32,6 +32,7 @@ from yarl import URL
 from proxy.config import Settings
 from proxy.exchange import SECRET_HEADERS, Exchange, Headers, Recorder, new_exchange_id
 from proxy.fingerprint import Fingerprinter, credential_from_headers
+from proxy.logs import exception_summary
 from proxy.telemetry import outgoing_traceparent
 
 log = logging.getLogger("assistants_audit.forward")
@@ -95,6 +96,19 @@ def error_body(code: str, message: str) -> bytes:
     return orjson.dumps(
         {"error": {"message": message, "type": "proxy_error", "param": None, "code": code}}
     )
+
+
+class OwnResponse(web.Response):
+    """An answer of the proxy's own (refusals, upstream failures): an OpenAI-shaped error and no
+    `Server` or `Date` field, which aiohttp would add and the proxy promises not to."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status=status, body=body, content_type="application/json")
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        for name in ("Server", "Date"):
+            self.headers.popall(name, None)
 
 
 class TransparentResponse(web.StreamResponse):
@@ -196,7 +210,8 @@ class Forwarder:
         started_at = time.time()
         raw_target = request.raw_path
         path, _, query = raw_target.partition("?")
-        client_headers = list(request.headers.items())
+        # the raw lines: aiohttp's parsed fields respell well-known names (`accept` -> `Accept`)
+        client_headers = [(_text(name), _text(value)) for name, value in request.raw_headers]
         fingerprint = self.fingerprint(credential_from_headers(client_headers))
         base = dict(started_at=started_at, method=request.method, path=path, query=query,
                     key_fingerprint=fingerprint)
@@ -213,10 +228,13 @@ class Forwarder:
         headers, traceparent, client_traceparent = self._upstream_headers(client_headers)
         recorded_request_headers = _recordable(headers.items())
         url = URL(self.upstream_origin + raw_target, encoded=True)
-        if (url.scheme, url.raw_host, url.port) != (self.upstream.scheme, self.upstream.raw_host,
-                                                    self.upstream.port):
+        # A target the URL would change on the way (a fragment, an empty query) is refused
+        # rather than forwarded as something the client did not send.
+        if (url.scheme, url.raw_host, url.port, url.raw_path_qs) != (
+                self.upstream.scheme, self.upstream.raw_host, self.upstream.port, raw_target):
             return self._answer_locally(request, clock, base, recorded_request_headers, 400,
-                                        "invalid_request_target", "request target rejected")
+                                        "invalid_request_target",
+                                        "the request target cannot be forwarded as sent")
 
         request_body = _Capture(self.settings.body_cap)
         failure: dict[str, str] = {}
@@ -245,7 +263,7 @@ class Forwarder:
         try:
             upstream = await session.request(
                 request.method, url, headers=headers, data=data, allow_redirects=False,
-                auto_decompress=False,
+                auto_decompress=False, trace_request_ctx=headers,
             )
         except asyncio.CancelledError:
             clock.upstream += time.perf_counter() - t
@@ -258,7 +276,7 @@ class Forwarder:
                 self._submit(exchange(None, (), _Capture(0), None, code))
                 return web.Response(status=499)  # nobody is listening; aiohttp discards it
             body = error_body(code, message)
-            response = web.Response(status=status, body=body, content_type="application/json")
+            response = OwnResponse(status, body)
             captured = _Capture(len(body))
             captured.add(body)
             self._submit(exchange(status, _recordable(response.headers.items()), captured, None, code))
@@ -324,13 +342,13 @@ class Forwarder:
                 error_type = "upstream_reset"
             elif not body.ends_sse_stream():
                 error_type = "client_disconnected"
-            log.debug("stream ended early (%s): %r", error_type, exc)
+            log.debug("stream ended early (%s): %s", error_type, exception_summary(exc))
         except TimeoutError:
             error_type = "upstream_timeout"
         except (aiohttp.ClientError, OSError) as exc:
             error_type = "upstream_reset"
             upstream_rst = _was_reset(exc)
-            log.debug("upstream failed mid-body: %r", exc)
+            log.debug("upstream failed mid-body: %s", exception_summary(exc))
         if not submitted:
             self._submit(exchange(upstream.status, recorded_headers, body, ttfb, error_type))
         if error_type is None:
@@ -339,7 +357,7 @@ class Forwarder:
                 await response.write_eof()
             except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
                 # the client hung up as the response ended (the exchange is recorded already)
-                log.debug("client left at the end of the response: %r", exc)
+                log.debug("client left at the end of the response: %s", exception_summary(exc))
             clock.client += time.perf_counter() - t
             return response
         upstream.close()
@@ -421,7 +439,8 @@ class Forwarder:
             return 502, "upstream_reset", f"the upstream {self.upstream_origin} closed the connection"
         if isinstance(exc, aiohttp.ClientConnectorError):
             return 502, "upstream_unreachable", f"cannot connect to the upstream {self.upstream_origin}"
-        log.warning("upstream request failed: %r", exc)
+        # never the exception's repr: aiohttp's carries the request's headers, key included
+        log.warning("upstream request failed: %s: %s", type(exc).__name__, exception_summary(exc))
         return 502, "upstream_error", f"the request to the upstream {self.upstream_origin} failed"
 
     @staticmethod
@@ -432,7 +451,7 @@ class Forwarder:
     def _answer_locally(self, request: web.Request, clock: _Clock, base: dict[str, Any],
                         request_headers: Headers, status: int, code: str, message: str) -> web.Response:
         body = error_body(code, message)
-        response = web.Response(status=status, body=body, content_type="application/json")
+        response = OwnResponse(status, body)
         if status in (400, 413, 431):
             response.force_close()  # the rest of the request is not read; don't reuse the connection
         self._submit(Exchange(
@@ -451,15 +470,28 @@ class Forwarder:
             log.exception("recorder.submit failed for %s", exchange.exchange_id)
 
 
+async def _send_every_field(session: aiohttp.ClientSession, context: Any,
+                            params: aiohttp.TraceRequestStartParams) -> None:
+    """aiohttp's session merges the fields it is given by case-sensitive name, so `X-Dup: 1`
+    then `x-dup: 2` would reach the upstream as `x-dup: 2` alone. The request's fields (which
+    aiohttp lets a trace hook change) are set back to every line the forwarder passed, in order."""
+    fields = context.trace_request_ctx
+    if fields is not None:
+        params.headers.clear()
+        params.headers.extend(fields)
+
+
 def make_client_session(settings: Settings) -> aiohttp.ClientSession:
     """The one pooled upstream session of a process: no cookie jar, no decompression, no
     headers of aiohttp's own (User-Agent, Accept, Accept-Encoding, Content-Type)."""
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
     timeout = aiohttp.ClientTimeout(total=None, connect=settings.connect_timeout,
                                     sock_read=settings.upstream_timeout)
+    every_field = aiohttp.TraceConfig()
+    every_field.on_request_start.append(_send_every_field)
     return aiohttp.ClientSession(
         connector=connector, timeout=timeout, auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        max_line_size=256 * 1024, max_field_size=256 * 1024,
+        max_line_size=256 * 1024, max_field_size=256 * 1024, trace_configs=[every_field],
     )

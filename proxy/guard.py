@@ -15,7 +15,8 @@ reaches the forwarder (and so before anything can be recorded).
   `--max-header-size`), a request line over its limit is `414`, anything else the parser refuses
   is `400`; logged at debug level, not as a server error with a traceback.
 - `CONNECT` (authority-form target, which the router cannot match) reaches the forwarder, which
-  refuses it with `405`; the answer carries `Allow` and closes the connection.
+  refuses it with `405`; the answer carries `Allow` and closes the connection. So does any other
+  target not starting with `/` (`OPTIONS *`), which the forwarder refuses with `400`.
 
 `ProxyRunner` is an `aiohttp.web.AppRunner` for an app built by `proxy.app.make_app` that serves
 it with these guards; `serve` (single process and every worker) and the tests' in-process proxy
@@ -34,7 +35,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from proxy.app import FORWARDER, SETTINGS
 from proxy.config import Settings
-from proxy.forward import error_body
+from proxy.forward import OwnResponse, error_body
+from proxy.logs import exception_summary
 
 log = logging.getLogger("assistants_audit.guard")
 
@@ -80,8 +82,11 @@ class GuardedRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
     def _idle(self) -> bool:
-        """Waiting for the next request head: no request is being handled or drained."""
-        return self._waiter is not None and not self._waiter.done()
+        """Waiting for the next request head: no request is being handled or drained. The first
+        head's bytes can arrive before the connection's task first waits for them (the count of
+        parsed requests is still 0 then); without that case, a client that sent a partial head at
+        once was cut off without its 408."""
+        return self._request_count == 0 or (self._waiter is not None and not self._waiter.done())
 
     def _arm(self) -> None:
         timeout = self._guard.header_timeout
@@ -111,8 +116,8 @@ class GuardedRequestHandler(RequestHandler):
         if not isinstance(exc, HttpProcessingError) or request.writer.output_size > 0:
             return super().handle_error(request, status, exc, message)
         status, code, text = self._refusal(exc)
-        log.debug("refused a malformed request (%d): %s", status, exc.message)
-        response = web.Response(status=status, body=error_body(code, text), content_type="application/json")
+        log.debug("refused a malformed request (%d): %s", status, text)
+        response = OwnResponse(status, error_body(code, text))
         response.force_close()
         return response
 
@@ -124,7 +129,9 @@ class GuardedRequestHandler(RequestHandler):
             return self._guard.headers_too_large
         if isinstance(exc, BadHttpMessage) and "too many headers" in str(exc.message).lower():
             return self._guard.headers_too_large
-        return 400, "invalid_request", f"malformed HTTP request: {exc.message}"
+        # the parser's message quotes the refused bytes on its later lines (an Authorization
+        # value, say): the client gets only its first line
+        return 400, "invalid_request", f"malformed HTTP request: {exception_summary(exc)}"
 
 
 class Guard:
@@ -142,15 +149,17 @@ class Guard:
 class GuardedServer(web.Server):
     """aiohttp's protocol factory, making `GuardedRequestHandler`s."""
 
-    def __init__(self, base: web.Server, guard: Guard, connect_handler: Any) -> None:
+    def __init__(self, base: web.Server, guard: Guard, forward: Any) -> None:
         handler = base.request_handler
 
         async def handle(request: web.BaseRequest) -> web.StreamResponse:
             if request.method == "CONNECT":
-                response = await connect_handler(request)
+                response = await forward(request)
                 response.headers["Allow"] = ALLOW
                 response.force_close()
                 return response
+            if not request.raw_path.startswith("/"):  # "*": the router would answer a bare 404
+                return await forward(request)
             return await handler(request)
 
         # aiohttp keeps the per-connection arguments (the app's handler_args) in Server._kwargs

@@ -72,6 +72,9 @@ _ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/uploads/{upload_id}/cancel", "uploads.cancel"),
 )
 
+# Every operation `classify` can answer: the metrics sink's fixed `operation` vocabulary.
+OPERATIONS = frozenset(op for _, _, op in _ROUTES) | {"other"}
+
 V1_ONLY_OPERATIONS = frozenset(
     {
         "assistants.files.list",

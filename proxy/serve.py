@@ -38,6 +38,7 @@ import aiohttp
 import click
 from aiohttp import web
 
+from proxy import logs
 from proxy.admin import make_admin_app
 from proxy.app import make_app
 from proxy.config import Settings, settings_options
@@ -54,10 +55,7 @@ RECORDER_RESTART_DELAY = 1.0
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
+    logs.configure_logging(level, "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
 
 
 def run_loop(coro: Any) -> Any:

@@ -22,6 +22,7 @@ _GENAI_OPERATIONS = {
     "runs.submit_tool_outputs": "execute_tool",
     "vector_stores.search": "retrieval",
 }
+GENAI_OPERATION_NAMES = frozenset(_GENAI_OPERATIONS.values())
 
 
 def genai_operation(operation: str | None) -> str | None:

@@ -5,6 +5,9 @@ a terminal status; per-run, per-tool-call and per-store state is kept in bounded
 stays flat however long the proxy runs. No label ever carries a run, thread, message, file or
 key id; vector store ids appear only on the per-store gauges, capped to the N largest stores, and
 assistant ids only on the token and cost counters, capped to ASSISTANT_LABEL_LIMIT (then "other").
+Every other label value comes from a fixed vocabulary (FIXED_LABELS) or a capped set
+(CAPPED_LABELS), and each metric holds at most SERIES_LIMIT label sets, so nothing a client or
+an upstream sends can grow the exposition past `series_bound`.
 
 Multiprocess (`serve --workers N`): set PROMETHEUS_MULTIPROC_DIR (see `enable_multiprocess`)
 before any metric exists; counters and histograms then live in per-process mmap files, and each
@@ -34,14 +37,18 @@ from prometheus_client.exposition import choose_encoder
 
 from proxy.exchange import Exchange
 from proxy.facts import (
+    MAX_USAGE_TOKENS,
+    USAGE_INVALID_REASONS,
     ExchangeFact,
     Fact,
     FileSearchResultFact,
     RunSnapshot,
+    StepSnapshot,
     ToolCallFact,
     VectorStoreObservation,
 )
-from proxy.sinks.common import LRU, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
+from proxy.routes import AZURE, OPENAI, OPERATIONS
+from proxy.sinks.common import GENAI_OPERATION_NAMES, LRU, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
 
 log = logging.getLogger("assistants_audit.metrics")
 
@@ -57,6 +64,12 @@ FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 
 UNKNOWN = "unknown"
 ASSISTANT_LABEL_LIMIT = 50  # distinct `assistant` label values on the token and cost counters
+MODEL_LABEL_LIMIT = 100
+SDK_LABEL_LIMIT = 20  # distinct (sdk_lang, sdk_version) pairs
+WORKER_LABEL_LIMIT = 64
+# Label sets per metric; past it a new combination is counted under all-"other" labels (the
+# OpenTelemetry SDK's cardinality limit with its overflow series, for the same reason).
+SERIES_LIMIT = 1000
 OTHER = "other"
 CODE_INTERPRETER_SESSION_S = 3600.0  # a session is billed per thread per hour
 GIB = 1024**3
@@ -70,7 +83,57 @@ _UPSTREAM_ERROR_KINDS = {
 }
 _SAFE_LABEL = re.compile(r"^[A-Za-z0-9_.:/=+-]{1,64}$")
 _VS_STATE_PREFIX = "vector_stores_"
-_BETA_VERSION = re.compile(r"assistants=v\d")
+_HTTP_STATUS = re.compile(r"(?:http_)?(\d{3})")
+
+# Error types worth a series of their own: the proxy's own (proxy.forward, proxy.guard), OpenAI's
+# error `type`s, and the HTTP statuses the API documents. Anything else is "other".
+_ERROR_TYPES = frozenset({
+    "upstream_unreachable", "upstream_timeout", "upstream_reset", "upstream_error", "client_disconnected",
+    "proxy_shutdown", "invalid_request", "invalid_request_target", "method_not_allowed",
+    "request_header_fields_too_large", "request_too_large", "request_target_too_long", "invalid_proxy_key",
+    "invalid_request_error", "authentication_error", "permission_error", "not_found_error", "conflict_error",
+    "unprocessable_entity_error", "rate_limit_error", "server_error", "api_error", "insufficient_quota", "error",
+    *(f"http_{code}" for code in (400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 422, 429, 431,
+                                   500, 502, 503, 504)),
+})
+# Run `last_error.code` values the API documents.
+_RUN_ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
+_TOOL_TYPES = frozenset({"code_interpreter", "file_search", "retrieval", "function"})
+_BETA_HEADERS = frozenset({"assistants=v1", "assistants=v2"})
+_STORE_ERROR_KINDS = frozenset({"disk_full", "read_only", "io"})  # proxy.sinks.store.error_kind
+
+# The values each label may take. Labels in CAPPED_LABELS take free-form values, the first N
+# distinct ones seen (then "other"); every other label is listed here with all its values.
+FIXED_LABELS: dict[str, frozenset[str]] = {
+    "operation": OPERATIONS,
+    "status_class": frozenset({"1xx", "2xx", "3xx", "4xx", "5xx", OTHER, "error"}),
+    "api_version": frozenset({"v1", "v2", UNKNOWN}),
+    "stream": frozenset({"true", "false"}),
+    "gen_ai_operation_name": GENAI_OPERATION_NAMES,
+    "gen_ai_provider_name": frozenset({OPENAI, AZURE}),
+    "error_type": _ERROR_TYPES | {"", OTHER},
+    "gen_ai_token_type": frozenset({"input", "output"}),
+    "token_type": frozenset({"input", "output"}),
+    "status": TERMINAL_RUN_STATUSES | {"in_progress", "cancelled"},  # runs; vector store files
+    "last_error_code": _RUN_ERROR_CODES | {"", OTHER},
+    "type": _TOOL_TYPES | {OTHER},
+    "kind": frozenset({"tokens", "code_interpreter_session",  # cost
+                       "unreachable", "timeout", "reset", "http_5xx", "http_429",  # upstream errors
+                       *_STORE_ERROR_KINDS, OTHER}),  # store errors
+    "beta_header": _BETA_HEADERS | {"none", OTHER},
+    "outcome": frozenset({"ok", "error"}),
+    "reason": frozenset(USAGE_INVALID_REASONS),
+    "object": frozenset({"run", "step"}),
+}
+CAPPED_LABELS: dict[str, int] = {
+    "model": MODEL_LABEL_LIMIT,
+    "gen_ai_request_model": MODEL_LABEL_LIMIT,
+    "assistant": ASSISTANT_LABEL_LIMIT,
+    "sdk_lang": SDK_LABEL_LIMIT,
+    "sdk_version": SDK_LABEL_LIMIT,
+    "worker": WORKER_LABEL_LIMIT,
+    "vector_store_id": 0,  # --vector-store-gauge-limit: the N largest stores, chosen at scrape time
+}
 
 
 class LabelCap:
@@ -95,7 +158,32 @@ class LabelCap:
 
 
 def status_class(status: int | None) -> str:
-    return f"{status // 100}xx" if status else "error"
+    if not status:
+        return "error"
+    return f"{status // 100}xx" if 100 <= status < 600 else OTHER
+
+
+def _fixed(label: str, value: str | None, missing: str = "") -> str:
+    if not value:
+        return missing
+    return value if value in FIXED_LABELS[label] else OTHER
+
+
+def error_label(error: str | None) -> str:
+    """An exchange's error as a GenAI `error_type`: a known type, an HTTP status the API
+    documents (`http_404`), or "other"."""
+    if not error:
+        return ""
+    m = _HTTP_STATUS.fullmatch(error)
+    return _fixed("error_type", f"http_{m.group(1)}" if m else error)
+
+
+def api_version_label(version: str | None) -> str:
+    return version if version in ("v1", "v2") else UNKNOWN
+
+
+def _usage_ok(tokens: Iterable[int | None]) -> bool:
+    return all(n is None or (type(n) is int and 0 <= n <= MAX_USAGE_TOKENS) for n in tokens)
 
 
 def _ts(dt: datetime | None) -> float | None:
@@ -258,7 +346,7 @@ class StoreHealth:
         self.lost_records.inc(n)
 
     def error(self, kind: str) -> None:
-        self.errors.labels(kind=kind).inc()
+        self.errors.labels(kind=_fixed("kind", kind, missing=OTHER)).inc()
 
 
 class MetricsSink:
@@ -290,18 +378,18 @@ class MetricsSink:
         self._seen_lost = 0
         self._seen_errors: dict[str, int] = {}
         self.multiproc_dir = multiproc_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        self._models = LabelCap(100)
-        self._versions = LabelCap(200)
-        self._codes = LabelCap(100)
-        self._operations = LabelCap(300)
+        self._models = LabelCap(MODEL_LABEL_LIMIT)
+        self._sdks = LabelCap(SDK_LABEL_LIMIT)
         # Assistant ids are not secret nor per-request, but an org can have thousands: the
         # first ASSISTANT_LABEL_LIMIT get their own series, the rest are "other".
         self._assistants = LabelCap(ASSISTANT_LABEL_LIMIT)
-        self._workers = LabelCap(64)
+        self._workers = LabelCap(WORKER_LABEL_LIMIT)
         # (metric, label values) -> child: prometheus_client's labels() validates and locks on
-        # every call, the largest part of this sink's per-exchange cost. Label values are
-        # bounded by the LabelCaps above, so this map is too.
+        # every call, the largest part of this sink's per-exchange cost. At most SERIES_LIMIT
+        # (+1 overflow) entries per metric, so this map is bounded too.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._series: dict[int, int] = {}  # id(metric) -> label sets created
+        self._invalid_steps: LRU[str, bool] = LRU(max_tool_calls)
         r = registry
 
         ex = ["operation", "status_class", "api_version"]
@@ -377,6 +465,10 @@ class MetricsSink:
         self.unpriced_tokens = Counter(
             "assistants_audit_unpriced_tokens_total", "Run tokens of models without a price", ["model"], registry=r,
         )
+        self.invalid_usage = Counter(
+            "assistants_audit_invalid_usage_total",
+            "Runs and steps whose reported usage was impossible (not priced)", ["object", "reason"], registry=r,
+        )
         self.store = StoreHealth(r)
 
         prices = self.prices
@@ -404,6 +496,8 @@ class MetricsSink:
                 pass  # result_count on the tool call is the per-call number
             elif isinstance(fact, VectorStoreObservation):
                 self._vector_store(fact)
+            elif isinstance(fact, StepSnapshot) and fact.usage_invalid:
+                self._invalid_step(fact)
 
     def flush(self) -> None:
         if self._recorder is not None:
@@ -429,7 +523,7 @@ class MetricsSink:
         for kind, n in dict(getattr(recorder, "errors", {}) or {}).items():
             seen = self._seen_errors.get(kind, 0)
             if n > seen:
-                self.store.errors.labels(kind=self._codes(kind)).inc(n - seen)
+                self._child(self.store.errors, _fixed("kind", kind)).inc(n - seen)
                 self._seen_errors[kind] = n
 
     def close(self) -> None:
@@ -441,14 +535,25 @@ class MetricsSink:
         key = (id(metric), values)
         child = self._children.get(key)
         if child is None:
+            created = self._series.get(id(metric), 0)
+            if created >= SERIES_LIMIT:
+                return self._child_overflow(metric, len(values))
+            self._series[id(metric)] = created + 1
             child = self._children[key] = metric.labels(*values)
+        return child
+
+    def _child_overflow(self, metric: Any, n: int) -> Any:
+        key = (id(metric), (OTHER,) * n)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*key[1])
         return child
 
     def _exchange(self, exchange: Exchange, ef: ExchangeFact | None) -> None:
         kind = _UPSTREAM_ERROR_KINDS.get(exchange.error_type or "")
         if kind is None and exchange.status is not None:
             kind = "http_429" if exchange.status == 429 else "http_5xx" if exchange.status >= 500 else None
-        operation = self._operations(ef.operation if ef else None)
+        operation = _fixed("operation", ef.operation if ef else None, missing=OTHER)
         if kind is not None:
             self._child(self.upstream_errors, kind, operation).inc()
         if exchange.origin == "enrichment":
@@ -457,7 +562,7 @@ class MetricsSink:
         if exchange.origin != "client":
             return  # the proxy's own calls are not client traffic
 
-        api_version = (ef.api_version if ef else None) or UNKNOWN
+        api_version = api_version_label(ef.api_version if ef else None)
         sc = status_class(exchange.status)
         self._child(self.worker_exchanges, self._workers(exchange.worker)).inc()
         self._child(self.exchanges, operation, sc, api_version).inc()
@@ -474,21 +579,31 @@ class MetricsSink:
         )
         if ef is None:
             return
-        beta = ef.beta_header if ef.beta_header and _BETA_VERSION.fullmatch(ef.beta_header) else None
+        sdk_lang, sdk_version = self._sdk(ef.sdk_lang, ef.sdk_version)
         self._child(
             self.requests_by_version,
-            beta or ("none" if not ef.beta_header else OTHER),
+            _fixed("beta_header", ef.beta_header and ef.beta_header.strip().lower(), missing="none"),
             api_version,
-            self._versions(ef.sdk_lang, missing="none"),
-            self._versions(ef.sdk_version, missing="none"),
+            sdk_lang,
+            sdk_version,
         ).inc()
         genai_op = genai_operation(ef.operation)
         if genai_op is not None:
             error = exchange.error_type or ef.error_type or (str(exchange.status) if (exchange.status or 0) >= 400 else "")
             self._child(
                 self.genai_duration,
-                genai_op, ef.provider or "openai", self._models(ef.model), self._codes(error, missing="")
+                genai_op, _fixed("gen_ai_provider_name", ef.provider, missing=OPENAI), self._models(ef.model),
+                error_label(error),
             ).observe(exchange.duration_s)
+
+    def _sdk(self, lang: str | None, version: str | None) -> tuple[str, str]:
+        """One cap for the pair: capping each label alone would still allow every lang x version."""
+        if not lang and not version:
+            return "none", "none"
+        lang, version = lang or "none", version or "none"
+        if self._sdks(f"{lang}/{version}", missing=OTHER) == OTHER:
+            return OTHER, OTHER
+        return lang, version
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -510,19 +625,26 @@ class MetricsSink:
         state.terminal = True
         model = self._models(state.model)
         assistant = self._assistants(state.assistant)
-        self.runs.labels(run.status, model, self._codes(run.last_error_code, missing="")).inc()
+        self._child(self.runs, run.status, model, _fixed("last_error_code", run.last_error_code)).inc()
         created, started, ended = _ts(run.created_at), _ts(run.started_at), _ts(run_ended_at(run))
         if created is not None and started is not None:
-            self.run_queue.labels(model).observe(max(0.0, started - created))
+            self._child(self.run_queue, model).observe(max(0.0, started - created))
         if started is not None and ended is not None:
-            self.run_execution.labels(model).observe(max(0.0, ended - started))
-        self.run_polls.labels(model).observe(state.polls)
-        self.run_unchanged_polls.labels(model).observe(state.unchanged_polls)
+            self._child(self.run_execution, model).observe(max(0.0, ended - started))
+        self._child(self.run_polls, model).observe(state.polls)
+        self._child(self.run_unchanged_polls, model).observe(state.unchanged_polls)
         tokens_in, tokens_out = run.prompt_tokens, run.completion_tokens
+        invalid = run.usage_invalid
+        if invalid is None and not _usage_ok((tokens_in, tokens_out, run.total_tokens)):
+            invalid = "malformed"  # facts not built by proxy.assistants: the same rule, here too
+        if invalid is not None:
+            self._child(self.invalid_usage, "run", _fixed("reason", invalid, missing=OTHER)).inc()
+            return  # impossible usage is neither counted as tokens nor priced
+        provider = _fixed("gen_ai_provider_name", provider, missing=OPENAI)
         for token_type, n in (("input", tokens_in), ("output", tokens_out)):
             if n is not None:
-                self.tokens.labels(model, assistant, token_type).inc(n)
-                self.genai_tokens.labels("invoke_agent", provider or "openai", model, token_type).observe(n)
+                self._child(self.tokens, model, assistant, token_type).inc(n)
+                self._child(self.genai_tokens, "invoke_agent", provider, model, token_type).observe(n)
         if self.prices is not None and (tokens_in or tokens_out):
             at = run.created_at or run.observed_at
             try:
@@ -531,15 +653,21 @@ class MetricsSink:
                 log.exception("pricing %s failed", state.model)
                 usd = None
             if usd is None:
-                self.unpriced_tokens.labels(model).inc((tokens_in or 0) + (tokens_out or 0))
+                self._child(self.unpriced_tokens, model).inc((tokens_in or 0) + (tokens_out or 0))
             else:
-                self.cost.labels(model, assistant, "tokens").inc(usd)
+                self._child(self.cost, model, assistant, "tokens").inc(usd)
+
+    def _invalid_step(self, step: StepSnapshot) -> None:
+        if self._invalid_steps.get(step.step_id):
+            return  # a step listed again is still one step
+        self._invalid_steps.put(step.step_id, True)
+        self._child(self.invalid_usage, "step", _fixed("reason", step.usage_invalid, missing=OTHER)).inc()
 
     def _tool_call(self, call: ToolCallFact) -> None:
         flags = self._tool_calls.setdefault(call.tool_call_id, lambda: [False, False])
         if not flags[0] and call.type:
             flags[0] = True
-            self.tool_calls.labels(type=self._codes(call.type)).inc()
+            self._child(self.tool_calls, _fixed("type", call.type, missing=OTHER)).inc()
             if call.type == "code_interpreter":
                 self._code_interpreter_session(call)
         if not flags[1] and call.type == "file_search" and call.result_count is not None:
@@ -559,7 +687,7 @@ class MetricsSink:
         if usd is not None:
             run = self._runs.get(call.run_id) if call.run_id else None
             model, assistant = (run.model, run.assistant) if run else (None, None)
-            self.cost.labels(self._models(model), self._assistants(assistant), "code_interpreter_session").inc(usd)
+            self._child(self.cost, self._models(model), self._assistants(assistant), "code_interpreter_session").inc(usd)
 
     # -- vector stores ------------------------------------------------------------------------
 

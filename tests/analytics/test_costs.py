@@ -256,3 +256,54 @@ def test_api_version_usage_by_key_and_sdk_client_traffic_only(store):
         ("v2", "assistants=v2", W.KEY_A, "python 1.40.0", "python", "1.40.0", 1, 0),
     ]
     assert rows[1][8:] == ((W.T + W.H).timestamp(), (W.T + 2 * W.H).timestamp())
+
+
+IMPOSSIBLE_USAGE = {
+    "negative": {"prompt_tokens": -1_000_000, "completion_tokens": 5, "total_tokens": -999_995},
+    "too_large": {"prompt_tokens": 2**63 - 1, "completion_tokens": 0, "total_tokens": 2**63 - 1},
+    "malformed": {"prompt_tokens": 12.5, "completion_tokens": "3", "total_tokens": True},
+    "inconsistent": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 10**6},
+}
+
+
+def test_impossible_usage_is_kept_as_a_run_never_priced_and_counted(tmp_path):
+    """Runs whose upstream reported impossible usage, through the real parser, store views and
+    metrics sink: the run rows stay, no cost is negative or astronomic, and each is counted."""
+    from prometheus_client import CollectorRegistry
+
+    from proxy.assistants import parse
+    from proxy.sinks.metrics import MetricsSink
+    from tests.recording.recorded import exchange, load
+
+    template = json.loads(load("synthetic_runs_retrieve_completed")["response_body"])
+    usages = {**IMPOSSIBLE_USAGE, "sane": {"prompt_tokens": 1_000_000, "completion_tokens": 0, "total_tokens": 1_000_000}}
+    facts = []
+    for reason, usage in usages.items():
+        body = {**template, "id": f"run_{reason}", "usage": usage}
+        facts += parse(exchange("synthetic_runs_retrieve_completed", exchange_id=f"ex_{reason}",
+                                response_body=json.dumps(body).encode()), capture_content=False)
+    prices = Prices.load()
+    registry = CollectorRegistry()
+    sink = MetricsSink(registry, None, prices=prices)
+    for reason in usages:
+        mine = [f for f in facts if getattr(f, "exchange_id", None) == f"ex_{reason}"]
+        sink.on_exchange(exchange("synthetic_runs_retrieve_completed", exchange_id=f"ex_{reason}"), mine)
+
+    con = _con(write_store(tmp_path / "audit", facts), prices)
+    runs = dict(con.execute("SELECT run_id, usage_invalid FROM runs").fetchall())
+    assert runs == {f"run_{r}": (None if r == "sane" else r) for r in usages}
+    priced = dict(con.execute("SELECT run_id, usd FROM run_costs").fetchall())
+    assert priced == {"run_sane": pytest.approx(2.50)}  # gpt-4o input: $2.50 per million
+    costs = con.execute("SELECT min(usd), max(usd), sum(usd), count(*) FROM costs WHERE kind = 'tokens'").fetchone()
+    assert costs == (pytest.approx(2.50), pytest.approx(2.50), pytest.approx(2.50), 1)
+    report = build_report(con, None, None, idle_days=30)
+    assert report["total_usd"] == pytest.approx(2.50)
+
+    get = registry.get_sample_value
+    for reason in IMPOSSIBLE_USAGE:
+        assert get("assistants_audit_invalid_usage_total", {"object": "run", "reason": reason}) == 1
+    cost = {s.labels["kind"]: s.value for m in registry.collect() for s in m.samples
+            if s.name == "assistants_audit_cost_usd_total"}
+    assert cost == {"tokens": pytest.approx(2.50)}
+    tokens = sum(s.value for m in registry.collect() for s in m.samples if s.name == "assistants_audit_tokens_total")
+    assert tokens == 1_000_000

@@ -45,6 +45,7 @@ CONTRACT_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "assistants_audit_store_spooled_records": ("gauge", ()),
     "assistants_audit_store_lost_records_total": ("counter", ()),
     "assistants_audit_store_errors_total": ("counter", ("kind",)),
+    "assistants_audit_invalid_usage_total": ("counter", ("object", "reason")),
 }
 
 # Plausible values so label filters in the panels (status_class=~"4xx|5xx", stream="true", ...) match.
@@ -70,6 +71,8 @@ _VALUES = {
     "gen_ai_request_model": "gpt-4o",
     "error_type": "",
     "gen_ai_token_type": "input",
+    "object": "run",
+    "reason": "negative",
 }
 
 # Where one metric's panels filter on another value than _VALUES has.

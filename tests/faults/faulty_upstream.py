@@ -32,6 +32,7 @@ class Request:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     request_id: str | None = None  # set when a response head was sent
+    head: bytes = b""  # the request line and header lines exactly as received
 
     @property
     def via(self) -> str | None:
@@ -241,4 +242,4 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
             body += chunk[:-2]
     else:
         body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return Request(method, target, headers, bytes(body))
+    return Request(method, target, headers, bytes(body), head=head)

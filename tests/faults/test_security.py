@@ -217,6 +217,180 @@ def test_require_proxy_key_refuses_sdk_clients_before_the_upstream(emulator, ser
     assert not leaks(proxy.output().encode(), looking_for)
 
 
+
+# --- no failure path writes a credential to a log line or an answer --------------------------------
+
+AZURE_KEY = "9f3c2b7e5a1d4c8f0e6b2a9d7c5e3f1aLEAKCHECK"  # Azure keys have no sk- prefix
+PROXY_KEY = "pk-LEAKCHECK-proxy-3e9a7c51d0b2f486"
+WRONG_PROXY_KEY = "pk-LEAKCHECK-wrong-8d14f6b0c2a9e735"
+COOKIE = "sess-LEAKCHECK-c0ok1e-5b7d9f1e3a"
+CREDENTIALS = (f"Authorization: Bearer {KEY}\r\napi-key: {AZURE_KEY}\r\nX-Proxy-Key: {PROXY_KEY}\r\n"
+               f"Cookie: session={COOKIE}\r\n").encode()
+
+
+async def _upstream_by_path(conn) -> bool:
+    """Each path of the upstream fails in its own way."""
+    from tests.faults.faulty_upstream import respond
+
+    path = conn.request.target.split("?")[0]
+    if path == "/v1/bad-cr":  # a bare CR inside a field
+        await conn.send(b"HTTP/1.1 200 OK\r\nx-bad: a\rb\r\ncontent-length: 2\r\n\r\n{}")
+    elif path == "/v1/bad-nul":
+        await conn.send(b"HTTP/1.1 200 OK\r\nx-bad: a\x00b\r\ncontent-length: 2\r\n\r\n{}")
+    elif path == "/v1/garbage":
+        await conn.send(b"this is not HTTP\r\n\r\n")
+        return False
+    elif path == "/v1/close":
+        return False
+    elif path == "/v1/reset":
+        await conn.reset(pause=0)
+        return False
+    elif path == "/v1/reset-mid-body":
+        await conn.head(200, [("content-type", "application/json"), ("content-length", "100")])
+        await conn.send(b'{"object": "li')
+        await conn.reset()
+        return False
+    elif path in ("/v1/silent", "/v1/held-stream"):
+        if path == "/v1/held-stream":
+            await conn.head(200, [("content-type", "text/event-stream"), ("transfer-encoding", "chunked")])
+            event = b"event: thread.run.created\ndata: {}\n\n"
+            await conn.send(b"%x\r\n%s\r\n" % (len(event), event))
+        await conn.reader.read()  # until the proxy gives up or its client leaves
+        return False
+    else:
+        return await respond(200, b'{"object":"list","data":[]}')(conn)
+    return True
+
+
+def _answer_bytes(port: int, data: bytes) -> bytes:
+    """The whole response to `data` (head and body), as received."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(data)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        head = f"{response.status} {response.reason}\r\n{response.headers}".encode()
+        return head + response.read()
+
+
+def _leave_after(port: int, data: bytes, until: bytes | None = None) -> None:
+    """Send `data`, wait for `until` in the response (if given), then hang up."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(data)
+        received = b""
+        while until is not None and until not in received:
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+
+
+def test_no_failure_path_writes_a_credential_to_a_log_line_or_an_answer(serving, tmp_path):
+    from tests.faults.faulty_upstream import FaultyUpstream
+
+    upstream = FaultyUpstream(behaviour=_upstream_by_path).start()
+    store = tmp_path / "store"
+    try:
+        proxy = serving(upstream.url, store, "--log-level", "debug", "--upstream-timeout", "1",
+                        "--header-timeout", "1", "--max-body-size", "1000", "--max-header-size", "4096",
+                        "--no-enrich", env={"ASSISTANTS_AUDIT_REQUIRE_PROXY_KEY": PROXY_KEY})
+        port = proxy.port
+
+        def request(target: bytes, extra: bytes = b"", method: bytes = b"GET", body: bytes = b"") -> bytes:
+            return (method + b" " + target + b" HTTP/1.1\r\nHost: x\r\n" + CREDENTIALS + extra
+                    + b"Connection: close\r\n\r\n" + body)
+
+        answers: dict[str, bytes] = {}
+        for path in ("bad-cr", "bad-nul", "garbage", "close", "reset", "reset-mid-body", "silent"):
+            try:
+                answers[path] = _answer_bytes(port, request(b"/v1/" + path.encode()))
+            except (http.client.IncompleteRead, ConnectionError):  # the proxy cut it, as the upstream did
+                answers[path] = b""
+        long_field = b"X-Pad: " + b"y" * 9000 + b"\r\n"
+        refusals = {  # what the proxy or its HTTP parser refuses before the upstream
+            "value with a control byte": b"GET /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                                         + KEY.encode() + b"\x01\r\n\r\n",
+            "api-key with NUL": b"GET /v1/files HTTP/1.1\r\nHost: x\r\napi-key: " + AZURE_KEY.encode() + b"\x00\r\n\r\n",
+            "proxy key with bare CR": b"GET /v1/files HTTP/1.1\r\nHost: x\r\nX-Proxy-Key: " + PROXY_KEY.encode()
+                                      + b"\rx\r\n\r\n",
+            "folded authorization": b"GET /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer\r\n "
+                                    + KEY.encode() + b"\r\n\r\n",
+            "bad method": b"G\x01T /v1/files HTTP/1.1\r\n" + CREDENTIALS + b"\r\n",
+            "duplicate length": request(b"/v1/files", b"Content-Length: 2\r\nContent-Length: 3\r\n", b"POST", b"{}"),
+            "431 line": b"GET /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode()
+                        + b"y" * 9000 + b"\r\n\r\n",
+            "431 block": request(b"/v1/files", long_field[:3000] + b"\r\n" + long_field[:1500] + b"\r\n"),
+            "414": b"GET /v1/" + KEY.encode() + b"/" + b"a" * 9000 + b" HTTP/1.1\r\n" + CREDENTIALS + b"\r\n",
+            "413": request(b"/v1/files", b"Content-Length: 5000\r\n", b"POST", b"x" * 5000),
+            "401": request(b"/v1/files", b"", b"GET").replace(PROXY_KEY.encode(), WRONG_PROXY_KEY.encode()),
+            "405": request(b"evil.example:443", method=b"CONNECT"),
+            "417": request(b"/v1/files", b"Expect: " + KEY.encode() + b"\r\nContent-Length: 2\r\n", b"POST", b"{}"),
+            "400 OPTIONS *": request(b"*", method=b"OPTIONS"),
+            "400 absolute-form": request(b"http://evil.example/v1/files"),
+            "408": b"GET /v1/files HTTP/1.1\r\nHost: x\r\n" + CREDENTIALS,  # and then nothing
+        }
+        for name, data in refusals.items():
+            answers[name] = _answer_bytes(port, data)
+        _leave_after(port, request(b"/v1/held-stream"), until=b"thread.run.created")
+        _leave_after(port, request(b"/v1/files", b"Content-Length: 900\r\n", b"POST", b"x" * 100))
+        assert wait_for(lambda: len([r for r in upstream.log if r.target == "/v1/held-stream"]) == 1)
+    finally:
+        upstream.stop()
+    answers["refused"] = _answer_bytes(port, request(b"/v1/files"))  # nothing listens upstream any more
+    assert proxy.stop() == 0, proxy.output()
+
+    statuses = {name: int(data.split(b" ", 1)[0]) for name, data in answers.items() if data}
+    assert {statuses[name] for name in ("bad-cr", "bad-nul", "garbage", "close", "refused")} == {502}
+    assert statuses["silent"] == 504
+    assert {name: statuses[name] for name in refusals} == {
+        "value with a control byte": 400, "api-key with NUL": 400, "proxy key with bare CR": 400,
+        "folded authorization": 400, "bad method": 400, "duplicate length": 400, "431 line": 431,
+        "431 block": 431, "414": 414, "413": 413, "401": 401, "405": 405, "417": 417,
+        "400 OPTIONS *": 400, "400 absolute-form": 400, "408": 408}
+    recorded = {error for (error,) in rows(store, "SELECT DISTINCT error_type FROM exchange_log")}
+    assert {"upstream_error", "upstream_timeout", "upstream_unreachable", "client_disconnected"} <= recorded
+
+    log = proxy.output()
+    # the lines that used to carry a key are there, at the levels they are logged at
+    assert " WARNING assistants_audit.forward " in log and "upstream request failed" in log
+    assert "refused a malformed request (400)" in log
+    assert " DEBUG " in log
+    looking_for = needles(KEY, AZURE_KEY, PROXY_KEY, WRONG_PROXY_KEY, COOKIE)
+    assert not leaks(log.encode(), looking_for), [line for line in log.splitlines()
+                                                 if leaks(line.encode(), looking_for)]
+    for name, data in answers.items():
+        assert not leaks(data, looking_for), (name, data)
+    for path, data in store_files(store).items():
+        assert not leaks(data, looking_for), path
+
+
+SHAPES = {  # how a credential shows up in text nobody meant to log
+    "header line": "Authorization: Bearer {key}",
+    "headers repr": "headers=<CIMultiDictProxy('Host': 'h', 'Authorization': 'Bearer {key}', 'api-key': '{key}')>",
+    "parser excerpt": "Invalid header value char:\n\n  b'api-key: {key}\\x00'\n          ^",
+    "json": '{{"api_key": "{key}", "x-proxy-key": "{key}"}}',
+    "query": "/openai/assistants?api-key={key}&api-version=2024-05-01-preview",
+    "basic": "Proxy-Authorization: Basic {key}",
+    "cookie": "Cookie: a={key}; b={key}",
+    "bare sk- key": "the key {key} was refused",
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_every_log_line_is_redacted_whatever_shape_the_credential_takes(shape):
+    import logging
+
+    from proxy.logs import RedactingFilter
+
+    record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "seen: %s", (shape.format(key=KEY),),
+                               None)
+    try:
+        raise ValueError(shape.format(key=KEY))
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    assert RedactingFilter().filter(record)
+    line = logging.Formatter("%(message)s").format(record)
+    assert "seen: " in line and "ValueError" in line and "[redacted]" in line
+    assert not leaks(line.encode(), needles(KEY)), line
+
 # --- the admin listener's default address -------------------------------------------------------
 
 DEFAULT_ADMIN_PORT = 9464  # proxy.config: admin_listen defaults to 127.0.0.1:9464

@@ -225,12 +225,14 @@ def test_vector_store_gauges_top_n_and_storage_cost(sink, registry):
 def test_store_health(sink, registry):
     sink.store.set_queue(depth=7, spooled=2)
     sink.store.observe_flush(0.02)
-    sink.store.error("write")
+    sink.store.error("disk_full")
+    sink.store.error("a message the store library made up")
     assert registry.get_sample_value("assistants_audit_store_queue_depth") == 7
     assert registry.get_sample_value("assistants_audit_store_spooled_records") == 2
     assert registry.get_sample_value("assistants_audit_store_flush_seconds_count") == 1
     assert registry.get_sample_value("assistants_audit_store_lost_records_total") == 0
-    assert registry.get_sample_value("assistants_audit_store_errors_total", {"kind": "write"}) == 1
+    assert registry.get_sample_value("assistants_audit_store_errors_total", {"kind": "disk_full"}) == 1
+    assert registry.get_sample_value("assistants_audit_store_errors_total", {"kind": "other"}) == 1
 
 
 STATUSES = ["completed", "failed", "cancelled", "expired", "incomplete"]
@@ -289,3 +291,28 @@ def test_cardinality_bounded_with_a_new_assistant_per_run(registry):
     assert last in text and f"asst_{ASSISTANT_LABEL_LIMIT:04d}" not in text and "asst_0999" not in text
     _runs(sink, 1000, 2000, assistants=2000)  # a thousand more assistants: no new series
     assert series_count(registry) == n
+
+
+@pytest.mark.parametrize("reason", ["negative", "too_large", "malformed", "inconsistent"])
+def test_invalid_usage_is_counted_once_and_never_priced(sink, registry, reason):
+    done = f.run(status="completed", usage_invalid=reason)
+    sink.on_exchange(f.exchange(), [done])
+    sink.on_exchange(f.exchange(t=1), [done])  # polled again: still one run
+    step = f.step("step_1", usage_invalid=reason)
+    sink.on_exchange(f.exchange(), [step, step])  # a step listed twice: one step
+    assert registry.get_sample_value("assistants_audit_invalid_usage_total", {"object": "step", "reason": reason}) == 1
+    assert registry.get_sample_value("assistants_audit_invalid_usage_total", {"object": "run", "reason": reason}) == 1
+    assert registry.get_sample_value(
+        "assistants_audit_runs_total", {"status": "completed", "model": "gpt-4o", "last_error_code": ""}
+    ) == 1
+    assert not [s for m in registry.collect() for s in m.samples
+                if s.name in ("assistants_audit_cost_usd_total", "assistants_audit_tokens_total")]
+
+
+@pytest.mark.parametrize("tokens", [(-5, 10), (2**63 - 1, 0), (10, 10**8)])
+def test_out_of_range_tokens_are_never_priced_even_without_a_reason(sink, registry, tokens):
+    """Facts built elsewhere than the parser get the same rule."""
+    sink.on_exchange(f.exchange(), [f.run(status="completed", prompt_tokens=tokens[0], completion_tokens=tokens[1])])
+    assert registry.get_sample_value("assistants_audit_invalid_usage_total", {"object": "run", "reason": "malformed"}) == 1
+    assert registry.get_sample_value(
+        "assistants_audit_cost_usd_total", {"model": "gpt-4o", "assistant": "asst_1", "kind": "tokens"}) is None

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 
 from proxy.forward import HOP_BY_HOP
-from tests.proxy.upstreams import Upstream
-from tests.servers import serve
+from tests.faults.faulty_upstream import FaultyUpstream
+from tests.servers import free_port, serve
 
 FIXTURES = json.loads((Path(__file__).parent.parent / "fixtures" / "proxy" / "responses.json").read_text())
 
@@ -170,3 +170,171 @@ def test_non_ascii_header_values_pass_unchanged(upstream, start_proxy):
     line = "x-note: café ✓\r\n".encode()
     assert line in raw(upstream.port, request).lower()
     assert line in raw(proxy.server.port, request).lower()
+
+
+# --- every request target and field line, as sent; the proxy's own answers ------------------------
+
+
+@pytest.fixture
+def raw_upstream():
+    """An upstream that keeps each request head exactly as it arrived (`.log[i].head`)."""
+    up = FaultyUpstream().start()
+    try:
+        yield up
+    finally:
+        up.stop()
+
+
+def answer(port: int, data: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Send `data` as is; the response's status, fields (as sent) and body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.getheaders(), response.read()
+
+
+def assert_own_answer(status: int, fields: list[tuple[str, str]], body: bytes, code: str | None = None) -> None:
+    """The proxy answered itself: an OpenAI-shaped error and no field of aiohttp's own."""
+    assert not {name.lower() for name, _ in fields} & {"server", "date"}, (status, fields)
+    error = json.loads(body)["error"]
+    assert error["type"] == "proxy_error" and set(error) == {"message", "type", "param", "code"}, body
+    if code is not None:
+        assert error["code"] == code, body
+
+
+FORWARDED = "forwarded"
+ODD_TARGETS = [
+    ("GET", b"/v1/files%0Aid", FORWARDED),
+    ("GET", b"/v1/files%0D%0AX-Injected:%201", FORWARDED),
+    ("GET", b"/v1/files/%00", FORWARDED),
+    ("GET", b"/v1/files/a%2Fb%2F..%2Fc", FORWARDED),
+    ("GET", b"/v1//files", FORWARDED),
+    ("GET", b"/v1/files?after=a%0Ab&limit=1", FORWARDED),
+    ("GET", b"/v1/files?a=b?c/d", FORWARDED),
+    ("GET", b"/v1/caf%C3%A9/%E2%9C%93", FORWARDED),
+    ("GET", b"/v1/%zz/%", FORWARDED),
+    ("GET", b"/v1/files;type=a", FORWARDED),
+    ("GET", b"/v1/./files/../files", FORWARDED),
+    ("GET", b"/v1/" + b"a" * 20000, FORWARDED),
+    ("OPTIONS", b"/v1/files", FORWARDED),
+    ("OPTIONS", b"*", 400),
+    ("GET", b"*", 400),
+    ("GET", b"//v1/files", 400),
+    ("GET", b"/v1/files?", 400),  # an empty query cannot be sent as such by the upstream client
+    ("GET", b"/v1/files#top", 400),
+    ("GET", b"/v1/files?a=1#top", 400),
+    ("GET", "/v1/café".encode(), 400),  # raw non-ASCII bytes: refused by the HTTP parser
+    ("GET", b"/v1/\xff", 400),
+]
+
+
+@pytest.mark.parametrize("method, target, outcome", ODD_TARGETS,
+                         ids=[f"{m} {t[:40]!r}" for m, t, _ in ODD_TARGETS])
+def test_every_request_target_is_forwarded_as_sent_or_refused_with_400(raw_upstream, start_proxy, method, target,
+                                                                        outcome):
+    proxy = start_proxy(raw_upstream.url)
+    status, fields, body = answer(proxy.server.port, method.encode() + b" " + target
+                                  + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    if outcome == FORWARDED:
+        (seen,) = raw_upstream.log
+        assert seen.head.split(b"\r\n")[0] == method.encode() + b" " + target + b" HTTP/1.1"
+        assert status == 200 and body == b'{"object":"list","data":[]}'
+        assert ("x-request-id", seen.request_id) in fields  # the upstream's answer, not the proxy's
+        (exchange,) = proxy.recorder.wait_for(1)
+        assert (exchange.path + "?" + exchange.query).rstrip("?").encode() == target and exchange.status == 200
+    else:
+        assert status == 400, (status, body)
+        assert_own_answer(status, fields, body)
+        assert raw_upstream.log == []
+
+
+FIELD_LINES = {
+    "same name, other case": [b"X-Dup: 1", b"x-dup: 2", b"X-DUP: 3"],
+    "interleaved": [b"X-Dup: 1", b"X-Other: a", b"x-dup: 2", b"x-other: b"],
+    "same spelling": [b"X-Dup: 1", b"X-Dup: 2"],
+    "openai-beta": [b"OpenAI-Beta: assistants=v2", b"openai-beta: assistants=v1"],
+    "accept": [b"Accept: application/json", b"accept: text/event-stream"],
+    "sdk fields": [b"X-Stainless-Lang: python", b"x-stainless-lang: js", b"X-Stainless-Retry-Count: 0"],
+    "credentials": [b"Authorization: Bearer sk-a", b"authorization: Bearer sk-b", b"api-key: k1", b"API-KEY: k2"],
+    "cookies": [b"Cookie: a=1", b"cookie: b=2", b"COOKIE: c=3"],
+}
+
+
+@pytest.mark.parametrize("lines", FIELD_LINES.values(), ids=FIELD_LINES.keys())
+def test_every_request_field_line_reaches_the_upstream_in_order_as_spelled(raw_upstream, start_proxy, lines):
+    proxy = start_proxy(raw_upstream.url)
+    status, _, _ = answer(proxy.server.port, b"GET /v1/files HTTP/1.1\r\nHost: x\r\n" + b"\r\n".join(lines)
+                          + b"\r\nX-Last: end\r\nConnection: close\r\n\r\n")
+    assert status == 200
+    (seen,) = raw_upstream.log
+    request_line, host, *forwarded = seen.head.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert host == b"Host: " + raw_upstream.url.removeprefix("http://").encode()
+    assert forwarded == [*lines, b"X-Last: end"]
+
+
+async def _bad_upstream_field(conn) -> bool:
+    await conn.send(b"HTTP/1.1 200 OK\r\nx-bad: a\rb\r\ncontent-length: 2\r\n\r\n{}")
+    return True
+
+
+async def _silent(conn) -> bool:
+    await conn.reader.read()  # until the proxy gives up
+    return False
+
+
+async def _close(conn) -> bool:
+    return False  # no answer, a clean close
+
+
+async def _reset(conn) -> bool:
+    await conn.reset(pause=0)
+    return False
+
+
+HEAD = b"GET /v1/files HTTP/1.1\r\nHost: x\r\n"
+OWN_ANSWERS = {  # settings, upstream behaviour (None: nothing listens), request, status, code
+    "400 absolute-form": ({}, ..., b"GET http://evil.example/v1/files HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+                          "invalid_request_target"),
+    "400 OPTIONS *": ({}, ..., b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid_request_target"),
+    "400 fragment": ({}, ..., b"GET /v1/files#x HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid_request_target"),
+    "400 parser": ({}, ..., HEAD + b"X-Bad: a\x01b\r\n\r\n", 400, "invalid_request"),
+    "401": ({"require_proxy_key": "pk-right"}, ..., HEAD + b"X-Proxy-Key: pk-wrong\r\n\r\n", 401,
+            "invalid_proxy_key"),
+    "405": ({}, ..., b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", 405,
+            "method_not_allowed"),
+    "408": ({"header_timeout": 0.5}, ..., HEAD, 408, "request_timeout"),
+    "413 length": ({"max_body_size": 1000}, ..., b"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"
+                   + b"x" * 5000, 413, "request_too_large"),
+    "413 chunked": ({"max_body_size": 1000}, ..., b"POST /v1/files HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                    b"\r\n\r\n800\r\n" + b"x" * 0x800 + b"\r\n0\r\n\r\n", 413, "request_too_large"),
+    "414": ({"max_header_size": 4096}, ..., b"GET /v1/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414,
+            "request_target_too_long"),
+    "417": ({}, ..., b"POST /v1/files HTTP/1.1\r\nHost: x\r\nExpect: a-miracle\r\nContent-Length: 2\r\n\r\n{}",
+            417, "expectation_failed"),
+    "431 block": ({"max_header_size": 2048}, ..., HEAD + b"".join(b"X-F%d: %s\r\n" % (i, b"y" * 200)
+                                                                  for i in range(20)) + b"\r\n",
+                  431, "request_header_fields_too_large"),
+    "431 line": ({"max_header_size": 4096}, ..., HEAD + b"X-Long: " + b"y" * 9000 + b"\r\n\r\n", 431,
+                 "request_header_fields_too_large"),
+    "431 count": ({}, ..., HEAD + b"".join(b"X-F%d: y\r\n" % i for i in range(200)) + b"\r\n", 431,
+                  "request_header_fields_too_large"),
+    "502 refused": ({}, None, HEAD + b"\r\n", 502, "upstream_unreachable"),
+    "502 closed": ({}, _close, HEAD + b"\r\n", 502, "upstream_reset"),
+    "502 reset": ({}, _reset, HEAD + b"\r\n", 502, None),
+    "502 malformed": ({}, _bad_upstream_field, HEAD + b"\r\n", 502, "upstream_error"),
+    "504": ({"upstream_timeout": 0.5}, _silent, HEAD + b"\r\n", 504, "upstream_timeout"),
+}
+
+
+@pytest.mark.parametrize("settings, behaviour, request_bytes, status, code", OWN_ANSWERS.values(),
+                         ids=OWN_ANSWERS.keys())
+def test_the_proxys_own_answers_carry_no_server_or_date(raw_upstream, start_proxy, settings, behaviour,
+                                                       request_bytes, status, code):
+    if behaviour is not ...:
+        raw_upstream.behaviour = behaviour
+    upstream_url = raw_upstream.url if behaviour is not None else f"http://127.0.0.1:{free_port()}"
+    proxy = start_proxy(upstream_url, **settings)
+    got, fields, body = answer(proxy.server.port, request_bytes)
+    assert got == status, body
+    assert_own_answer(got, fields, body, code)

@@ -7,13 +7,7 @@ import io
 
 import pytest
 
-from analytics.store import connect
-from proxy.app import make_app
-from proxy.config import Settings
-from proxy.fingerprint import Fingerprinter
-from proxy.recording.local import build_recorder
 from tests.recording.recorded import rows as q
-from tests.servers import ServerThread
 
 V1 = {"OpenAI-Beta": "assistants=v1"}
 WEATHER = {
@@ -24,29 +18,6 @@ WEATHER = {
     },
 }
 INCLUDE = ["step_details.tool_calls[*].file_search.results[*].content"]
-
-
-@pytest.fixture
-def recorded(emulator, tmp_path):
-    settings = Settings(upstream=emulator.url, store=str(tmp_path / "store"), admin_listen=None).validate()
-    recorder = build_recorder(settings)
-    recorder.start()
-    assert recorder.ready.wait(30)
-    server = ServerThread(lambda: make_app(settings, recorder, fingerprinter=Fingerprinter("t"))).start()
-    import openai
-
-    client = openai.OpenAI(api_key="sk-e2e-secret", base_url=f"{server.url}/v1", max_retries=0)
-
-    def finish():
-        server.stop()
-        recorder.close()
-        return connect(settings.store)
-
-    try:
-        yield client, finish
-    finally:
-        server.stop()
-        recorder.close()
 
 
 def poll_v1(client, thread_id: str, run_id: str):

@@ -7,6 +7,8 @@ import gzip
 import zlib
 from datetime import timezone
 
+import pytest
+
 from proxy.assistants import api_version_from_beta, parse
 from proxy.facts import ExchangeFact, RunSnapshot, VectorStoreObservation
 from tests.recording.recorded import T0, exchange
@@ -196,3 +198,41 @@ def test_truncated_list_page_keeps_its_complete_items():
     facts = parse(exchange("vector_stores_list", cap=cut), capture_content=False)
     assert (facts[0].parse_error, facts[0].body_truncated) == ("response:truncated", True)
     assert facts[1:] == every[:3]
+
+
+JSONL = b'{"custom_id": "a", "body": {}}\n{"custom_id": "b", "body": {}}\n'
+BINARY = b"[\x89PNG\r\n\x1a\n\xff\xfe\x00{"
+NOT_JSON_TYPES = ["application/octet-stream", "application/jsonl", "application/x-ndjson", "text/plain; charset=utf-8",
+                  "image/png", None]
+
+
+@pytest.mark.parametrize("ctype", NOT_JSON_TYPES, ids=str)
+@pytest.mark.parametrize("body", [JSONL, BINARY, b'["a", "b"]', b"{not json"], ids=["jsonl", "binary", "array", "brace"])
+def test_file_content_that_looks_like_json_is_not_parsed(ctype, body):
+    """`GET /files/{id}/content` answers the file's own bytes: whatever they start with, only a
+    JSON media type makes a body an API object to parse."""
+    base = exchange("runs_retrieve_v2")
+    headers = [("content-type", ctype)] if ctype else []
+    ex = dataclasses.replace(base, method="GET", path="/v1/files/file-abc123/content", response_body=body,
+                             response_body_size=len(body), response_headers=tuple(headers))
+    facts = parse(ex, capture_content=False)
+    assert (facts[0].operation, facts[0].parse_error, facts[1:]) == ("files.content", None, [])
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8", "Application/JSON",
+                                   "application/problem+json", "text/json"])
+def test_json_media_types_are_parsed(ctype):
+    facts = parse(exchange("runs_retrieve_v2", response_headers=[("content-type", ctype)]), capture_content=False)
+    assert facts[0].parse_error is None and isinstance(facts[1], RunSnapshot)
+    bad = parse(exchange("runs_retrieve_v2", response_body=b"{broken", response_headers=[("content-type", ctype)]),
+                capture_content=False)
+    assert bad[0].parse_error == "response:invalid_json"
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "text/plain", "application/octet-stream"])
+def test_only_event_stream_bodies_are_decoded_as_events(ctype):
+    body = exchange("runs_streamed_create_v2").response_body
+    facts = parse(exchange("runs_streamed_create_v2", response_headers=[("content-type", ctype)]), capture_content=False)
+    assert not any(isinstance(f, RunSnapshot) for f in facts)
+    assert facts[0].parse_error == ("response:invalid_json" if ctype == "application/json" else None)
+    assert body.startswith(b"event:")
