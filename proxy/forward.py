@@ -33,7 +33,7 @@ from proxy.config import Settings
 from proxy.exchange import SECRET_HEADERS, Exchange, Headers, Recorder, new_exchange_id
 from proxy.fingerprint import Fingerprinter, credential_from_headers
 from proxy.logs import exception_summary
-from proxy.telemetry import outgoing_traceparent
+from proxy.serving.tracecontext import outgoing_traceparent
 
 log = logging.getLogger("assistants_audit.forward")
 

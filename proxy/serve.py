@@ -45,7 +45,7 @@ from proxy.config import Settings, settings_options
 from proxy.fingerprint import load_or_create_secret
 from proxy.forward import make_client_session
 from proxy.guard import ProxyRunner
-from proxy.recording.process import RecorderControl
+from proxy.recording.control import RecorderControl
 from proxy.serving.appender import JournalAppender
 from proxy.serving.relay import RecorderRelay
 

@@ -10,7 +10,6 @@ the parent), and the tracing sink later creates that span with exactly those ids
 from __future__ import annotations
 
 import os
-import random
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -18,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import TracerProvider
+
+from proxy.serving.tracecontext import TraceParent
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
@@ -33,7 +34,6 @@ _SAMPLERS = frozenset(
         "parentbased_traceidratio",
     }
 )
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
 class TelemetryConfigError(ValueError):
@@ -148,36 +148,3 @@ def tracer_provider_from_env(environ: Mapping[str, str] | None = None) -> Tracer
     if config.traces_endpoint is None:
         return None
     return tracer_provider(config)
-
-
-# -- W3C trace context ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TraceParent:
-    trace_id: int
-    span_id: int
-    flags: int
-
-    @classmethod
-    def parse(cls, value: str | None) -> TraceParent | None:
-        m = _TRACEPARENT.match((value or "").strip().lower())
-        if m is None or m.group(1) == "ff":
-            return None
-        trace_id, span_id = int(m.group(2), 16), int(m.group(3), 16)
-        if trace_id == 0 or span_id == 0:
-            return None
-        return cls(trace_id, span_id, int(m.group(4), 16))
-
-    def header(self) -> str:
-        return f"00-{self.trace_id:032x}-{self.span_id:016x}-{self.flags:02x}"
-
-
-def outgoing_traceparent(incoming: str | None) -> str:
-    """The traceparent to send upstream: the client's trace (or a new one) with a fresh span id,
-    which becomes the proxy's SERVER span when the exchange is recorded."""
-    parent = TraceParent.parse(incoming)
-    span_id = random.getrandbits(64) or 1
-    if parent is None:
-        return TraceParent(random.getrandbits(128) or 1, span_id, 1).header()
-    return TraceParent(parent.trace_id, span_id, parent.flags).header()

@@ -44,6 +44,7 @@ from proxy.config import Settings
 from proxy.enrich import CredentialCache, Enricher, EnrichmentSink
 from proxy.fingerprint import Fingerprinter
 from proxy.observers import Sink
+from proxy.recording.control import RecorderControl
 from proxy.recording.recorder import JournalRecorder
 from proxy.sampler import VectorStoreSampler, sampler_key
 from proxy.serving.appender import JournalAppender
@@ -54,30 +55,6 @@ from proxy.telemetry import tracer_provider_from_env
 log = logging.getLogger("assistants_audit.recorder")
 
 NICE = 10  # under saturation the workers get the CPU; the recorder falls behind on disk
-
-
-@dataclass(frozen=True)
-class RecorderControl:
-    """Where the recorder process listens: Unix sockets in a private (0700) directory the
-    supervisor made, so only this user's processes can send credentials or read metrics.
-    (Not under STORE: a socket path is limited to 107 bytes.)"""
-
-    directory: str
-
-    @property
-    def channel_address(self) -> str:
-        return os.path.join(self.directory, "channel.sock")
-
-    @property
-    def metrics_address(self) -> str:
-        return os.path.join(self.directory, "metrics.sock")
-
-    @classmethod
-    def create(cls) -> "RecorderControl":
-        return cls(tempfile.mkdtemp(prefix="assistants-audit-"))
-
-    def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class _Channel(asyncio.DatagramProtocol):

@@ -100,6 +100,7 @@ class JournalRecorder:
         self._shared = Dispatcher(self.shared)
         self._followers: dict[str, _Follower] = {}
         self._stopping = threading.Event()
+        self._drain_deadline = 0.0
         self._thread: threading.Thread | None = None
         self._views: threading.Thread | None = None
         self.ready = threading.Event()  # set after the first scan (every existing slot taken)
@@ -169,9 +170,12 @@ class JournalRecorder:
             self._stopping.wait(10.0 if failures == 0 else min(2.0, 0.1 * 2 ** failures))
 
     def close(self, timeout: float = 60.0) -> None:
-        """Read every journal to its end (the writers are gone), store it, stop."""
+        """Read every journal to its end, store it, stop. Writers still appending (a worker that
+        is draining) are waited for up to `timeout`; what they append later stays in the journal
+        for the next recorder."""
         if self._thread is None:
             return
+        self._drain_deadline = self.clock() + max(0.0, timeout - 10.0)
         self._stopping.set()
         self._thread.join(timeout)
         if self._views is not None:
@@ -179,10 +183,6 @@ class JournalRecorder:
         if self._thread.is_alive():
             log.error("recorder did not finish within %.0f s; the journal keeps what was not stored", timeout)
         self._thread = None
-
-    def stop_now(self) -> None:
-        """Stop without draining (tests of crash recovery)."""
-        self._stopping.set()
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -203,7 +203,7 @@ class JournalRecorder:
             read = 0
             for follower in list(self._followers.values()):
                 try:
-                    read += self._pump(follower, final=stopping)
+                    read += self._pump(follower)
                 except Exception:
                     log.exception("recorder: slot %s failed this round; retrying", follower.name)
             now = self.clock()
@@ -211,7 +211,8 @@ class JournalRecorder:
                                                       for f in self._followers.values()):
                 next_flush = now + self.flush_interval
                 self._flush()
-            if stopping and read == 0:
+            if stopping and read == 0 and (self.clock() >= self._drain_deadline or not any(
+                    f.writer_alive for f in self._followers.values())):
                 self._finish()
                 return
             if read == 0:
@@ -257,14 +258,13 @@ class JournalRecorder:
                      "the start" if checkpoint is None else f"{checkpoint.seq}:{checkpoint.offset}", backlog)
         return follower
 
-    def _pump(self, follower: _Follower, *, final: bool) -> int:
+    def _pump(self, follower: _Follower) -> int:
         store = follower.store
         if store.pending_records >= self.flush_records:
             return 0  # the store is behind (or failing): leave the rest in the journal
         if not store.healthy and self.clock() < store.retry_at:
             return 0
-        alive = follower.writer_alive and not final
-        records = follower.tail.read(self.batch_records, writer_alive=alive)
+        records = follower.tail.read(self.batch_records, writer_alive=follower.writer_alive)
         for position, payload in records:
             try:
                 exchange = journal.decode_exchange(payload)

@@ -14,11 +14,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from proxy.facts import AssistantObservation
 from proxy.sinks.otel import OtelSink
+from proxy.serving.tracecontext import TraceParent, outgoing_traceparent
 from proxy.telemetry import (
     TelemetryConfig,
     TelemetryConfigError,
-    TraceParent,
-    outgoing_traceparent,
     tracer_provider,
     tracer_provider_from_env,
 )

@@ -80,6 +80,12 @@ class ServeProcess:
             self.log.flush()
         return Path(self.log.name).read_text(errors="replace")
 
+    def recorder_pid(self) -> int | None:
+        return next((pid for pid in _children(self.proc.pid) if is_recorder(pid)), None)
+
+    def worker_pids(self) -> list[int]:
+        return [pid for pid in _children(self.proc.pid) if not is_recorder(pid)]
+
     def peak_rss_mb(self) -> float:
         """The largest peak RSS of any process of the proxy (supervisor, workers, recorder)."""
         peaks = []
@@ -184,18 +190,18 @@ def test_sigterm_drains_an_in_flight_stream(upstream, start_serve):
     assert not upstream.stream_cancelled.is_set()
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:  # the process is gone
-        return []
-
-
 def is_recorder(pid: int) -> bool:
     try:
         return b"proxy.recording" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:  # the process is gone
+        return []
 
 
 def test_two_workers_serve_and_stop(upstream, start_serve, tmp_path):
