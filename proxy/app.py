@@ -60,9 +60,14 @@ def make_app(
         app[SESSION] = make_client_session(settings) if own else session
         forwarder.session = app[SESSION]
         yield
+        forwarder.stop_draining()
         if own:
             await app[SESSION].close()
 
+    async def drain(app: web.Application) -> None:
+        forwarder.drain(settings.grace_period)
+
     app.cleanup_ctx.append(upstream_session)
+    app.on_shutdown.append(drain)
     app.router.add_route("*", "/{tail:.*}", forwarder.handle)
     return app

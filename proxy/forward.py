@@ -44,6 +44,8 @@ HOP_BY_HOP = frozenset(
 # answered with 100 Continue by the server; X-Proxy-Key is the proxy's own credential.
 _REQUEST_ONLY_HERE = frozenset({"host", "expect", "x-proxy-key"})
 _UNCAPPED = 1 << 62
+# The message of the cancellation with which a draining proxy ends what outlived the grace period.
+_SHUTDOWN_CUT = "proxy_shutdown"
 
 
 def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -188,10 +190,39 @@ class Forwarder:
         self.upstream_host = self.upstream.raw_authority
         self.session: aiohttp.ClientSession | None = None  # set by the app's cleanup_ctx
         self._proxy_key = settings.require_proxy_key.encode() if settings.require_proxy_key else None
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._grace_timer: asyncio.TimerHandle | None = None
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def drain(self, grace_period: float) -> None:
+        """The server stopped accepting: requests still running `grace_period` seconds from now
+        are cut by the proxy itself, so their record says `proxy_shutdown` (when aiohttp cuts
+        them, the closed connection looks like a client that went away)."""
+        loop = asyncio.get_running_loop()
+        self._grace_timer = loop.call_later(grace_period, self._cut_in_flight)
+
+    def stop_draining(self) -> None:
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+
+    def _cut_in_flight(self) -> None:
+        for task in list(self._in_flight):
+            task.cancel(_SHUTDOWN_CUT)
 
     # -- the handler -------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            return await self._handle(request)
+        finally:
+            self._in_flight.discard(task)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         clock = _Clock()
         started_at = time.time()
         raw_target = request.raw_path
@@ -247,9 +278,9 @@ class Forwarder:
                 request.method, url, headers=headers, data=data, allow_redirects=False,
                 auto_decompress=False,
             )
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             clock.upstream += time.perf_counter() - t
-            self._submit(exchange(None, (), _Capture(0), None, self._cancel_reason(request)))
+            self._submit(exchange(None, (), _Capture(0), None, self._cancel_reason(request, cancelled)))
             raise
         except Exception as exc:  # every failure becomes an answer, never a traceback
             clock.upstream += time.perf_counter() - t
@@ -313,10 +344,10 @@ class Forwarder:
                     clock.client += time.perf_counter() - t
                     if clock.first_chunk is None:
                         clock.first_chunk = clock.elapsed()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             upstream.close()  # the upstream sees the disconnect, as it would without the proxy
             if not submitted:
-                reason = None if body.ends_sse_stream() else self._cancel_reason(request)
+                reason = None if body.ends_sse_stream() else self._cancel_reason(request, cancelled)
                 self._submit(exchange(upstream.status, recorded_headers, body, ttfb, reason))
             raise
         except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
@@ -425,7 +456,9 @@ class Forwarder:
         return 502, "upstream_error", f"the request to the upstream {self.upstream_origin} failed"
 
     @staticmethod
-    def _cancel_reason(request: web.Request) -> str:
+    def _cancel_reason(request: web.Request, cancelled: asyncio.CancelledError) -> str:
+        if cancelled.args == (_SHUTDOWN_CUT,):
+            return "proxy_shutdown"
         transport = request.transport
         return "client_disconnected" if transport is None or transport.is_closing() else "proxy_shutdown"
 
