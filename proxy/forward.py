@@ -9,6 +9,9 @@ Rules (RFC 9110 section 7.6.1 for hop-by-hop fields):
   including Content-Length and Content-Encoding (compressed bytes are never decoded here).
 - Bodies stream both ways; only a capped copy is kept for the `Exchange` handed to the recorder,
   after the last byte was written and before the response is finished.
+- What one client can hold of the upstream is bounded: a request body that pauses longer than
+  `--body-timeout` ends the upstream request (408), and at most `--max-upstream-connections`
+  requests are upstream at once (one connection each); the next waits up to `--connect-timeout`.
 """
 
 from __future__ import annotations
@@ -191,6 +194,8 @@ class Forwarder:
         self.session: aiohttp.ClientSession | None = None  # set by the app's cleanup_ctx
         self._proxy_key = settings.require_proxy_key.encode() if settings.require_proxy_key else None
         self._in_flight: set[asyncio.Task[Any]] = set()
+        # Held from the upstream request until its response is relayed: one connection each.
+        self._upstream_slots = asyncio.Semaphore(settings.max_upstream_connections)
         self._grace_timer: asyncio.TimerHandle | None = None
 
     # -- shutdown ----------------------------------------------------------------------------
@@ -270,6 +275,35 @@ class Forwarder:
                 traceparent=traceparent, extra=extra_all, **base,
             )
 
+        try:
+            if not await self._take_upstream_slot():
+                return self._answer_locally(
+                    request, clock, base, recorded_request_headers, 503, "upstream_busy",
+                    f"all {self.settings.max_upstream_connections} connections to the upstream "
+                    f"{self.upstream_origin} stayed busy for {self.settings.connect_timeout} seconds")
+        except asyncio.CancelledError as cancelled:
+            self._submit(exchange(None, (), _Capture(0), None, self._cancel_reason(request, cancelled)))
+            raise
+        try:
+            return await self._round_trip(request, url, headers, data, clock, failure, exchange)
+        finally:
+            self._upstream_slots.release()
+
+    async def _take_upstream_slot(self) -> bool:
+        """One of --max-upstream-connections, waiting up to --connect-timeout when all are busy."""
+        if not self._upstream_slots.locked():
+            await self._upstream_slots.acquire()  # free: returns without suspending
+            return True
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                await self._upstream_slots.acquire()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _round_trip(self, request: web.Request, url: URL, headers: CIMultiDict[str],
+                          data: AsyncIterator[bytes] | None, clock: _Clock, failure: dict[str, str],
+                          exchange: Any) -> web.StreamResponse:
         session = self.session
         assert session is not None, "the ClientSession is created by the app's cleanup_ctx"
         t = time.perf_counter()
@@ -290,6 +324,8 @@ class Forwarder:
                 return web.Response(status=499)  # nobody is listening; aiohttp discards it
             body = error_body(code, message)
             response = web.Response(status=status, body=body, content_type="application/json")
+            if code == "request_timeout":
+                response.force_close()  # the rest of the body is not waited for
             captured = _Capture(len(body))
             captured.add(body)
             self._submit(exchange(status, _recordable(response.headers.items()), captured, None, code))
@@ -429,8 +465,17 @@ class Forwarder:
     async def _stream_body(self, request: web.Request, capture: _Capture,
                            failure: dict[str, str]) -> AsyncIterator[bytes]:
         limit = self.settings.max_body_size
+        content = request.content
         try:
-            async for chunk in request.content.iter_any():
+            while True:
+                try:
+                    async with asyncio.timeout(self.settings.body_timeout):
+                        chunk = await content.readany()
+                except TimeoutError:
+                    failure["kind"] = "request_timeout"
+                    raise
+                if not chunk:
+                    return
                 capture.add(chunk)
                 if capture.size > limit:
                     failure["kind"] = "request_too_large"
@@ -446,6 +491,8 @@ class Forwarder:
             return 413, kind, f"request body exceeds {self.settings.max_body_size} bytes"
         if kind == "client_disconnected":
             return 499, kind, "client disconnected"
+        if kind == "request_timeout":
+            return 408, kind, f"the request body paused for more than {self.settings.body_timeout} seconds"
         if isinstance(exc, TimeoutError):
             return 504, "upstream_timeout", f"the upstream {self.upstream_origin} did not answer in time"
         if isinstance(exc, aiohttp.ServerDisconnectedError):
@@ -466,7 +513,7 @@ class Forwarder:
                         request_headers: Headers, status: int, code: str, message: str) -> web.Response:
         body = error_body(code, message)
         response = web.Response(status=status, body=body, content_type="application/json")
-        if status in (400, 413, 431):
+        if status in (400, 413, 431, 503):
             response.force_close()  # the rest of the request is not read; don't reuse the connection
         self._submit(Exchange(
             exchange_id=new_exchange_id(), worker=self.worker, origin="client", ttfb_s=None,
@@ -487,7 +534,8 @@ class Forwarder:
 def make_client_session(settings: Settings) -> aiohttp.ClientSession:
     """The one pooled upstream session of a process: no cookie jar, no decompression, no
     headers of aiohttp's own (User-Agent, Accept, Accept-Encoding, Content-Type)."""
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
+    connector = aiohttp.TCPConnector(limit=settings.max_upstream_connections, ttl_dns_cache=60,
+                                     enable_cleanup_closed=True)
     timeout = aiohttp.ClientTimeout(total=None, connect=settings.connect_timeout,
                                     sock_read=settings.upstream_timeout)
     return aiohttp.ClientSession(
