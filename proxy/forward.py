@@ -23,6 +23,7 @@ import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Iterable
+from contextlib import suppress
 from itertools import chain
 from typing import Any
 
@@ -324,11 +325,17 @@ class Forwarder:
                 return web.Response(status=499)  # nobody is listening; aiohttp discards it
             body = error_body(code, message)
             response = web.Response(status=status, body=body, content_type="application/json")
-            if code == "request_timeout":
-                response.force_close()  # the rest of the body is not waited for
             captured = _Capture(len(body))
             captured.add(body)
             self._submit(exchange(status, _recordable(response.headers.items()), captured, None, code))
+            if code == "request_timeout":
+                # Closed once answered: aiohttp would otherwise linger for seconds reading the
+                # rest of a body that stopped coming.
+                response.force_close()
+                with suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
+                    await response.prepare(request)
+                    await response.write_eof()
+                request.protocol.force_close()
             return response
         clock.upstream += time.perf_counter() - t
         ttfb = clock.elapsed()
