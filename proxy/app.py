@@ -44,10 +44,12 @@ def make_app(
     # request line may be one byte longer than a header field, so a LineTooLong names which one
     # overflowed (proxy.guard answers 414 or 431). Idle keep-alive connections are closed after
     # --keepalive-timeout (aiohttp's default is an hour), so many idle clients cannot pin memory.
+    # auto_decompress off: aiohttp would otherwise inflate a compressed request body while its
+    # Content-Encoding and Content-Length still go upstream; the recorder decodes its own copy.
     field_limit = max(8190, 2 * settings.max_header_size)
     app = web.Application(handler_args={
         "handler_cancellation": True, "max_field_size": field_limit, "max_line_size": field_limit + 1,
-        "keepalive_timeout": settings.keepalive_timeout,
+        "keepalive_timeout": settings.keepalive_timeout, "auto_decompress": False,
     })
     app[SETTINGS] = settings
     app[RECORDER] = recorder
@@ -58,10 +60,15 @@ def make_app(
         app[SESSION] = make_client_session(settings) if own else session
         forwarder.session = app[SESSION]
         yield
+        forwarder.stop_draining()
         if own:
             await app[SESSION].close()
 
+    async def drain(app: web.Application) -> None:
+        forwarder.drain(settings.grace_period)
+
     app.cleanup_ctx.append(upstream_session)
+    app.on_shutdown.append(drain)
     # [\s\S], not ".": a path may hold a newline (%0A), and it is forwarded like any other
     app.router.add_route("*", r"/{tail:[\s\S]*}", forwarder.handle, expect_handler=_expect)
     return app

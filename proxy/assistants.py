@@ -140,25 +140,47 @@ class _Body:
     is_sse: bool = False
 
 
+# A decoded copy larger than this is a parse error: a small compressed body (a "zip bomb") must
+# not make the recorder hold gigabytes.
+MAX_DECODED_BODY = 64 * 1024 * 1024
+
+
 def _decompress(raw: bytes, encoding: str | None) -> tuple[bytes, str | None]:
-    enc = (encoding or "").strip().lower()
-    if not raw or enc in ("", "identity"):
-        return raw, None
+    """Undo every coding of Content-Encoding (a list, applied in order, so undone in reverse)."""
+    data = raw
+    for coding in reversed([c.strip().lower() for c in (encoding or "").split(",") if c.strip()]):
+        if not data or coding == "identity":
+            continue
+        data, err = _decode_coding(data, coding)
+        if err:
+            return b"", err
+    return data, None
+
+
+def _decode_coding(raw: bytes, coding: str) -> tuple[bytes, str | None]:
     try:
-        if enc in ("gzip", "x-gzip"):
-            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw), None
-        if enc == "deflate":
+        if coding in ("gzip", "x-gzip"):
+            return _inflate(raw, 16 + zlib.MAX_WBITS, coding)
+        if coding == "deflate":
             try:
-                return zlib.decompressobj().decompress(raw), None
+                return _inflate(raw, zlib.MAX_WBITS, coding)
             except zlib.error:  # servers that send raw deflate without the zlib wrapper
-                return zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw), None
-        if enc == "br":
+                return _inflate(raw, -zlib.MAX_WBITS, coding)
+        if coding == "br":
             if _brotli is None:
                 return b"", "unsupported_encoding:br"
             return _brotli.decompress(raw), None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a parse error
-        return b"", f"bad_{enc}:{type(exc).__name__}"
-    return b"", f"unsupported_encoding:{enc}"
+        return b"", f"bad_{coding}:{type(exc).__name__}"
+    return b"", f"unsupported_encoding:{coding}"
+
+
+def _inflate(raw: bytes, wbits: int, coding: str) -> tuple[bytes, str | None]:
+    decoder = zlib.decompressobj(wbits)
+    data = decoder.decompress(raw, MAX_DECODED_BODY)
+    if decoder.unconsumed_tail:
+        return b"", f"decoded_too_large:{coding}"
+    return data, None
 
 
 # Exchange.error_type values for which the forwarded response body may have stopped early.

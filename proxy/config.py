@@ -187,6 +187,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("header_timeout", 10.0, parse_optional_seconds,
            "Seconds a client may take to send a request's headers (then 408 and close); 'off' disables it.",
            metavar="SECONDS"),
+    Option("body_timeout", 30.0, parse_optional_seconds,
+           "Seconds a client may pause between bytes of a request body (then 408 and close); 'off' disables it.",
+           metavar="SECONDS"),
+    Option("max_upstream_connections", 256, _positive_int,
+           "Upstream connections a worker process holds at once; more requests wait up to --connect-timeout (then 503).",
+           metavar="N"),
     Option("keepalive_timeout", 75.0, parse_seconds,
            "Seconds an idle keep-alive client connection stays open.", metavar="SECONDS"),
     Option("admin_token", None, _text, "Bearer token required by the admin /metrics endpoint.",
@@ -233,6 +239,8 @@ class Settings:
     upstream_timeout: float = 600.0
     grace_period: float = 30.0
     header_timeout: float | None = 10.0
+    body_timeout: float | None = 30.0
+    max_upstream_connections: int = 256
     keepalive_timeout: float = 75.0
     admin_token: str | None = None
     require_proxy_key: str | None = None
@@ -315,8 +323,9 @@ class Settings:
                     split_hostport(value)
                 except ValueError as exc:
                     fail(name, str(exc))
-        if self.workers < 1:
-            fail("workers", "must be at least 1")
+        for name in ("workers", "max_upstream_connections"):
+            if getattr(self, name) < 1:
+                fail(name, "must be at least 1")
         for name in ("body_cap", "max_body_size", "max_header_size"):
             if getattr(self, name) < 0:
                 fail(name, "must not be negative")

@@ -9,6 +9,9 @@ Rules (RFC 9110 section 7.6.1 for hop-by-hop fields):
   including Content-Length and Content-Encoding (compressed bytes are never decoded here).
 - Bodies stream both ways; only a capped copy is kept for the `Exchange` handed to the recorder,
   after the last byte was written and before the response is finished.
+- What one client can hold of the upstream is bounded: a request body that pauses longer than
+  `--body-timeout` ends the upstream request (408), and at most `--max-upstream-connections`
+  requests are upstream at once (one connection each); the next waits up to `--connect-timeout`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Iterable
+from contextlib import suppress
 from itertools import chain
 from typing import Any
 
@@ -45,6 +49,8 @@ HOP_BY_HOP = frozenset(
 # answered with 100 Continue by the server; X-Proxy-Key is the proxy's own credential.
 _REQUEST_ONLY_HERE = frozenset({"host", "expect", "x-proxy-key"})
 _UNCAPPED = 1 << 62
+# The message of the cancellation with which a draining proxy ends what outlived the grace period.
+_SHUTDOWN_CUT = "proxy_shutdown"
 
 
 def end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -202,10 +208,41 @@ class Forwarder:
         self.upstream_host = self.upstream.raw_authority
         self.session: aiohttp.ClientSession | None = None  # set by the app's cleanup_ctx
         self._proxy_key = settings.require_proxy_key.encode() if settings.require_proxy_key else None
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        # Held from the upstream request until its response is relayed: one connection each.
+        self._upstream_slots = asyncio.Semaphore(settings.max_upstream_connections)
+        self._grace_timer: asyncio.TimerHandle | None = None
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def drain(self, grace_period: float) -> None:
+        """The server stopped accepting: requests still running `grace_period` seconds from now
+        are cut by the proxy itself, so their record says `proxy_shutdown` (when aiohttp cuts
+        them, the closed connection looks like a client that went away)."""
+        loop = asyncio.get_running_loop()
+        self._grace_timer = loop.call_later(grace_period, self._cut_in_flight)
+
+    def stop_draining(self) -> None:
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+
+    def _cut_in_flight(self) -> None:
+        for task in list(self._in_flight):
+            task.cancel(_SHUTDOWN_CUT)
 
     # -- the handler -------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            return await self._handle(request)
+        finally:
+            self._in_flight.discard(task)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         clock = _Clock()
         started_at = time.time()
         raw_target = request.raw_path
@@ -257,6 +294,35 @@ class Forwarder:
                 traceparent=traceparent, extra=extra_all, **base,
             )
 
+        try:
+            if not await self._take_upstream_slot():
+                return self._answer_locally(
+                    request, clock, base, recorded_request_headers, 503, "upstream_busy",
+                    f"all {self.settings.max_upstream_connections} connections to the upstream "
+                    f"{self.upstream_origin} stayed busy for {self.settings.connect_timeout} seconds")
+        except asyncio.CancelledError as cancelled:
+            self._submit(exchange(None, (), _Capture(0), None, self._cancel_reason(request, cancelled)))
+            raise
+        try:
+            return await self._round_trip(request, url, headers, data, clock, failure, exchange)
+        finally:
+            self._upstream_slots.release()
+
+    async def _take_upstream_slot(self) -> bool:
+        """One of --max-upstream-connections, waiting up to --connect-timeout when all are busy."""
+        if not self._upstream_slots.locked():
+            await self._upstream_slots.acquire()  # free: returns without suspending
+            return True
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                await self._upstream_slots.acquire()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _round_trip(self, request: web.Request, url: URL, headers: CIMultiDict[str],
+                          data: AsyncIterator[bytes] | None, clock: _Clock, failure: dict[str, str],
+                          exchange: Any) -> web.StreamResponse:
         session = self.session
         assert session is not None, "the ClientSession is created by the app's cleanup_ctx"
         t = time.perf_counter()
@@ -265,9 +331,9 @@ class Forwarder:
                 request.method, url, headers=headers, data=data, allow_redirects=False,
                 auto_decompress=False, trace_request_ctx=headers,
             )
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             clock.upstream += time.perf_counter() - t
-            self._submit(exchange(None, (), _Capture(0), None, self._cancel_reason(request)))
+            self._submit(exchange(None, (), _Capture(0), None, self._cancel_reason(request, cancelled)))
             raise
         except Exception as exc:  # every failure becomes an answer, never a traceback
             clock.upstream += time.perf_counter() - t
@@ -280,6 +346,14 @@ class Forwarder:
             captured = _Capture(len(body))
             captured.add(body)
             self._submit(exchange(status, _recordable(response.headers.items()), captured, None, code))
+            if code == "request_timeout":
+                # Closed once answered: aiohttp would otherwise linger for seconds reading the
+                # rest of a body that stopped coming.
+                response.force_close()
+                with suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
+                    await response.prepare(request)
+                    await response.write_eof()
+                request.protocol.force_close()
             return response
         clock.upstream += time.perf_counter() - t
         ttfb = clock.elapsed()
@@ -331,10 +405,10 @@ class Forwarder:
                     clock.client += time.perf_counter() - t
                     if clock.first_chunk is None:
                         clock.first_chunk = clock.elapsed()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             upstream.close()  # the upstream sees the disconnect, as it would without the proxy
             if not submitted:
-                reason = None if body.ends_sse_stream() else self._cancel_reason(request)
+                reason = None if body.ends_sse_stream() else self._cancel_reason(request, cancelled)
                 self._submit(exchange(upstream.status, recorded_headers, body, ttfb, reason))
             raise
         except (ConnectionResetError, aiohttp.ClientConnectionResetError) as exc:
@@ -416,8 +490,17 @@ class Forwarder:
     async def _stream_body(self, request: web.Request, capture: _Capture,
                            failure: dict[str, str]) -> AsyncIterator[bytes]:
         limit = self.settings.max_body_size
+        content = request.content
         try:
-            async for chunk in request.content.iter_any():
+            while True:
+                try:
+                    async with asyncio.timeout(self.settings.body_timeout):
+                        chunk = await content.readany()
+                except TimeoutError:
+                    failure["kind"] = "request_timeout"
+                    raise
+                if not chunk:
+                    return
                 capture.add(chunk)
                 if capture.size > limit:
                     failure["kind"] = "request_too_large"
@@ -433,6 +516,8 @@ class Forwarder:
             return 413, kind, f"request body exceeds {self.settings.max_body_size} bytes"
         if kind == "client_disconnected":
             return 499, kind, "client disconnected"
+        if kind == "request_timeout":
+            return 408, kind, f"the request body paused for more than {self.settings.body_timeout} seconds"
         if isinstance(exc, TimeoutError):
             return 504, "upstream_timeout", f"the upstream {self.upstream_origin} did not answer in time"
         if isinstance(exc, aiohttp.ServerDisconnectedError):
@@ -444,7 +529,9 @@ class Forwarder:
         return 502, "upstream_error", f"the request to the upstream {self.upstream_origin} failed"
 
     @staticmethod
-    def _cancel_reason(request: web.Request) -> str:
+    def _cancel_reason(request: web.Request, cancelled: asyncio.CancelledError) -> str:
+        if cancelled.args == (_SHUTDOWN_CUT,):
+            return "proxy_shutdown"
         transport = request.transport
         return "client_disconnected" if transport is None or transport.is_closing() else "proxy_shutdown"
 
@@ -452,7 +539,7 @@ class Forwarder:
                         request_headers: Headers, status: int, code: str, message: str) -> web.Response:
         body = error_body(code, message)
         response = OwnResponse(status, body)
-        if status in (400, 413, 431):
+        if status in (400, 413, 431, 503):
             response.force_close()  # the rest of the request is not read; don't reuse the connection
         self._submit(Exchange(
             exchange_id=new_exchange_id(), worker=self.worker, origin="client", ttfb_s=None,
@@ -484,7 +571,8 @@ async def _send_every_field(session: aiohttp.ClientSession, context: Any,
 def make_client_session(settings: Settings) -> aiohttp.ClientSession:
     """The one pooled upstream session of a process: no cookie jar, no decompression, no
     headers of aiohttp's own (User-Agent, Accept, Accept-Encoding, Content-Type)."""
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, enable_cleanup_closed=True)
+    connector = aiohttp.TCPConnector(limit=settings.max_upstream_connections, ttl_dns_cache=60,
+                                     enable_cleanup_closed=True)
     timeout = aiohttp.ClientTimeout(total=None, connect=settings.connect_timeout,
                                     sock_read=settings.upstream_timeout)
     every_field = aiohttp.TraceConfig()

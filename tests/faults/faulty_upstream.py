@@ -160,6 +160,9 @@ class FaultyUpstream:
     behaviour: Behaviour = field(default_factory=lambda: respond(200, b'{"object":"list","data":[]}'))
     port: int = 0
     log: list[Request] = field(default_factory=list)
+    open_connections: int = 0  # TCP connections from the proxy open right now
+    peak_connections: int = 0  # the most ever open at once
+    closed_connections: int = 0
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -205,6 +208,9 @@ class FaultyUpstream:
         return [r.request_id for r in self.requests(via) if r.request_id is not None]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            self.open_connections += 1
+            self.peak_connections = max(self.peak_connections, self.open_connections)
         try:
             while True:
                 request = await _read_request(reader)
@@ -218,6 +224,9 @@ class FaultyUpstream:
             return  # the peer went away, or stop() ended a request held open
         finally:
             writer.transport.abort() if writer.transport.is_closing() else writer.close()
+            with self._lock:
+                self.open_connections -= 1
+                self.closed_connections += 1
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Request | None:

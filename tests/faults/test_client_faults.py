@@ -167,6 +167,53 @@ def test_idle_keepalive_outlives_the_header_timeout_and_ends_at_the_keepalive_ti
     assert proxy.stop() == 0, proxy.output()
 
 
+
+async def _trickled_body(port: int, pause_after: int, give_up: float) -> tuple[float, bytes]:
+    """A POST whose body sends `pause_after` bytes 0.2 s apart, then pauses for good; (seconds
+    from the last byte until the proxy closed the connection, what it sent back)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request_head("POST", "/v1/threads", "Content-Type: application/json\r\nContent-Length: 1000\r\n"))
+    for byte in b'{"metadata"'[:pause_after]:
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.2)  # well within --body-timeout: these bytes count as progress
+    paused = time.monotonic()
+    try:
+        answer = await asyncio.wait_for(reader.read(), timeout=give_up)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"the trickling body was still being waited for after {give_up:.0f} s") from None
+    finally:
+        writer.close()
+    return time.monotonic() - paused, answer
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_paused_request_bodies_get_408_and_free_their_upstream_connections(serving, workers):
+    from tests.faults.faulty_upstream import FaultyUpstream
+
+    body_timeout, clients = 1.0, 20
+    upstream = FaultyUpstream().start()
+    try:
+        proxy = serving(upstream.url, "--body-timeout", str(body_timeout), "--workers", workers)
+
+        async def many() -> list[tuple[float, bytes]]:
+            return await asyncio.gather(*(_trickled_body(proxy.port, 4, body_timeout + MARGIN)
+                                          for _ in range(clients)))
+
+        with Served(proxy) as served:
+            cut = asyncio.run(many())
+        assert served.failures == [] and served.ok >= 3, (served.ok, served.failures)
+        for seconds, answer in cut:
+            assert seconds <= body_timeout + MARGIN, seconds
+            assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+            assert b'"code":"request_timeout"' in answer
+        # each trickled request had an upstream connection of its own, closed with its 408
+        assert upstream.closed_connections >= clients, (upstream.closed_connections, upstream.open_connections)
+        assert [r.target for r in upstream.log if r.method == "POST"] == []
+        assert proxy.stop() == 0, proxy.output()
+    finally:
+        upstream.stop()
+
 # -- 10,000 idle keep-alive connections ---------------------------------------------------------
 
 CONNECTIONS = 10_000

@@ -18,7 +18,8 @@ from proxy.fingerprint import Fingerprinter, load_or_create_secret
 from tests.servers import free_port, serve
 
 CONTRACT = {"listen", "upstream", "admin_listen", "workers", "store", "journal_fsync", "capture_content", "enrich", "body_cap",
-            "connect_timeout", "upstream_timeout", "grace_period", "header_timeout", "keepalive_timeout",
+            "connect_timeout", "upstream_timeout", "grace_period", "header_timeout", "body_timeout",
+            "max_upstream_connections", "keepalive_timeout",
             "admin_token", "require_proxy_key",
             "max_body_size", "max_header_size", "prices", "sample_vector_stores", "sampler_key",
             "fingerprint_secret", "log_level", "vector_store_gauge_limit"}
@@ -40,6 +41,16 @@ def test_precedence_args_then_env_then_default():
     assert settings.sample_vector_stores is None and settings.tracing is False
 
 
+@pytest.mark.parametrize("given, timeout", [("off", None), ("0", None), ("2.5", 2.5), (None, 30.0)])
+def test_body_timeout_and_connection_cap_from_the_environment(given, timeout):
+    env = {"ASSISTANTS_AUDIT_UPSTREAM": "http://127.0.0.1:1", "ASSISTANTS_AUDIT_MAX_UPSTREAM_CONNECTIONS": "8"}
+    if given is not None:
+        env["ASSISTANTS_AUDIT_BODY_TIMEOUT"] = given
+    settings = Settings.from_env_and_args(env=env)
+    assert (settings.body_timeout, settings.max_upstream_connections) == (timeout, 8)
+    assert Settings.from_env_and_args({"max_upstream_connections": "3"}, env=env).max_upstream_connections == 3
+
+
 def test_tracing_follows_the_otlp_endpoint():
     env = {"ASSISTANTS_AUDIT_UPSTREAM": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
     assert Settings.from_env_and_args(env=env).tracing is True
@@ -50,6 +61,9 @@ def test_tracing_follows_the_otlp_endpoint():
     ({"ASSISTANTS_AUDIT_UPSTREAM": "https://api.example.com/v1"}, "ASSISTANTS_AUDIT_UPSTREAM: must be an origin"),
     ({"ASSISTANTS_AUDIT_UPSTREAM": "http://h", "ASSISTANTS_AUDIT_WORKERS": "0"}, "ASSISTANTS_AUDIT_WORKERS: must be at least 1"),
     ({"ASSISTANTS_AUDIT_UPSTREAM": "http://h", "ASSISTANTS_AUDIT_LISTEN": "nowhere"}, "ASSISTANTS_AUDIT_LISTEN: not HOST:PORT"),
+    ({"ASSISTANTS_AUDIT_UPSTREAM": "http://h", "ASSISTANTS_AUDIT_MAX_UPSTREAM_CONNECTIONS": "0"},
+     "ASSISTANTS_AUDIT_MAX_UPSTREAM_CONNECTIONS: must be at least 1"),
+    ({"ASSISTANTS_AUDIT_UPSTREAM": "http://h", "ASSISTANTS_AUDIT_BODY_TIMEOUT": "soon"}, "ASSISTANTS_AUDIT_BODY_TIMEOUT:"),
     ({"ASSISTANTS_AUDIT_UPSTREAM": "http://h", "ASSISTANTS_AUDIT_SAMPLE_VECTOR_STORES": "60"}, "needs --sampler-key"),
     ({"ASSISTANTS_AUDIT_UPSTREAM": "http://h", "ASSISTANTS_AUDIT_PRICES": "/no/such.yaml"}, "--prices"),
 ])

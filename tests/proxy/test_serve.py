@@ -272,3 +272,26 @@ def _origins(store: Path, connect) -> dict[str, int]:
             con.close()
     except Exception:  # the store may not have its first segment yet
         return {}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_stream_cut_by_the_grace_period_is_recorded_as_proxy_shutdown(emulator, start_serve, tmp_path, workers):
+    from tests.recording.store_helpers import rows
+
+    proxy = start_serve(emulator.url, "--grace-period", "1", "--workers", workers)
+    client = openai.OpenAI(api_key=KEY, base_url=proxy.url + "/v1", max_retries=0, timeout=60)
+    assistant = client.beta.assistants.create(model="gpt-4o", instructions="Be brief.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Take your time"}])
+    stream = client.beta.threads.runs.create(
+        thread_id=thread.id, assistant_id=assistant.id, stream=True,
+        extra_headers={"X-Emulator-Fault": "slow_body=3000"})  # minutes of events, far past the grace
+    events = iter(stream)
+    assert next(events).event == "thread.run.created"
+    proxy.proc.send_signal(signal.SIGTERM)
+    with pytest.raises((openai.APIError, http.client.HTTPException, OSError)):
+        for _ in events:  # the proxy cuts the stream once the grace period is over
+            pass
+    assert proxy.proc.wait(30) == 0, proxy.output()
+    cut = rows(tmp_path / "store", "SELECT status_code, error_type, stream FROM exchange_log "
+                                   f"WHERE origin = 'client' AND path = '/v1/threads/{thread.id}/runs'")
+    assert cut == [(200, "proxy_shutdown", True)]
