@@ -19,7 +19,7 @@ from proxy.assistants import parse as assistants_parse
 from proxy.config import Settings
 from proxy.exchange import Exchange
 from proxy.observers import Sink
-from proxy.recording.recorder import JournalRecorder, Parse
+from proxy.recording.recorder import JournalRecorder, Parse, prepare_store
 from proxy.serving.appender import JournalAppender
 from proxy.sinks.metrics import MetricsSink
 from proxy.sinks.otel import OtelSink
@@ -45,6 +45,7 @@ class LocalRecorder:
         return self.recorder.ready
 
     def start(self) -> "LocalRecorder":
+        prepare_store(self.recorder.store_dir)
         self.appender.open()
         self.recorder.start()
         self._ticker = threading.Thread(target=self._tick, name="journal-tick", daemon=True)
@@ -55,7 +56,7 @@ class LocalRecorder:
         while not self._stop.wait(self.tick_interval):
             with self._lock:
                 self.appender.tick()
-            self.recorder.reported_lost[self.appender.name or "?"] = self.appender.lost_records
+            self._report()
 
     def submit(self, exchange: Exchange) -> None:
         with self._lock:
@@ -67,8 +68,13 @@ class LocalRecorder:
             self._ticker.join(5)
         with self._lock:
             self.appender.close()
-        self.recorder.reported_lost[self.appender.name or "?"] = self.appender.lost_records
+        self._report()
         self.recorder.close()
+
+    def _report(self) -> None:
+        name = self.appender.name or "local"
+        self.recorder.reported_lost[name] = self.appender.lost_records
+        self.recorder.reported_bodies_dropped[name] = self.appender.bodies_dropped
 
     # counters, as the metrics sink reads them from the recorder
     def __getattr__(self, name: str) -> Any:

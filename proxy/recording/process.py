@@ -32,12 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import duckdb
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from analytics import store as layout
 
 from proxy.assistants import parse
 from proxy.config import Settings
@@ -45,7 +43,7 @@ from proxy.enrich import CredentialCache, Enricher, EnrichmentSink
 from proxy.fingerprint import Fingerprinter
 from proxy.observers import Sink
 from proxy.recording.control import RecorderControl
-from proxy.recording.recorder import JournalRecorder
+from proxy.recording.recorder import JournalRecorder, prepare_store
 from proxy.sampler import VectorStoreSampler, sampler_key
 from proxy.serving.appender import JournalAppender
 from proxy.recording.local import standard_sinks
@@ -63,7 +61,6 @@ class _Channel(asyncio.DatagramProtocol):
     def __init__(self, credentials: CredentialCache, recorder: JournalRecorder) -> None:
         self.credentials = credentials
         self.recorder = recorder
-        self.bodies_dropped: dict[str, int] = {}
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:
@@ -75,7 +72,8 @@ class _Channel(asyncio.DatagramProtocol):
                 slot = str(message["slot"])
                 self.recorder.reported_lost[slot] = max(self.recorder.reported_lost.get(slot, 0),
                                                         int(message.get("lost", 0)))
-                self.bodies_dropped[slot] = max(self.bodies_dropped.get(slot, 0), int(message.get("bodies_dropped", 0)))
+                dropped = self.recorder.reported_bodies_dropped
+                dropped[slot] = max(dropped.get(slot, 0), int(message.get("bodies_dropped", 0)))
         except Exception:  # a malformed datagram is dropped; never logged as it may hold a credential
             log.debug("recorder channel: malformed datagram dropped")
 
@@ -97,22 +95,6 @@ class RecorderService:
         self.sampler_task: asyncio.Task[None] | None = None
         self.recorder: JournalRecorder | None = None
         self.metrics: MetricsSink | None = None
-
-    def prepare_store(self) -> None:
-        """The store's layout and views, before the workers serve: a store is queryable as soon as
-        `serve` is. A store that cannot be written yet is retried by the recorder (and logged)."""
-        try:
-            self.store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            con = duckdb.connect(":memory:", config={"threads": 1})
-            try:
-                layout.ensure_schema_segments(self.store_dir, con)
-            finally:
-                con.close()
-            if not layout.views_db_current(self.store_dir):
-                layout.write_views_db(self.store_dir)
-        except Exception as exc:
-            log.error("store %s: cannot prepare it yet (%s); serving anyway, the recorder retries",
-                      self.store_dir, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     async def start(self) -> JournalRecorder:
         settings = self.settings
@@ -174,7 +156,7 @@ class RecorderService:
 
 async def run_recorder(settings: Settings, control: RecorderControl) -> None:
     service = RecorderService(settings, tracer_provider=tracer_provider_from_env())
-    service.prepare_store()
+    prepare_store(service.store_dir)
     # tell the supervisor the store is laid out: it starts the workers now
     os.write(sys.stdout.fileno(), b"ready\n")
     recorder = await service.start()

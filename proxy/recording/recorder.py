@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from analytics import store as layout
 from proxy import journal
 from proxy.exchange import Exchange
@@ -106,8 +108,10 @@ class JournalRecorder:
         self.ready = threading.Event()  # set after the first scan (every existing slot taken)
         self.idle = threading.Event()  # set whenever a pass found nothing to read
         self.flush_observers: list[Callable[[float], None]] = []
-        self.lost_records = 0  # records the recorder could not turn into rows (damaged, undecodable)
-        self.reported_lost: dict[str, int] = {}  # per worker slot, as the workers report them
+        self.undecodable = 0  # records the recorder could not turn into rows (damaged)
+        # per worker slot, cumulative, as the workers report them (proxy.serving.relay)
+        self.reported_lost: dict[str, int] = {}
+        self.reported_bodies_dropped: dict[str, int] = {}
         self.records = 0
         self._errors: dict[str, int] = {}
         self.views_ok = threading.Event()
@@ -135,8 +139,13 @@ class JournalRecorder:
         return out
 
     @property
-    def total_lost(self) -> int:
-        return self.lost_records + sum(self.reported_lost.values())
+    def lost_records(self) -> int:
+        """Exchanges that will never be rows: not journaled by a worker, or undecodable here."""
+        return self.undecodable + sum(self.reported_lost.values())
+
+    @property
+    def bodies_dropped(self) -> int:
+        return sum(self.reported_bodies_dropped.values())
 
     def slots(self) -> list[str]:
         return sorted(self._followers)
@@ -269,7 +278,7 @@ class JournalRecorder:
             try:
                 exchange = journal.decode_exchange(payload)
             except Exception as exc:
-                self.lost_records += 1
+                self.undecodable += 1
                 log.error("journal %s: undecodable record at %s:%s: %s", follower.name, position.seq,
                           position.offset, exc)
                 continue
@@ -277,6 +286,8 @@ class JournalRecorder:
             follower.dispatch.on_exchange(exchange, self._facts(exchange))
         follower.read += len(records)
         self.records += len(records)
+        if follower.tail.finished:
+            self._prune(follower)
         return len(records)
 
     def _facts(self, exchange: Exchange) -> list[Fact]:
@@ -295,15 +306,20 @@ class JournalRecorder:
         """The store has every record of `follower` up to `position`: delete the segments that
         hold nothing else and that no writer appends to any more."""
         follower.committed = position
+        self._prune(follower)
+
+    def _prune(self, follower: _Follower) -> None:
         tail = follower.tail
         for seq in sorted(tail.finished):
-            if seq < position.seq or (seq == position.seq and tail.after == position):
-                for path in (follower.directory / journal.segment_name(seq),):
-                    try:
-                        path.unlink()
-                    except FileNotFoundError:
-                        pass
-                tail.finished.discard(seq)
+            last = tail.last_in.get(seq)
+            if last is not None and (follower.committed is None or last > follower.committed):
+                continue  # some of its records are not stored yet
+            try:
+                (follower.directory / journal.segment_name(seq)).unlink()
+            except FileNotFoundError:
+                pass
+            tail.finished.discard(seq)
+            tail.last_in.pop(seq, None)
 
     def _finish(self) -> None:
         """Everything readable is read: flush, delete what is stored, release the slots."""
@@ -351,6 +367,23 @@ def basic_facts(exchange: Exchange, *, capture_content: bool = False, parse_erro
         retry_count=None, key_fingerprint=exchange.key_fingerprint, run_id=None, thread_id=None,
         assistant_id=None, vector_store_id=None, model=None,
     )]
+
+
+def prepare_store(store_dir: Path) -> None:
+    """The store's layout and views, before anything is served: a store is queryable as soon as
+    the proxy is. A store that cannot be written yet is retried later (and logged)."""
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        con = duckdb.connect(":memory:", config={"threads": 1})
+        try:
+            layout.ensure_schema_segments(store_dir, con)
+        finally:
+            con.close()
+        if not layout.views_db_current(store_dir):
+            layout.write_views_db(store_dir)
+    except Exception as exc:
+        log.error("store %s: cannot prepare it yet (%s); serving anyway, the recorder retries",
+                  store_dir, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def _writer_alive(store_dir: Path, name: str) -> bool:

@@ -41,6 +41,7 @@ class JournalTail:
     _offset: int = field(default=0, init=False)  # file offset of _buf[0]
     _buf: bytearray = field(default_factory=bytearray, init=False)
     finished: set[int] = field(default_factory=set, init=False)  # segments read to their end, a later one exists
+    last_in: dict[int, Position] = field(default_factory=dict, init=False)  # segment -> its last record read
     skipped_bytes: int = field(default=0, init=False)
 
     def close(self) -> None:
@@ -136,6 +137,7 @@ class JournalTail:
                     position = Position(self._seq, self._offset)
                     self._consume(_FRAME.size + length)
                     self.after = position
+                    self.last_in[self._seq] = position
                     return position, payload
             elif writer_alive and not any(self._buf[: _FRAME.size]):
                 return None  # zeros: the file grew but the bytes are not there yet

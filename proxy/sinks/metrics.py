@@ -334,6 +334,16 @@ class StoreHealth:
         self.errors = Counter(
             "assistants_audit_store_errors_total", "Store write errors by kind", ["kind"], registry=registry,
         )
+        self.lag_bytes = Gauge(
+            "assistants_audit_recorder_lag_bytes",
+            "Journal bytes the workers wrote that the recorder process has not stored yet",
+            registry=registry,
+        )
+        self.bodies_dropped = Counter(
+            "assistants_audit_bodies_dropped_total",
+            "Exchanges journaled without their bodies because the recorder was past --max-recorder-lag",
+            registry=registry,
+        )
 
     def set_queue(self, depth: int, spooled: int) -> None:
         self.queue_depth.set(depth)
@@ -376,6 +386,7 @@ class MetricsSink:
         self._vs_lock = threading.Lock()  # the scrape reads the stores from another thread
         self._recorder: Any = None
         self._seen_lost = 0
+        self._seen_bodies_dropped = 0
         self._seen_errors: dict[str, int] = {}
         self.multiproc_dir = multiproc_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self._models = LabelCap(MODEL_LABEL_LIMIT)
@@ -520,6 +531,11 @@ class MetricsSink:
         if lost > self._seen_lost:
             self.store.lost(lost - self._seen_lost)
             self._seen_lost = lost
+        self.store.lag_bytes.set(int(getattr(recorder, "lag_bytes", 0)))
+        dropped = int(getattr(recorder, "bodies_dropped", 0))
+        if dropped > self._seen_bodies_dropped:
+            self.store.bodies_dropped.inc(dropped - self._seen_bodies_dropped)
+            self._seen_bodies_dropped = dropped
         for kind, n in dict(getattr(recorder, "errors", {}) or {}).items():
             seen = self._seen_errors.get(kind, 0)
             if n > seen:
