@@ -75,7 +75,7 @@ def announce_reader(store: Path) -> None:
     if path in _held_reader_locks:
         return
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -253,3 +253,28 @@ def test_sigterm_with_streams_in_flight_then_restart_stores_each_exchange_once(e
     assert "replayed" not in restarted.output()
     after = assert_each_answered_exchange_once(store, answered + again.request_ids)
     assert {r[0] for r in logged} <= {r[0] for r in after}  # the same stable ids
+
+
+# --- who may read the store ------------------------------------------------------------------
+
+
+def open_to_others(store: Path) -> list[str]:
+    """Every path under the store (itself included) that its group or other users may use."""
+    return [f"{p} {oct(p.stat().st_mode & 0o777)}" for p in [store, *sorted(store.rglob("*"))]
+            if p.exists() and p.stat().st_mode & 0o077]
+
+
+def test_store_files_are_private_to_the_proxy_user(emulator, serving, tmp_path):
+    store = tmp_path / "store"
+    old = os.umask(0o022)  # the usual umask, whatever the test run has
+    try:
+        proxy = serving(emulator.url, store, "--capture-content")
+    finally:
+        os.umask(old)
+    client = Client(proxy.url + "/v1")
+    client.workload()
+    assert wait_for(lambda: stored_all(store, client.request_ids))
+    assert wait_for(lambda: (store / "audit.duckdb").exists())
+    assert open_to_others(store) == []  # captured content, journal, segments, views: 0600 / 0700
+    assert proxy.stop() == 0, proxy.output()
+    assert open_to_others(store) == []
