@@ -90,6 +90,7 @@ class AuditRecorder:
         batch_size: int = 256,
         journal_rotate_seconds: float = 10.0,
         max_pending: int = 20000,
+        views_check_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store_dir = Path(settings.store).absolute()
@@ -106,6 +107,7 @@ class AuditRecorder:
         self.journal_rotate_seconds = journal_rotate_seconds
         self._committed: Position | None = None  # the last of our records the store committed
         self.max_pending = max_pending
+        self.views_check_interval = views_check_interval
         self.behind = False  # the store dropped its backlog and catches up from the journal
         self._store_skip_upto: Position | None = None
         self._skipped = 0  # exchanges left to the journal while behind
@@ -506,17 +508,22 @@ class AuditRecorder:
         while not self._opened.wait(0.1):
             if self._stopping.is_set():
                 return
-        delay = 0.1
+        retry = 0.1
+        built = False
         while not self._stopping.is_set():
+            # checked for as long as the proxy runs: a deleted or truncated audit.duckdb (a full
+            # disk, an operator) comes back while serving, not only at the next start
             try:
                 if not layout.views_db_current(self.store_dir):
+                    if built:
+                        log.warning("store: %s/audit.duckdb is missing or damaged; rebuilding it", self.store_dir)
                     layout.write_views_db(self.store_dir)
-                return
+                built, retry, delay = True, 0.1, self.views_check_interval
             except Exception as exc:  # a reader holding audit.duckdb, or a read-only store
+                delay, retry = retry, min(10.0, retry * 2)
                 log.log(logging.WARNING if delay >= 2 else logging.DEBUG,
                         "store: cannot update audit.duckdb yet (%s); retrying", str(exc).splitlines()[0])
             self._stopping.wait(delay)
-            delay = min(10.0, delay * 2)
 
 
 def build_recorder(

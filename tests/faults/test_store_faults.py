@@ -278,3 +278,45 @@ def test_store_files_are_private_to_the_proxy_user(emulator, serving, tmp_path):
     assert open_to_others(store) == []  # captured content, journal, segments, views: 0600 / 0700
     assert proxy.stop() == 0, proxy.output()
     assert open_to_others(store) == []
+
+
+# --- audit.duckdb damaged while the proxy serves -----------------------------------------------
+
+
+def views_answer(db: Path) -> int | None:
+    """The client row count through audit.duckdb opened the way readers open it, or None."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return con.execute("SELECT count(*) FROM exchanges WHERE origin = 'client'").fetchone()[0]
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+DAMAGE = {
+    "truncated": lambda db: db.write_bytes(b""),
+    "deleted": lambda db: db.unlink(),
+    "overwritten": lambda db: db.write_bytes(b"not a database\n" * 100),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_audit_duckdb_is_rebuilt_while_serving(emulator, serving, tmp_path, damage):
+    store = tmp_path / "store"
+    proxy = serving(emulator.url, store)
+    client = Client(proxy.url + "/v1")
+    client.workload()
+    db = store / "audit.duckdb"
+    assert wait_for(lambda: views_answer(db) == len(client.request_ids))
+    DAMAGE[damage](db)
+    assert views_answer(db) is None
+    client.sdk.beta.assistants.list(limit=1)  # still serving and recording
+    assert wait_for(lambda: views_answer(db) == len(client.request_ids), timeout=60), proxy.output()[-3000:]
+    assert proxy.stop() == 0, proxy.output()
+    assert "rebuilding it" in proxy.output()
