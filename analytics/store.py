@@ -257,6 +257,19 @@ def connect(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     if not tdir.is_dir():
         raise StoreError(f"no audit store at {root} (expected {tdir}; start the proxy with --store {store})")
     announce_reader(root)  # so writers do not replace a file this connection's queries planned
+    attempts = 3
+    while True:
+        attempts -= 1
+        try:
+            return _connect(root, tdir)
+        except duckdb.IOException as exc:
+            # a writer removed a placeholder between DuckDB's glob and its read (it does that only
+            # when a reader stays for long; see proxy.sinks.store): the next glob will not list it
+            if "No such file" not in str(exc) or not attempts:
+                raise
+
+
+def _connect(root: Path, tdir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     try:
         for table, cls in fact_tables().items():

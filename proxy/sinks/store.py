@@ -109,6 +109,9 @@ class StoreSink:
         compact_after: int = 24,
         compact_max_bytes: int = 8 * MiB,
         compact_every: float = 5.0,
+        max_deferred: int = 12,
+        compact_limit: int = 64,
+        placeholder_limit: int = 64,
         max_backoff: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -117,6 +120,11 @@ class StoreSink:
         self.compact_max_bytes = compact_max_bytes
         self.compact_every = compact_every  # seconds between compaction checks
         self._next_compact = clock() + compact_every
+        # a reader may stay for hours: past these bounds compaction runs anyway (see compact)
+        self.max_deferred = max_deferred
+        self.compact_limit = compact_limit
+        self.placeholder_limit = placeholder_limit
+        self._deferred = 0
         self.max_backoff = max_backoff
         self.clock = clock
         self.on_commit: Callable[[str, Position], None] | None = None  # set by the recorder
@@ -157,6 +165,9 @@ class StoreSink:
 
     def close(self) -> None:
         self.flush()
+        if self._slot is not None and not self.pending_records and not layout.readers_present(self.store):
+            with contextlib.suppress(Exception):  # a full disk: the next start tries again
+                self._drop_placeholders(keep=0)
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -179,6 +190,9 @@ class StoreSink:
         state = journal.read_state(self.store / "journal" / slot)
         self._manifest = {t: dict(v) for t, v in (state.get("segments") or {}).items()}
         self._committed = journal.read_checkpoint(self.store / "journal" / slot)
+        # with no reader about, no query can have planned a stale name: remove it rather than
+        # leave an empty placeholder behind (they piled up by the thousand under a long reader)
+        readers = layout.readers_present(self.store)
         for table in self._tables:
             directory = layout.tables_dir(self.store) / table
             live = {n for n, rng in self._manifest.get(table, {}).items() if rng is not None}
@@ -186,7 +200,13 @@ class StoreSink:
                 if name.startswith(f".{slot}-") and name.endswith(".tmp"):
                     _unlink(directory / name)
                 elif layout.segment_slot(name) == slot and name not in live:
-                    self._placeholder(table, name)
+                    if readers:
+                        self._placeholder(table, name)
+                    else:
+                        _unlink(directory / name)
+        if not readers:
+            with contextlib.suppress(OSError):  # a full disk: they wait for the next start
+                self._drop_placeholders(keep=0)
         return self._committed
 
     def journal_position(self, slot: str | None, position: Position | None) -> None:
@@ -334,11 +354,47 @@ class StoreSink:
         bounded. The parts become placeholders (their names keep existing for readers)."""
         if self._slot is None or self.pending_records:
             return 0
-        if layout.readers_present(self.store):
+        readers = layout.readers_present(self.store)
+        if readers:
             # turning parts into placeholders would replace files a reader's query may have
-            # planned: wait until no reader is left (files pile up meanwhile, then merge)
-            self.compactions_deferred += 1
-            return 0
+            # planned: wait for the reader to leave, but not for ever. A session held open for
+            # hours would pile up files (and slow every query); past max_deferred checks or
+            # compact_limit live files, merge anyway: only a query running at that very
+            # moment can fail, and it can be run again.
+            most = max((sum(rng is not None for rng in m.values()) for m in self._manifest.values()), default=0)
+            if self._deferred < self.max_deferred and most < self.compact_limit:
+                self._deferred += 1
+                self.compactions_deferred += 1
+                return 0
+            log.info("store: compacting although a reader is present (%d checks deferred, %d live segments)",
+                     self._deferred, most)
+        self._deferred = 0
+        merged = self._merge()
+        if readers:
+            # the oldest placeholders are the least likely to be in a running query's plan
+            self._drop_placeholders(keep=self.placeholder_limit)
+        return merged
+
+    def _drop_placeholders(self, keep: int) -> None:
+        """Delete all but the `keep` newest placeholders of the slot, and forget their names."""
+        assert self._slot is not None
+        manifest = {t: dict(v) for t, v in self._manifest.items()}
+        dropped = []
+        for table, names in manifest.items():
+            directory = layout.tables_dir(self.store) / table
+            free = sorted((n for n, rng in names.items() if rng is None), key=lambda n: _mtime(directory / n))
+            for name in free[: max(0, len(free) - keep)]:
+                del names[name]
+                dropped.append(directory / name)
+        if not dropped:
+            return
+        # the manifest first: a crash in between leaves files begin_slot removes, not names it trusts
+        journal.write_checkpoint(self.store / "journal" / self._slot, self._committed, segments=manifest)
+        self._manifest = manifest
+        for path in dropped:
+            _unlink(path)
+
+    def _merge(self) -> int:
         merged = 0
         con = self._connection()
         for table in self._tables:
@@ -382,6 +438,13 @@ def _span(ranges: list[Any]) -> Any:
     if not spans:
         return "unjournaled"
     return [min(r[0] for r in spans), max(r[1] for r in spans)]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _size(path: Path) -> int:
