@@ -21,6 +21,7 @@ import pytest
 
 from tests.faults.audit_serve import exchange_log, serving  # noqa: F401 (fixture)
 from tests.observability.serving import scrape
+from tests.recording.test_store_faults import fill, tiny_fs  # noqa: F401 (fixture)
 from tests.recording.store_helpers import rows, wait_for
 from tests.recording.test_store_e2e import KEY, Client, stored_request_ids
 
@@ -320,3 +321,93 @@ def test_a_damaged_audit_duckdb_is_rebuilt_while_serving(emulator, serving, tmp_
     assert wait_for(lambda: views_answer(db) == len(client.request_ids), timeout=60), proxy.output()[-3000:]
     assert proxy.stop() == 0, proxy.output()
     assert "rebuilding it" in proxy.output()
+
+
+# --- a small volume fills up while the proxy serves -----------------------------------------------
+
+
+class Load:
+    """SDK clients creating threads with 8 KB messages through the proxy until stopped: enough
+    journal per second to fill a 4 MiB volume within the store's retry backoff."""
+
+    def __init__(self, client: Client, clients: int) -> None:
+        self.client, self.errors = client, []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, name=f"load-{i}") for i in range(clients)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self) -> None:
+        text = "disk " * 1600
+        while not self._stop.is_set():
+            try:
+                self.client.sdk.beta.threads.create(messages=[{"role": "user", "content": text}])
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                self.errors.append(exc)
+                return
+
+    def more(self, n: int, timeout: float = 120) -> None:
+        """Wait until n more exchanges were answered."""
+        target = len(self.client.request_ids) + n
+        assert wait_for(lambda: self.errors or len(self.client.request_ids) >= target, timeout=timeout)
+        assert not self.errors, self.errors
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+        assert not self.errors, self.errors
+
+
+def store_errors(proxy, kind: str) -> float:
+    return scrape(f"http://127.0.0.1:{proxy.admin_port}/metrics").get(
+        ("assistants_audit_store_errors_total", (("kind", kind),)), 0.0)
+
+
+def test_a_full_volume_then_freed_stores_every_answered_exchange_once(emulator, serving, tiny_fs):
+    store = tiny_fs / "store"
+    proxy = serving(emulator.url, store, "--no-enrich")
+    client = Client(proxy.url + "/v1")
+    load = Load(client, clients=2)
+    try:
+        load.more(50)
+        filler = fill(tiny_fs / "filler")
+        load.more(300)  # answered while nothing can be written
+        assert wait_for(lambda: store_errors(proxy, "disk_full") >= 1)
+        filler.unlink()
+        load.more(600)  # traffic goes on after the space is freed: the journal must not take it all again
+    finally:
+        load.stop()
+    answered = client.request_ids
+    assert wait_for(lambda: stored_all(store, answered), timeout=120), proxy.output()[-3000:]
+    assert proxy.stop() == 0, proxy.output()
+    assert_each_answered_exchange_once(store, answered)
+    assert " lost" not in proxy.output(), proxy.output()[-3000:]
+
+
+def test_kill_9_while_the_volume_is_full_reports_the_lost_exchanges_at_restart(emulator, serving, tiny_fs):
+    store = tiny_fs / "store"
+    proxy = serving(emulator.url, store, "--no-enrich")
+    client = Client(proxy.url + "/v1")
+    load = Load(client, clients=1)
+    try:
+        load.more(20)
+        assert wait_for(lambda: stored_all(store, client.request_ids))
+        filler = fill(tiny_fs / "filler")
+        load.more(150)  # answered, held in memory: neither the journal nor the store can take them
+    finally:
+        load.stop()
+    proxy.proc.kill()
+    proxy.proc.wait(30)
+    answered = set(client.request_ids)
+    filler.unlink()
+    restarted = serving(emulator.url, store, "--no-enrich")
+    lost_metric = ("assistants_audit_store_lost_records_total", ())
+    metrics = f"http://127.0.0.1:{restarted.admin_port}/metrics"
+    assert wait_for(lambda: scrape(metrics).get(lost_metric, 0) > 0, timeout=60), restarted.output()
+    reported = scrape(metrics)[lost_metric]
+    assert restarted.stop() == 0, restarted.output()
+    missing = answered - set(stored_request_ids(store))
+    assert len(missing) >= 100  # the kill really lost answered exchanges, and the restart says how many
+    assert reported == len(missing)
+    assert f"{int(reported)} answered exchanges were lost" in restarted.output()
