@@ -272,10 +272,12 @@ def test_store_files_are_private_to_the_proxy_user(emulator, serving, tmp_path):
         proxy = serving(emulator.url, store, "--capture-content")
     finally:
         os.umask(old)
+    # the proxy's views are in place (price tables included) before this test reads the store:
+    # a reader that finds no price tables writes them itself, with its own umask
+    assert wait_for(lambda: (store / ".views.sha256").exists())
     client = Client(proxy.url + "/v1")
     client.workload()
     assert wait_for(lambda: stored_all(store, client.request_ids))
-    assert wait_for(lambda: (store / "audit.duckdb").exists())
     assert open_to_others(store) == []  # captured content, journal, segments, views: 0600 / 0700
     assert proxy.stop() == 0, proxy.output()
     assert open_to_others(store) == []
@@ -364,11 +366,16 @@ def store_errors(proxy, kind: str) -> float:
         ("assistants_audit_store_errors_total", (("kind", kind),)), 0.0)
 
 
-def test_a_full_volume_then_freed_stores_every_answered_exchange_once(emulator, serving, tiny_fs):
-    store = tiny_fs / "store"
+def loaded_proxy(emulator, serving, volume: Path, clients: int):
+    """A proxy with its store on `volume` (no enrichment: only client exchanges), under load."""
+    store = volume / "store"
     proxy = serving(emulator.url, store, "--no-enrich")
     client = Client(proxy.url + "/v1")
-    load = Load(client, clients=2)
+    return store, proxy, client, Load(client, clients)
+
+
+def test_a_full_volume_then_freed_stores_every_answered_exchange_once(emulator, serving, tiny_fs):
+    store, proxy, client, load = loaded_proxy(emulator, serving, tiny_fs, clients=2)
     try:
         load.more(50)
         filler = fill(tiny_fs / "filler")
@@ -386,10 +393,7 @@ def test_a_full_volume_then_freed_stores_every_answered_exchange_once(emulator, 
 
 
 def test_kill_9_while_the_volume_is_full_reports_the_lost_exchanges_at_restart(emulator, serving, tiny_fs):
-    store = tiny_fs / "store"
-    proxy = serving(emulator.url, store, "--no-enrich")
-    client = Client(proxy.url + "/v1")
-    load = Load(client, clients=1)
+    store, proxy, client, load = loaded_proxy(emulator, serving, tiny_fs, clients=1)
     try:
         load.more(20)
         assert wait_for(lambda: stored_all(store, client.request_ids))
