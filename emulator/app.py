@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,9 +27,11 @@ from emulator.state import Ids, Store
 class EmulatorSettings:
     """`time_scale=None` (the default) uses a step clock: every request moves time `step_seconds`
     forward, so runs advance with polling and identical calls give identical responses.
-    A number makes the clock follow wall time, `time_scale` emulated seconds per real second."""
+    A number makes the clock follow wall time, `time_scale` emulated seconds per real second.
+    `seed=None` (the default) draws one per app: ids then never repeat across restarts, which a
+    proxy store kept across them relies on (same id = same object)."""
 
-    seed: int = 0
+    seed: int | None = None
     time_scale: float | None = None
     step_seconds: float = 1.0
     start_time: float | None = None
@@ -205,11 +208,11 @@ def make_app(settings: EmulatorSettings | None = None) -> web.Application:
 
     settings = settings or EmulatorSettings()
     app = web.Application(middlewares=[api_middleware], client_max_size=settings.max_body_bytes)
-    store = Store(clock=settings.make_clock(), ids=Ids(settings.seed),
-                  processing_seconds=settings.file_processing_seconds)
+    seed = secrets.randbits(64) if settings.seed is None else settings.seed
+    store = Store(clock=settings.make_clock(), ids=Ids(seed), processing_seconds=settings.file_processing_seconds)
     app[SETTINGS] = settings
     app[STORE] = store
     app[ENGINE] = Engine(store)
-    app[REQUEST_IDS] = Ids(settings.seed + 1_000_003)
+    app[REQUEST_IDS] = Ids(seed + 1_000_003)
     routes.add_routes(app)
     return app
