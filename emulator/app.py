@@ -19,6 +19,7 @@ from emulator import errors, faults
 from emulator.clock import DEFAULT_EPOCH, Clock, ScaledClock, StepClock
 from emulator.errors import ApiError
 from emulator.models import V1, V2
+from emulator.request_schema import operation_schemas, parse_body
 from emulator.runs import Engine
 from emulator.state import Ids, Store
 
@@ -53,6 +54,7 @@ SETTINGS = web.AppKey("settings", EmulatorSettings)
 STORE = web.AppKey("store", Store)
 ENGINE = web.AppKey("engine", Engine)
 REQUEST_IDS = web.AppKey("request_ids", Ids)
+BODY = "json_body"  # request key: the JSON body, valid against its operation's schema
 
 ASSISTANTS_ROOTS = ("assistants", "threads")
 AZURE_V2_FROM = "2024-05-01"
@@ -185,6 +187,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             raise fault.error()
         app[STORE].clock.tick()
         app[ENGINE].advance_all()
+        await check_body(request)
         return await handler(request)
     except ApiError as err:
         return await error_response(request, err)
@@ -194,6 +197,21 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return await error_response(request, errors.invalid_url(request.method, request.path))
     finally:
         request["elapsed"] = time.monotonic() - started
+
+
+async def check_body(request: web.Request) -> None:
+    """Validate the body against the spec's schema for this operation before any handler reads it,
+    so no handler ever sees a field of a type it does not expect."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return
+    template = resource.canonical.removeprefix("/v1").removeprefix("/openai")
+    operation = f"{request.method} {template}"
+    schemas = operation_schemas(request["version"], operation)
+    if schemas is not None:
+        body = parse_body(await request.read())
+        schemas.check(operation, body)
+        request[BODY] = body
 
 
 def _api_key(request: web.Request, azure: bool) -> str:
