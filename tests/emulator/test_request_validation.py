@@ -119,6 +119,7 @@ OTHER_RULES = [
      "invalid_value"),
     ("v2", "/threads/{thread_id}/messages", {"role": "user", "content": 7}, "content", "invalid_type"),
     ("v1", "/threads/{thread_id}/messages", {"role": "robot", "content": "x"}, "role", "invalid_value"),
+    ("v1", "/vector_stores", {"file_ids": [[1]]}, "file_ids[0]", "invalid_type"),  # v1 never had them: v2's schema
 ]
 
 
@@ -130,6 +131,13 @@ def test_each_schema_rule_has_openais_wording(served, real_ids, version, templat
     error = assert_openai_400(status, answer, param)
     assert error["code"] == code, error
     assert f"'{param}'" in error["message"] or code == "invalid_value", error
+
+
+def test_azure_paths_are_checked_alike(served):
+    status, _, answer = raw(served.url, "POST", "/openai/assistants?api-version=2024-05-01-preview",
+                            {"model": "gpt-4o", "tools": [{"type": "function", "function": "x"}]},
+                            {"api-key": "azure-key", "OpenAI-Beta": ""})
+    assert assert_openai_400(status, answer, "tools[0].function")["code"] == "invalid_type"
 
 
 # -- fuzz: bodies generated from the request schemas --------------------------------------------------
