@@ -189,6 +189,8 @@ class Generator:
             return st.lists(items, min_size=schema.get("minItems", 0), max_size=min(schema.get("maxItems", 3), 3))
         if kind == "string":
             text = st.text(min_size=schema.get("minLength", 0), max_size=min(schema.get("maxLength", 12), 12))
+            # file_id, file_ids[i], vector_store_ids[i], assistant_id: sometimes a real one, so a
+            # valid body gets past the lookups into the code that uses it.
             known = self.ids.get(name.removesuffix("s").removesuffix("_id") + "_id") if name else None
             return st.sampled_from([known]) | text if known else text
         if kind == "integer":
