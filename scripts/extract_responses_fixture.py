@@ -54,13 +54,15 @@ RECORDED = {
 }
 STREAM = ("responses_stream.yml", 0)
 
-# Where the spec contradicts what the API was recorded sending, the response schemas are corrected
-# (listed in the fixture's "errata"); the request schemas the emulator validates are left as is.
+# Where the spec contradicts what the API was recorded sending or accepting, the schemas are
+# corrected (each correction listed in the fixtures' "errata").
 ERRATA = [
-    {"schema": "ModelResponseProperties", "at": "/properties/user",
+    {"schema": "ModelResponseProperties", "at": "/properties/user", "op": "nullable",
      "why": "responses_*.yml: every recorded response carries user null"},
-    {"schema": "Response", "at": "/allOf/2/properties/usage",
+    {"schema": "Response", "at": "/allOf/2/properties/usage", "op": "nullable",
      "why": "responses_stream.yml: response.created and response.in_progress carry usage null"},
+    {"schema": "FunctionTool", "at": "/required", "op": "set", "value": ["type", "name"],
+     "why": "responses_create_with_tool_call.yml: a function tool without strict and parameters was accepted"},
 ]
 
 
@@ -134,13 +136,20 @@ def recorded(rec_dir: str) -> dict[str, Any]:
 
 
 def apply_errata(schemas: dict[str, Any]) -> list[dict]:
+    applied = []
     for fix in ERRATA:
+        if fix["schema"] not in schemas:
+            continue
         node = schemas[fix["schema"]]
         *parents, key = fix["at"].strip("/").split("/")
         for part in parents:
             node = node[int(part)] if isinstance(node, list) else node[part]
-        node[key] = normalise({**node[key], "nullable": True}, openapi30=False)
-    return [{"schema": f["schema"], "at": f["at"], "op": "nullable", "why": f["why"]} for f in ERRATA]
+        if fix["op"] == "nullable":
+            node[key] = normalise({**node[key], "nullable": True}, openapi30=False)
+        else:
+            node[key] = fix["value"]
+        applied.append({k: v for k, v in fix.items() if k != "value"})
+    return applied
 
 
 def write(path: str, obj: Any) -> None:
@@ -167,8 +176,9 @@ def main() -> None:
                      "components": {"schemas": response_schemas}})
     requests = {op: body["request"]["application/json"] for op, body in ops.items()
                 if "application/json" in body["request"]}
-    write(REQUESTS_OUT, {"source": source, "requests": requests,
-                         "components": {"schemas": closure(schemas, requests)}})
+    request_schemas = closure(schemas, requests)
+    write(REQUESTS_OUT, {"source": source, "errata": apply_errata(request_schemas), "requests": requests,
+                         "components": {"schemas": request_schemas}})
     write(RECORDED_OUT, recorded(args.recordings))
 
 
