@@ -63,6 +63,9 @@ ERRATA = [
      "why": "responses_stream.yml: response.created and response.in_progress carry usage null"},
     {"schema": "FunctionTool", "at": "/required", "op": "set", "value": ["type", "name"],
      "why": "responses_create_with_tool_call.yml: a function tool without strict and parameters was accepted"},
+    {"schema": "InputItem", "at": "/oneOf", "op": "any_of",
+     "why": "conversations_create_items.yml: a full message item (valid as both EasyInputMessage and Item) "
+            "was accepted"},
 ]
 
 
@@ -144,7 +147,9 @@ def apply_errata(schemas: dict[str, Any]) -> list[dict]:
         *parents, key = fix["at"].strip("/").split("/")
         for part in parents:
             node = node[int(part)] if isinstance(node, list) else node[part]
-        if fix["op"] == "nullable":
+        if fix["op"] == "any_of":
+            node["anyOf"] = node.pop(key)
+        elif fix["op"] == "nullable":
             node[key] = normalise({**node[key], "nullable": True}, openapi30=False)
         else:
             node[key] = fix["value"]
