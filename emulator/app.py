@@ -176,7 +176,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             await asyncio.sleep(delay_ms / 1000)
         if request.path.startswith("/_emulator/"):
             return await handler(request)
-        if azure and "api-version" not in request.query:
+        if azure and "api-version" not in request.query and not path.startswith("/v1/"):
             raise ApiError(404, "Resource not found", type="invalid_request_error", code="404")
         key = _api_key(request, azure)
         if not key:

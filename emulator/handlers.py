@@ -8,9 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from emulator import models, sse
-from emulator.app import ENGINE, SETTINGS, base_headers, send_json
+from emulator.app import ENGINE, SETTINGS, send_json
 from emulator.errors import ApiError, bad_request, missing, not_found, unknown_parameter
-from emulator.http_helpers import check_metadata, list_response, lookup, read_json, store_of, version_of
+from emulator.http_helpers import (check_metadata, list_response, lookup, open_event_stream, read_json, store_of,
+                                   version_of)
 from emulator.models import V1, V2
 from emulator.runs import RUN_TTL, TERMINAL, Run
 from emulator.script import make_plan
@@ -563,11 +564,7 @@ async def stream_run(request: web.Request, run: Run, prefix: list[tuple[str, dic
     """Write the run's events as they happen, one write per event, until it stops or ends."""
     store, engine = store_of(request), request.app[ENGINE]
     fault = request.get("fault")
-    headers = base_headers(request)
-    headers["Content-Type"] = "text/event-stream; charset=utf-8"
-    headers["Cache-Control"] = "no-cache"
-    resp = web.StreamResponse(status=200, headers=headers)
-    await resp.prepare(request)
+    resp = await open_event_stream(request)
     written = 0
     cursor = 0
     pending = list(prefix)

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator import models
-from emulator.app import BODY, STORE
+from emulator.app import BODY, STORE, base_headers
 from emulator.errors import bad_request, not_found
 from emulator.request_schema import parse_body
 from emulator.state import Store, paginate
@@ -57,3 +57,13 @@ def lookup(table: dict, kind: str, object_id: str) -> Any:
 def list_response(request: web.Request, items: list[dict], render) -> dict:
     data, has_more = paginate(items, dict(request.query))
     return models.page([render(item) for item in data], has_more)
+
+
+async def open_event_stream(request: web.Request) -> web.StreamResponse:
+    """A prepared `text/event-stream` response with the API's usual headers."""
+    headers = base_headers(request)
+    headers["Content-Type"] = "text/event-stream; charset=utf-8"
+    headers["Cache-Control"] = "no-cache"
+    resp = web.StreamResponse(status=200, headers=headers)
+    await resp.prepare(request)
+    return resp
