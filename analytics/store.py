@@ -75,7 +75,7 @@ def announce_reader(store: Path) -> None:
     if path in _held_reader_locks:
         return
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -184,10 +184,29 @@ def views_fingerprint(store: Path) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_DUCKDB_MAGIC = (8, b"DUCK")  # offset and bytes of DuckDB's file header magic
+
+
+def views_db_intact(store: Path) -> bool:
+    """Whether STORE/audit.duckdb is there and starts like a DuckDB file (not deleted, not
+    truncated by a full disk or a careless `> audit.duckdb`)."""
+    with _PROBE:
+        return _views_db_intact(store)
+
+
+def _views_db_intact(store: Path) -> bool:
+    offset, magic = _DUCKDB_MAGIC
+    try:
+        with open(Path(store) / "audit.duckdb", "rb") as f:
+            return os.pread(f.fileno(), len(magic), offset) == magic
+    except OSError:
+        return False
+
+
 def views_db_current(store: Path) -> bool:
     marker = Path(store) / ".views.sha256"
     try:
-        return (Path(store) / "audit.duckdb").exists() and marker.read_text() == views_fingerprint(store)
+        return views_db_intact(store) and marker.read_text() == views_fingerprint(store)
     except FileNotFoundError:
         return False
 
@@ -197,6 +216,9 @@ def write_views_db(store: Path) -> None:
     holds the file; the caller retries with backoff (it holds the file only for these statements)."""
     store = Path(store).absolute()
     with _PROBE:
+        db = store / "audit.duckdb"
+        if db.exists() and not _views_db_intact(store):
+            db.unlink()  # DuckDB cannot attach a damaged file; it holds only views, so start anew
         _write_views_db(store)
     (store / ".views.sha256").write_text(views_fingerprint(store))
 
@@ -235,6 +257,19 @@ def connect(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     if not tdir.is_dir():
         raise StoreError(f"no audit store at {root} (expected {tdir}; start the proxy with --store {store})")
     announce_reader(root)  # so writers do not replace a file this connection's queries planned
+    attempts = 3
+    while True:
+        attempts -= 1
+        try:
+            return _connect(root, tdir)
+        except duckdb.IOException as exc:
+            # a writer removed a placeholder between DuckDB's glob and its read (it does that only
+            # when a reader stays for long; see proxy.sinks.store): the next glob will not list it
+            if "No such file" not in str(exc) or not attempts:
+                raise
+
+
+def _connect(root: Path, tdir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     try:
         for table, cls in fact_tables().items():

@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from emulator import errors, faults
 from emulator.clock import DEFAULT_EPOCH, Clock, ScaledClock, StepClock
 from emulator.errors import ApiError
 from emulator.models import V1, V2
+from emulator.request_schema import operation_schemas, parse_body
 from emulator.runs import Engine
 from emulator.state import Ids, Store
 
@@ -26,9 +28,11 @@ from emulator.state import Ids, Store
 class EmulatorSettings:
     """`time_scale=None` (the default) uses a step clock: every request moves time `step_seconds`
     forward, so runs advance with polling and identical calls give identical responses.
-    A number makes the clock follow wall time, `time_scale` emulated seconds per real second."""
+    A number makes the clock follow wall time, `time_scale` emulated seconds per real second.
+    `seed=None` (the default) draws one per app: ids then never repeat across restarts, which a
+    proxy store kept across them relies on (same id = same object)."""
 
-    seed: int = 0
+    seed: int | None = None
     time_scale: float | None = None
     step_seconds: float = 1.0
     start_time: float | None = None
@@ -50,6 +54,7 @@ SETTINGS = web.AppKey("settings", EmulatorSettings)
 STORE = web.AppKey("store", Store)
 ENGINE = web.AppKey("engine", Engine)
 REQUEST_IDS = web.AppKey("request_ids", Ids)
+BODY = "json_body"  # request key: the JSON body, valid against its operation's schema
 
 ASSISTANTS_ROOTS = ("assistants", "threads")
 AZURE_V2_FROM = "2024-05-01"
@@ -171,7 +176,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             await asyncio.sleep(delay_ms / 1000)
         if request.path.startswith("/_emulator/"):
             return await handler(request)
-        if azure and "api-version" not in request.query:
+        if azure and "api-version" not in request.query and not path.startswith("/v1/"):
             raise ApiError(404, "Resource not found", type="invalid_request_error", code="404")
         key = _api_key(request, azure)
         if not key:
@@ -184,6 +189,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             raise fault.error()
         app[STORE].clock.tick()
         app[ENGINE].advance_all()
+        await check_body(request)
         return await handler(request)
     except ApiError as err:
         return await error_response(request, err)
@@ -193,6 +199,21 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return await error_response(request, errors.invalid_url(request.method, request.path))
     finally:
         request["elapsed"] = time.monotonic() - started
+
+
+async def check_body(request: web.Request) -> None:
+    """Validate the body against the spec's schema for this operation before any handler reads it,
+    so no handler ever sees a field of a type it does not expect."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return
+    template = resource.canonical.removeprefix("/v1").removeprefix("/openai")
+    operation = f"{request.method} {template}"
+    schemas = operation_schemas(request["version"], operation)
+    if schemas is not None:
+        body = parse_body(await request.read())
+        schemas.check(operation, body)
+        request[BODY] = body
 
 
 def _api_key(request: web.Request, azure: bool) -> str:
@@ -207,11 +228,11 @@ def make_app(settings: EmulatorSettings | None = None) -> web.Application:
 
     settings = settings or EmulatorSettings()
     app = web.Application(middlewares=[api_middleware], client_max_size=settings.max_body_bytes)
-    store = Store(clock=settings.make_clock(), ids=Ids(settings.seed),
-                  processing_seconds=settings.file_processing_seconds)
+    seed = secrets.randbits(64) if settings.seed is None else settings.seed
+    store = Store(clock=settings.make_clock(), ids=Ids(seed), processing_seconds=settings.file_processing_seconds)
     app[SETTINGS] = settings
     app[STORE] = store
     app[ENGINE] = Engine(store)
-    app[REQUEST_IDS] = Ids(settings.seed + 1_000_003)
+    app[REQUEST_IDS] = Ids(seed + 1_000_003)
     routes.add_routes(app)
     return app

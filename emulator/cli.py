@@ -16,12 +16,16 @@ def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
         raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint="--listen")
+    # The OS would take 99999 modulo nothing and bind some other port than the one announced.
+    if not 1 <= int(port) <= 65535:
+        raise click.BadParameter(f"port must be 1-65535, got {port}", param_hint="--listen")
     return host or "127.0.0.1", int(port)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--listen", default="127.0.0.1:8081", show_default=True, help="HOST:PORT to serve on.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for ids (same seed + calls = same ids).")
+@click.option("--seed", default=None, type=int,
+              help="Seed for ids (same seed + calls = same ids); default: a new one each start, so ids never repeat.")
 @click.option("--time-scale", default=1.0, show_default=True, type=float,
               help="Emulated seconds per real second (10 = runs finish ten times faster).")
 @click.option("--step-clock", is_flag=True,
@@ -36,7 +40,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 @click.option("--fault", default=None, help="Fault applied to every request without an X-Emulator-Fault header "
                                             "(same grammar, e.g. 'status=503,first=1').")
 @click.option("--no-faults", is_flag=True, help="Ignore X-Emulator-Fault headers.")
-def emulator(listen: str, seed: int, time_scale: float, step_clock: bool, phase_seconds: float,
+def emulator(listen: str, seed: int | None, time_scale: float, step_clock: bool, phase_seconds: float,
              file_processing_seconds: float, poll_after_ms: int, latency_ms: int, fault: str | None,
              no_faults: bool) -> None:
     """Run the offline Assistants API emulator (v1 and v2, files, vector stores).

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator import handlers as h
+from emulator import responses_api
 from emulator import vector_api as v
 from emulator.app import ENGINE, STORE
 
@@ -79,4 +80,5 @@ def add_routes(app: web.Application) -> None:
     for prefix in ("/v1", "/openai"):
         for method, path, handler in ROUTES:
             app.router.add_route(method, prefix + path, handler)
+    responses_api.add_routes(app)
     app.router.add_post("/_emulator/advance", advance_clock)

@@ -70,6 +70,23 @@ def function_arguments(parameters: dict | None) -> dict:
     return {name: sample_value(props.get(name) or {}, name) for name in wanted}
 
 
+def triggers(text: str) -> tuple[str, str | None, bool, bool]:
+    """(outcome, error code or incomplete reason, slow, no_tools) from the triggers in `text`."""
+    outcome, detail, slow, no_tools = "completed", None, False, False
+    for m in TRIGGER.finditer(text):
+        if m.group(1) == "fail":
+            outcome, detail = "failed", m.group(2)
+        elif m.group(1) == "incomplete":
+            outcome, detail = "incomplete", m.group(2)
+        elif m.group(3) == "expire":
+            outcome = "expired"
+        elif m.group(3) == "slow":
+            slow = True
+        elif m.group(3) == "no_tools":
+            no_tools = True
+    return outcome, detail, slow, no_tools
+
+
 def make_plan(
     *,
     tools: list[dict],
@@ -82,18 +99,7 @@ def make_plan(
     phase_seconds: float,
     parallel_tool_calls: bool = True,
 ) -> Plan:
-    outcome, detail, slow, no_tools = "completed", None, False, False
-    for m in TRIGGER.finditer(trigger_text):
-        if m.group(1) == "fail":
-            outcome, detail = "failed", m.group(2)
-        elif m.group(1) == "incomplete":
-            outcome, detail = "incomplete", m.group(2)
-        elif m.group(3) == "expire":
-            outcome = "expired"
-        elif m.group(3) == "slow":
-            slow = True
-        elif m.group(3) == "no_tools":
-            no_tools = True
+    outcome, detail, slow, no_tools = triggers(trigger_text)
 
     allowed = {t.get("type") for t in tools}
     forced_function = None

@@ -290,7 +290,7 @@ def _tool_types(tools: object) -> tuple[str, ...]:
 
 
 def _is_v1_object(obj: Json) -> bool:
-    if "file_ids" in obj and obj.get("object") in _V1_FILE_ID_OBJECTS:
+    if "file_ids" in obj and _str(obj.get("object")) in _V1_FILE_ID_OBJECTS:
         return True
     return "retrieval" in _tool_types(obj.get("tools"))
 
@@ -631,7 +631,7 @@ def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -
     """Dispatch one API object (or list page) to its fact builder by its `object` field."""
     if not isinstance(obj, dict):
         return
-    kind = obj.get("object")
+    kind = _str(obj.get("object"))  # any JSON value may stand here; only a string names a kind
     deleted = obj.get("deleted") is True
     if kind == "list":
         for item in _list(obj.get("data")):

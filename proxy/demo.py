@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,8 @@ class DemoServers:
         from proxy.serve import Observability
         from proxy.threaded import ServerThread, free_port
 
-        emulator_settings = EmulatorSettings(seed=0, poll_after_ms=1, start_time=time.time())
+        # No seed: a store kept with --keep-store must get new ids, not the last run's again.
+        emulator_settings = EmulatorSettings(poll_after_ms=1, start_time=time.time())
         self.emulator = ServerThread(lambda: make_emulator(emulator_settings)).start()
         proxy_port = free_port()
         settings = Settings.from_env_and_args(
@@ -88,6 +90,24 @@ class DemoServers:
         self.emulator.stop()
 
 
+# Marks a store directory as made by `demo`, so a later run may delete it: never someone's real store.
+DEMO_MARKER = ".assistants-audit-demo"
+
+
+def fresh_store(store: Path, keep: bool, console: Console) -> None:
+    """Empty the demo's store, or keep it with a note that the report covers earlier runs too."""
+    if store.is_dir() and any(store.iterdir()):
+        if keep:
+            console.print(f"appending to the store in {store}: the report covers its earlier runs too")
+            return
+        if not (store / DEMO_MARKER).is_file():
+            raise click.UsageError(f"--store {store}: not empty and not made by demo; "
+                                   "give a new directory, or --keep-store to append to it")
+        shutil.rmtree(store)
+    store.mkdir(parents=True, exist_ok=True)
+    (store / DEMO_MARKER).touch()
+
+
 def run_demo(store: Path, rounds: int, capture_content: bool, console: Console) -> dict[str, Any]:
     """Emulator + proxy + workload; returns what the workload did. The store is complete on return."""
     servers = DemoServers(store, capture_content)
@@ -112,7 +132,9 @@ def print_report(store: Path, console: Console) -> bool:
 
 @click.command("demo")
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=Path("./audit-demo"),
-              show_default=True, help="Where the demo's audit store is written (kept afterwards).")
+              show_default=True,
+              help="Where the demo's audit store is written (kept afterwards; emptied by the next demo).")
+@click.option("--keep-store", is_flag=True, help="Append to the store of an earlier demo instead of starting afresh.")
 @click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
               help="How many rounds of the scripted workload to run (each: 5 runs of different kinds).")
 @click.option("--capture-content", is_flag=True, help="Also record message text, instructions and tool I/O.")
@@ -121,12 +143,12 @@ def print_report(store: Path, console: Console) -> bool:
 @click.option("--base-url", default=None, help="With --traffic-only: the proxy's base URL, e.g. http://proxy:8080/v1.")
 @click.option("--repeat", type=click.IntRange(0), default=1, show_default=True,
               help="With --traffic-only: how many times to run the workload (0 = forever, for a live dashboard).")
-def demo(store: Path, rounds: int, capture_content: bool, traffic_only: bool, base_url: str | None,
-         repeat: int) -> None:
+def demo(store: Path, keep_store: bool, rounds: int, capture_content: bool, traffic_only: bool,
+         base_url: str | None, repeat: int) -> None:
     """Run the emulator, the proxy and a scripted workload, then print the audit report.
 
     Needs no API key and no network: the upstream is the built-in emulator. Afterwards the store
-    is kept, so you can query it.
+    is kept, so you can query it; the next demo empties it first (--keep-store appends instead).
 
     \b
     Example:
@@ -146,6 +168,7 @@ def demo(store: Path, rounds: int, capture_content: bool, traffic_only: bool, ba
         return
     if base_url:
         raise click.UsageError("--base-url goes with --traffic-only")
+    fresh_store(store, keep_store, console)
     outcome = run_demo(store, rounds, capture_content, console)
     result = outcome["result"]
     statuses: dict[str, int] = {}

@@ -304,6 +304,71 @@ class JournalWriter:
             self._fd = -1
 
 
+# --- what the journal could not take ------------------------------------------------------------
+
+UNJOURNALED_FILE = "unjournaled"
+_COUNT = struct.Struct("<Q")
+
+
+class Unjournaled:
+    """STORE/journal/<slot>/unjournaled: how many answered exchanges live only in this process's
+    memory right now (the journal could not take them: disk full, or the space reserve reached).
+
+    The file is allocated when the slot is opened, so updating it later is an overwrite in place
+    (one pwrite into the page cache) that needs no free space and survives `kill -9`. If the
+    process dies before those exchanges are stored, the next owner of the slot reads the count:
+    they are lost, and it says so (`take_lost`)."""
+
+    def __init__(self, slot_dir: Path) -> None:
+        path = slot_dir / UNJOURNALED_FILE
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(self._fd, 0, _COUNT.size)
+        except OSError:
+            os.close(self._fd)
+            raise
+        self.value = 0
+
+    @staticmethod
+    def take_lost(slot_dir: Path) -> int:
+        """The count a dead owner of the slot left behind, reset to 0 (the caller reports it)."""
+        try:
+            fd = os.open(slot_dir / UNJOURNALED_FILE, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return 0
+        try:
+            data = os.pread(fd, _COUNT.size, 0)
+            if len(data) < _COUNT.size:
+                return 0
+            (count,) = _COUNT.unpack(data)
+            if count:
+                os.pwrite(fd, _COUNT.pack(0), 0)
+            return count
+        finally:
+            os.close(fd)
+
+    def set(self, value: int) -> None:
+        if value != self.value and self._fd >= 0:
+            os.pwrite(self._fd, _COUNT.pack(max(0, value)), 0)
+            self.value = value
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged writer may still use on the filesystem holding `directory`."""
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+def volume_bytes(directory: Path) -> int:
+    st = os.statvfs(directory)
+    return st.f_blocks * st.f_frsize
+
+
 # --- writer slots ----------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ flush duration in seconds).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -36,7 +37,8 @@ log = logging.getLogger("assistants_audit.recorder")
 
 Parse = Callable[..., list[Fact]]
 _STOP = object()
-_REPLAY_BATCH = 5000  # exchanges per flush while replaying a journal
+_REPLAY_BATCH = 1000  # exchanges per flush while replaying a journal
+MiB = 1024 * 1024
 
 
 def basic_facts(exchange: Exchange, *, capture_content: bool = False, parse_error: str | None = None) -> list[Fact]:
@@ -90,6 +92,9 @@ class AuditRecorder:
         batch_size: int = 256,
         journal_rotate_seconds: float = 10.0,
         max_pending: int = 20000,
+        views_check_interval: float = 5.0,
+        journal_reserve: int | None = None,
+        max_unjournaled: int = 20000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store_dir = Path(settings.store).absolute()
@@ -106,6 +111,20 @@ class AuditRecorder:
         self.journal_rotate_seconds = journal_rotate_seconds
         self._committed: Position | None = None  # the last of our records the store committed
         self.max_pending = max_pending
+        self.views_check_interval = views_check_interval
+        # free space the journal leaves to the store, so a backlog can always be written (and
+        # its journal segments freed); None: a quarter of the volume, 1 to 64 MiB
+        self.journal_reserve = journal_reserve
+        self.max_unjournaled = max_unjournaled
+        self._room = True  # the journal's volume has more than the reserve free
+        self._room_checked = float("-inf")
+        self.ledger: journal.Unjournaled | None = None
+        self._ledger_lock = threading.Lock()
+        # answered exchanges held in memory only: queued (in - out), then in the store's buffer;
+        # each counter is written by one thread only
+        self._unjournaled_in = 0
+        self._unjournaled_out = 0
+        self._dropping = False
         self.behind = False  # the store dropped its backlog and catches up from the journal
         self._store_skip_upto: Position | None = None
         self._skipped = 0  # exchanges left to the journal while behind
@@ -166,6 +185,19 @@ class AuditRecorder:
             except Exception as exc:  # serve anyway; records are kept in memory until the store works
                 self.journal_errors += 1
                 log.error("store %s: cannot open the journal (%s); recording in memory only", self.store_dir, exc)
+            if self.slot is not None:
+                self._count_lost(self.slot.name, self.slot.journal_dir)
+                try:
+                    self.ledger = journal.Unjournaled(self.slot.journal_dir)
+                except OSError as exc:
+                    log.error("journal %s: cannot keep the count of unjournaled exchanges (%s); a crash while "
+                              "the disk is full would lose them without a trace", self.slot.name, exc)
+            if self.journal is not None and self.journal_reserve is None:
+                try:
+                    volume = journal.volume_bytes(self.slot.journal_dir)
+                except OSError:
+                    volume = 256 * MiB
+                self.journal_reserve = max(MiB, min(64 * MiB, volume // 4))
         self._worker = threading.Thread(target=self._run, name="audit-recorder", daemon=True)
         self._worker.start()
         if self.store is not None:
@@ -175,7 +207,7 @@ class AuditRecorder:
     def submit(self, exchange: Exchange) -> None:
         """Journal, then enqueue. Called on the event loop; must stay tiny and never raise."""
         writer = self.journal
-        if writer is not None:
+        if writer is not None and self._journal_has_room():
             try:
                 parts = journal.encode_exchange(exchange)
                 with self._append_lock:  # uncontended on one event loop; keeps journal order == queue order
@@ -194,7 +226,73 @@ class AuditRecorder:
                     self._journal_failing = False
                     log.warning("journal: writable again")
                 return
+        elif writer is not None:
+            self.journal_errors += 1  # under the reserve: not journaled either
+        self._hold_unjournaled(exchange)
+
+    def _journal_has_room(self) -> bool:
+        """False while the journal's volume has less than the reserve free (checked every 0.1 s):
+        a journal that filled the disk would leave the store no room to write its backlog, and
+        the backlog would never leave the journal."""
+        now = self.clock()
+        if now - self._room_checked < 0.1:
+            return self._room
+        self._room_checked = now
+        assert self.slot is not None and self.journal_reserve is not None
+        try:
+            room = journal.free_bytes(self.slot.journal_dir) >= self.journal_reserve
+        except OSError:
+            room = True  # let the append find out
+        if room != self._room:
+            self._room = room
+            if room:
+                log.warning("journal: free space is back above the reserve; journaling again")
+            else:
+                log.error("journal: under %d bytes free in %s; keeping new exchanges in memory (up to %d) so the "
+                          "store has room to catch up", self.journal_reserve, self.slot.journal_dir,
+                          self.max_unjournaled)
+        return room
+
+    def _hold_unjournaled(self, exchange: Exchange) -> None:
+        """Keep an exchange the journal did not take in memory (bounded), and count it on disk."""
+        held = self._unjournaled_in - self._unjournaled_out + (self.store.unjournaled_pending if self.store else 0)
+        if self.store is not None and held >= self.max_unjournaled:
+            self.lost_records += 1
+            if not self._dropping:
+                self._dropping = True
+                log.error("store: %d exchanges held in memory, neither journal nor store can take more; "
+                          "dropping exchanges (counted in assistants_audit_store_lost_records_total)", held)
+            return
+        if self._dropping:
+            self._dropping = False
+            log.warning("store: %d exchanges were dropped in all; recording again", self.lost_records)
+        self._unjournaled_in += 1
         self._queue.put((exchange, None))
+        self._write_ledger()
+
+    def _write_ledger(self) -> None:
+        """The count of answered exchanges that exist only in memory, where the next process finds it."""
+        if self.ledger is None:
+            return
+        with self._ledger_lock:
+            held = self._unjournaled_in - self._unjournaled_out + (self.store.unjournaled_pending if self.store else 0)
+            try:
+                self.ledger.set(held)
+            except OSError:
+                pass  # allocated up front; only a broken disk gets here
+
+    def _count_lost(self, name: str, directory: Path) -> None:
+        """What a dead process of slot `name` answered but neither journaled nor stored."""
+        try:
+            lost = journal.Unjournaled.take_lost(directory)
+        except OSError as exc:
+            log.error("journal %s: cannot read the count of unjournaled exchanges: %s", name, exc)
+            return
+        if lost:
+            self.lost_records += lost
+            log.error("journal %s: %d answered exchanges were lost: the process that served them died while the "
+                      "disk was full, before they were journaled or stored (assistants_audit_store_lost_records_total)",
+                      name, lost)
 
     def close(self) -> None:
         """Drain the queue into the sinks, flush, release the slot. Unflushed journaled records
@@ -210,6 +308,8 @@ class AuditRecorder:
             self._views.join(5)
         if self.journal is not None:
             self.journal.close()
+        if self.ledger is not None:
+            self.ledger.close()
         if self.slot is not None:
             self.slot.close()
         self._worker = None
@@ -257,6 +357,7 @@ class AuditRecorder:
                     self._live.flush()
                     self._bound_store_backlog()
                     self._rotate_journal()
+                    self._write_ledger()
                 if now >= next_scan and not self.behind:
                     next_scan = now + self.orphan_scan_interval
                     self._scan_orphans()
@@ -312,6 +413,8 @@ class AuditRecorder:
             return basic_facts(exchange, parse_error=f"{type(exc).__name__}: {exc}"[:500])
 
     def _dispatch_live(self, exchange: Exchange | None, position: Position | None) -> None:
+        if position is None:
+            self._unjournaled_out += 1  # now in the store's buffer (unjournaled_pending) or lost
         if exchange is None:
             assert self.slot is not None and position is not None
             try:
@@ -392,8 +495,13 @@ class AuditRecorder:
             store.journal_position(name, position)
             self._replay.on_exchange(exchange, self._facts(exchange))
             count += 1
-            if store.pending_records >= _REPLAY_BATCH and not self._flush_until_done():
-                return False
+            if store.pending_records >= _REPLAY_BATCH:
+                if not self._flush_until_done():
+                    return False
+                # segments wholly stored go now: on a small disk their room is what the next batch needs
+                committed = journal.read_checkpoint(directory)
+                if committed is not None:
+                    journal.prune(directory, below_seq=min(committed.seq, below_seq if below_seq is not None else committed.seq))
         if not self._flush_until_done():
             return False
         if count:
@@ -413,7 +521,8 @@ class AuditRecorder:
             if self.slot is not None and name == self.slot.name:
                 continue
             directory = self.store_dir / "journal" / name
-            if not journal.list_segments(directory):
+            segments = journal.list_segments(directory)
+            if not segments and not (directory / journal.UNJOURNALED_FILE).exists():
                 continue
             try:
                 orphan = journal.try_lock(self.store_dir, name)
@@ -421,9 +530,11 @@ class AuditRecorder:
                 continue
             if orphan is None:
                 continue  # a live process owns it
-            switched = True
             try:
-                self._replay_slot(name, directory)
+                self._count_lost(name, directory)
+                if segments:
+                    switched = True
+                    self._replay_slot(name, directory)
             finally:
                 orphan.close()
         if switched:
@@ -466,7 +577,7 @@ class AuditRecorder:
             # replays it in order) rather than checkpoint past records not yet stored
             self.behind = True
         deadline = self.clock() + self.close_timeout
-        left = 0
+        left = dropped = 0
         while True:  # what was submitted before close(), as far as time allows
             try:
                 item = self._queue.get_nowait()
@@ -479,11 +590,15 @@ class AuditRecorder:
                 if self.store is not None and self.store.pending_records >= _REPLAY_BATCH:
                     self._live.flush()
                 continue
-            left += 1
             if item[1] is None:
                 self.lost_records += 1  # neither journaled nor stored
+                dropped += 1
+            else:
+                left += 1
         if left:
             log.warning("recorder: %d exchanges left in the journal at shutdown; the next start stores them", left)
+        if dropped:
+            log.error("recorder: %d exchanges neither journaled nor stored at shutdown: lost", dropped)
         store = self.store if self._own_replayed else None
         flush_deadline = self.clock() + 5.0
         while store is not None and not store.flush() and self.clock() < flush_deadline:
@@ -496,6 +611,10 @@ class AuditRecorder:
             self.lost_records += unjournaled
             log.error("store: %d exchanges not stored at shutdown (%d will be replayed from the journal, %d lost)",
                       store.pending_records, store.pending_records - unjournaled, unjournaled)
+        if self.ledger is not None:
+            with self._ledger_lock:  # every unjournaled exchange is stored or was counted lost above
+                with contextlib.suppress(OSError):
+                    self.ledger.set(0)
         self._live.close()
 
     # --- views ---------------------------------------------------------------------------------
@@ -506,17 +625,22 @@ class AuditRecorder:
         while not self._opened.wait(0.1):
             if self._stopping.is_set():
                 return
-        delay = 0.1
+        retry = 0.1
+        built = False
         while not self._stopping.is_set():
+            # checked for as long as the proxy runs: a deleted or truncated audit.duckdb (a full
+            # disk, an operator) comes back while serving, not only at the next start
             try:
                 if not layout.views_db_current(self.store_dir):
+                    if built:
+                        log.warning("store: %s/audit.duckdb is missing or damaged; rebuilding it", self.store_dir)
                     layout.write_views_db(self.store_dir)
-                return
+                built, retry, delay = True, 0.1, self.views_check_interval
             except Exception as exc:  # a reader holding audit.duckdb, or a read-only store
+                delay, retry = retry, min(10.0, retry * 2)
                 log.log(logging.WARNING if delay >= 2 else logging.DEBUG,
                         "store: cannot update audit.duckdb yet (%s); retrying", str(exc).splitlines()[0])
             self._stopping.wait(delay)
-            delay = min(10.0, delay * 2)
 
 
 def build_recorder(

@@ -274,6 +274,9 @@ def _signal(pid: int, sig: int) -> None:
 
 def run(settings: Settings) -> int:
     """Serve until told to stop; returns the process exit code."""
+    # the store holds raw bodies (journal) and, with --capture-content, message text: every
+    # file and directory the proxy creates is its user's only (group access: see the README)
+    os.umask(0o077)
     if not settings.fingerprint_secret:
         load_or_create_secret(settings.store)  # before forking, so every worker shares it
     control = RecorderControl.create()

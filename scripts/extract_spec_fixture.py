@@ -2,7 +2,9 @@
 
 Writes tests/fixtures/spec/v2.json (from openai-openapi-2.3.0.yaml), v1.json (from
 openai-openapi-assistants-v1-2024-04-12.yaml) and recorded_samples.json (real responses from the
-ruby-openai VCR cassettes). Tests read only these fixtures, never the specs themselves.
+ruby-openai VCR cassettes). Tests read only these fixtures, never the specs themselves. The
+emulator's slice of them, every JSON request body schema with the component schemas it refers to,
+goes to emulator/request_schemas.json (package data: the emulator validates request bodies with it).
 
 Each spec fixture holds: where it came from (file, sha256, info.version), every Assistants-related
 operation ("METHOD /path" -> request schema and response schema per status and content type), the
@@ -59,8 +61,9 @@ SCHEMA_MAP_KEYS = {"properties", "patternProperties", "$defs", "definitions", "d
 DROPPED_KEYS = {"description", "title", "example", "examples", "default", "deprecated",
                 "discriminator", "externalDocs", "readOnly", "writeOnly", "xml"}
 
-FIXTURE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "tests", "fixtures", "spec")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE_DIR = os.path.join(ROOT, "tests", "fixtures", "spec")
+EMULATOR_SCHEMAS = os.path.join(ROOT, "emulator", "request_schemas.json")
 
 
 def load_yaml(path: str) -> Any:
@@ -318,6 +321,23 @@ def build_fixture(spec_path: str, version: str) -> dict:
     }
 
 
+def request_schemas(fixture: dict) -> dict:
+    """The emulator's slice of one fixture: "METHOD /path" -> its JSON request body schema, and the
+    component schemas those refer to (so "#/components/schemas/X" still resolves)."""
+    operations = {op: spec["request"]["application/json"] for op, spec in fixture["operations"].items()
+                  if "application/json" in spec["request"]}
+    schemas = fixture["components"]["schemas"]
+    closure: dict[str, Any] = {}
+    todo = sorted(schema_name(r) for r in refs_in(operations))
+    while todo:
+        name = todo.pop()
+        if name not in closure:
+            closure[name] = schemas[name]
+            todo.extend(schema_name(r) for r in refs_in(schemas[name]))
+    return {"source": fixture["source"], "operations": operations,
+            "components": {"schemas": dict(sorted(closure.items()))}}
+
+
 # --- recorded samples ------------------------------------------------------------------------
 
 def _header(headers: dict, name: str) -> str | None:
@@ -459,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recordings", default=None,
                         help="ruby-openai VCR cassettes (default SPEC_DIR/../recordings/ruby-openai)")
     parser.add_argument("--out", default=FIXTURE_DIR, help="output folder (default tests/fixtures/spec)")
+    parser.add_argument("--emulator-out", default=EMULATOR_SCHEMAS,
+                        help="the emulator's request schemas (default emulator/request_schemas.json)")
     args = parser.parse_args(argv)
     rec_dir = args.recordings or os.path.join(args.spec_dir, "..", "recordings", "ruby-openai")
     for name in SPECS.values():
@@ -476,6 +498,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{out}: {len(fixture['operations'])} operations, "
               f"{len(fixture['components']['schemas'])} schemas, "
               f"{len(fixture['stream_events'])} stream events, {os.path.getsize(out)} bytes")
+    emulator_schemas = {version: request_schemas(fixture) for version, fixture in fixtures.items()}
+    with open(args.emulator_out, "w") as f:
+        json.dump(emulator_schemas, f, separators=(",", ":"))
+        f.write("\n")
+    print(f"{args.emulator_out}: {sum(len(v['operations']) for v in emulator_schemas.values())} request schemas, "
+          f"{os.path.getsize(args.emulator_out)} bytes")
     if os.path.isdir(rec_dir):
         # Validate with the test helper itself, reading the fixtures just written.
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

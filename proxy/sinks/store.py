@@ -76,10 +76,8 @@ class _Table:
         unnest = ", ".join(f'UNNEST("{c}") AS "{c}"' for c, _ in self.columns)
         self.select_sql = (f"SELECT {unnest} FROM read_json('{{path}}', columns={{{{{spec}}}}}, "
                            "format='unstructured', maximum_object_size=2147483647)")
-        self.rows: list[tuple[Any, ...]] = []
-
-    def batch_json(self) -> bytes:
-        doc = dict(zip(self.names, map(list, zip(*self.rows))))
+    def batch_json(self, rows: list[tuple[Any, ...]]) -> bytes:
+        doc = dict(zip(self.names, map(list, zip(*rows))))
         try:
             return orjson.dumps(doc, default=str)
         except (TypeError, orjson.JSONEncodeError):  # lone surrogates, ints past 64 bits: hostile input
@@ -97,6 +95,19 @@ def _clean(value: Any) -> Any:
 
 
 
+class _Chunk:
+    """Buffered rows of consecutive exchanges, written as one segment per table. A backlog is
+    several chunks, so after an outage it is written in bounded pieces, each one committed (and
+    its journal range released) before the next: one flush of everything may never fit."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[Any, ...]]] = {}
+        self.first: Position | None = None
+        self.last: Position | None = None
+        self.records = 0
+        self.unjournaled = 0
+
+
 class StoreSink:
     """Sink that writes facts to STORE/tables/*; see the module docstring for the guarantees."""
 
@@ -109,6 +120,10 @@ class StoreSink:
         compact_after: int = 24,
         compact_max_bytes: int = 8 * MiB,
         compact_every: float = 5.0,
+        max_deferred: int = 12,
+        compact_limit: int = 64,
+        placeholder_limit: int = 64,
+        chunk_records: int = 500,
         max_backoff: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -117,7 +132,13 @@ class StoreSink:
         self.compact_max_bytes = compact_max_bytes
         self.compact_every = compact_every  # seconds between compaction checks
         self._next_compact = clock() + compact_every
+        # a reader may stay for hours: past these bounds compaction runs anyway (see compact)
+        self.max_deferred = max_deferred
+        self.compact_limit = compact_limit
+        self.placeholder_limit = placeholder_limit
+        self._deferred = 0
         self.max_backoff = max_backoff
+        self.chunk_records = chunk_records
         self.clock = clock
         self.on_commit: Callable[[str, Position], None] | None = None  # set by the recorder
         self.on_flush: list[Callable[[float], None]] = []  # flush durations, for the metrics sink
@@ -130,8 +151,7 @@ class StoreSink:
         self._tables: dict[str, _Table] = {}
         self._slot: str | None = None
         self._position: Position | None = None
-        self._first: Position | None = None
-        self._last: Position | None = None
+        self._chunks: list[_Chunk] = []  # oldest first; the last one takes new rows
         self._backoff = 0.0
         self._retry_at = 0.0
         self._unjournaled = 0  # segments written with no journal slot at all
@@ -157,6 +177,9 @@ class StoreSink:
 
     def close(self) -> None:
         self.flush()
+        if self._slot is not None and not self.pending_records and not layout.readers_present(self.store):
+            with contextlib.suppress(Exception):  # a full disk: the next start tries again
+                self._drop_placeholders(keep=0)
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -179,6 +202,9 @@ class StoreSink:
         state = journal.read_state(self.store / "journal" / slot)
         self._manifest = {t: dict(v) for t, v in (state.get("segments") or {}).items()}
         self._committed = journal.read_checkpoint(self.store / "journal" / slot)
+        # with no reader about, no query can have planned a stale name: remove it rather than
+        # leave an empty placeholder behind (they piled up by the thousand under a long reader)
+        readers = layout.readers_present(self.store)
         for table in self._tables:
             directory = layout.tables_dir(self.store) / table
             live = {n for n, rng in self._manifest.get(table, {}).items() if rng is not None}
@@ -186,7 +212,13 @@ class StoreSink:
                 if name.startswith(f".{slot}-") and name.endswith(".tmp"):
                     _unlink(directory / name)
                 elif layout.segment_slot(name) == slot and name not in live:
-                    self._placeholder(table, name)
+                    if readers:
+                        self._placeholder(table, name)
+                    else:
+                        _unlink(directory / name)
+        if not readers:
+            with contextlib.suppress(OSError):  # a full disk: they wait for the next start
+                self._drop_placeholders(keep=0)
         return self._committed
 
     def journal_position(self, slot: str | None, position: Position | None) -> None:
@@ -199,16 +231,21 @@ class StoreSink:
 
     def on_exchange(self, exchange: Exchange, facts: Sequence[Fact]) -> None:
         self._connection()
+        if not self._chunks or self._chunks[-1].records >= self.chunk_records:
+            self._chunks.append(_Chunk())
+        chunk = self._chunks[-1]
         for fact in facts:
-            self._tables[fact.TABLE].rows.append(to_row(fact))
+            chunk.rows.setdefault(fact.TABLE, []).append(to_row(fact))
         pos = self._position
         self._position = None
         if pos is not None:
-            if self._first is None:
-                self._first = pos
-            self._last = pos
+            if chunk.first is None:
+                chunk.first = pos
+            chunk.last = pos
         else:
+            chunk.unjournaled += 1
             self.unjournaled_pending += 1
+        chunk.records += 1
         self.pending_records += 1
 
     def flush(self) -> bool:
@@ -219,36 +256,40 @@ class StoreSink:
         if now < self._retry_at:
             return False
         started = time.perf_counter()
-        written: list[tuple[str, str]] = []
-        try:
-            self._write_segments(written)
-        except Exception as exc:
-            for table, name in written:  # not in the manifest: make sure no reader counts them
-                with contextlib.suppress(Exception):
-                    self._placeholder(table, name)
-            kind = error_kind(exc)
-            self.errors[kind] = self.errors.get(kind, 0) + 1
-            self._backoff = min(self.max_backoff, max(0.25, self._backoff * 2))
-            self._retry_at = now + self._backoff
-            level = logging.ERROR if self.healthy else logging.DEBUG
-            log.log(level, "store: flush of %d exchanges failed (%s: %s); keeping them in the journal, retrying",
-                    self.pending_records, kind, one_line(exc))
-            self.healthy = False
-            return False
+        recovered = 0
+        while self._chunks:
+            chunk = self._chunks[0]
+            written: list[tuple[str, str]] = []
+            try:
+                self._write_segments(chunk, written)
+            except Exception as exc:
+                for table, name in written:  # not in the manifest: make sure no reader counts them
+                    with contextlib.suppress(Exception):
+                        self._placeholder(table, name)
+                kind = error_kind(exc)
+                self.errors[kind] = self.errors.get(kind, 0) + 1
+                self._backoff = min(self.max_backoff, max(0.25, self._backoff * 2))
+                self._retry_at = now + self._backoff
+                level = logging.ERROR if self.healthy else logging.DEBUG
+                log.log(level, "store: flush of %d exchanges failed (%s: %s); keeping them in the journal, retrying",
+                        self.pending_records, kind, one_line(exc))
+                self.healthy = False
+                return False
+            self._chunks.pop(0)
+            self.pending_records -= chunk.records
+            self.unjournaled_pending -= chunk.unjournaled
+            if not self.healthy:
+                recovered += chunk.records
+            if self._committed is not None and self._slot is not None and self.on_commit is not None:
+                self.on_commit(self._slot, self._committed)  # its journal range can go: room for the next
         if not self.healthy:
-            log.warning("store: writable again, flushed %d pending exchanges", self.pending_records)
+            log.warning("store: writable again, flushed %d pending exchanges", recovered)
         self.healthy = True
         self._backoff = 0.0
-        for table in self._tables.values():
-            table.rows.clear()
-        self.pending_records = self.unjournaled_pending = 0
-        self._first = self._last = None
         self.flushes += 1
         elapsed = time.perf_counter() - started
         for callback in self.on_flush:
             callback(elapsed)
-        if self._committed is not None and self._slot is not None and self.on_commit is not None:
-            self.on_commit(self._slot, self._committed)
         if self.clock() >= self._next_compact:
             self._next_compact = self.clock() + self.compact_every
             self.compact()
@@ -261,28 +302,27 @@ class StoreSink:
 
     def discard(self) -> None:
         """Forget the buffered rows (they are all in the journal; the recorder replays them)."""
-        for table in self._tables.values():
-            table.rows.clear()
+        self._chunks.clear()
         self.pending_records = self.unjournaled_pending = 0
-        self._first = self._last = None
         self._position = None
 
-    def _write_segments(self, written: list[tuple[str, str]]) -> None:
+    def _write_segments(self, chunk: _Chunk, written: list[tuple[str, str]]) -> None:
         con = self._connection()
         rng: list[list[int]] | str = "unjournaled"
-        if self._first is not None and self._last is not None:
-            rng = [[self._first.seq, self._first.offset], [self._last.seq, self._last.offset]]
+        if chunk.first is not None and chunk.last is not None:
+            rng = [[chunk.first.seq, chunk.first.offset], [chunk.last.seq, chunk.last.offset]]
         manifest = {t: dict(v) for t, v in self._manifest.items()}
         # a reader's running query may have planned a placeholder: then only brand-new names
-        fresh = any(t.rows for t in self._tables.values()) and layout.readers_present(self.store)
+        fresh = bool(chunk.rows) and layout.readers_present(self.store)
         for table in self._tables.values():
-            if not table.rows:
+            rows = chunk.rows.get(table.name)
+            if not rows:
                 continue
             name = self._free_name(table.name, manifest, fresh=fresh) if self._slot else self._loose_name()
             directory = layout.tables_dir(self.store) / table.name
             tmp = directory / f".{name}.tmp"
             batch = directory / f".{name}.json.tmp"
-            batch.write_bytes(table.batch_json())
+            batch.write_bytes(table.batch_json(rows))
             try:
                 select = table.select_sql.format(path=_sql_path(batch))
                 con.execute(f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
@@ -293,7 +333,7 @@ class StoreSink:
             manifest.setdefault(table.name, {})[name] = rng
         if self._slot is None:
             return  # no journal at all: nothing to checkpoint, the rows are simply stored
-        committed = self._last or self._committed
+        committed = chunk.last or self._committed
         journal.write_checkpoint(self.store / "journal" / self._slot, committed, segments=manifest)
         self._manifest = manifest
         self._committed = committed
@@ -334,11 +374,47 @@ class StoreSink:
         bounded. The parts become placeholders (their names keep existing for readers)."""
         if self._slot is None or self.pending_records:
             return 0
-        if layout.readers_present(self.store):
+        readers = layout.readers_present(self.store)
+        if readers:
             # turning parts into placeholders would replace files a reader's query may have
-            # planned: wait until no reader is left (files pile up meanwhile, then merge)
-            self.compactions_deferred += 1
-            return 0
+            # planned: wait for the reader to leave, but not for ever. A session held open for
+            # hours would pile up files (and slow every query); past max_deferred checks or
+            # compact_limit live files, merge anyway: only a query running at that very
+            # moment can fail, and it can be run again.
+            most = max((sum(rng is not None for rng in m.values()) for m in self._manifest.values()), default=0)
+            if self._deferred < self.max_deferred and most < self.compact_limit:
+                self._deferred += 1
+                self.compactions_deferred += 1
+                return 0
+            log.info("store: compacting although a reader is present (%d checks deferred, %d live segments)",
+                     self._deferred, most)
+        self._deferred = 0
+        merged = self._merge()
+        if readers:
+            # the oldest placeholders are the least likely to be in a running query's plan
+            self._drop_placeholders(keep=self.placeholder_limit)
+        return merged
+
+    def _drop_placeholders(self, keep: int) -> None:
+        """Delete all but the `keep` newest placeholders of the slot, and forget their names."""
+        assert self._slot is not None
+        manifest = {t: dict(v) for t, v in self._manifest.items()}
+        dropped = []
+        for table, names in manifest.items():
+            directory = layout.tables_dir(self.store) / table
+            free = sorted((n for n, rng in names.items() if rng is None), key=lambda n: _mtime(directory / n))
+            for name in free[: max(0, len(free) - keep)]:
+                del names[name]
+                dropped.append(directory / name)
+        if not dropped:
+            return
+        # the manifest first: a crash in between leaves files begin_slot removes, not names it trusts
+        journal.write_checkpoint(self.store / "journal" / self._slot, self._committed, segments=manifest)
+        self._manifest = manifest
+        for path in dropped:
+            _unlink(path)
+
+    def _merge(self) -> int:
         merged = 0
         con = self._connection()
         for table in self._tables:
@@ -382,6 +458,13 @@ def _span(ranges: list[Any]) -> Any:
     if not spans:
         return "unjournaled"
     return [min(r[0] for r in spans), max(r[1] for r in spans)]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _size(path: Path) -> int:

@@ -1,6 +1,7 @@
 """`assistants-audit demo` end to end, as a user runs it: a fresh store, no API key, a report;
 its proxy served with the connection guards; and `--traffic-only` against a running proxy."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -22,6 +23,8 @@ DAY = 86400
 
 def demo_command(tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "200"}
+    if "PYTHONPATH" in os.environ:  # a worktree's code, not the editable install's
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return subprocess.run([sys.executable, "-m", "proxy.cli", "demo", *args],
                           capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
 
@@ -97,3 +100,39 @@ def test_traffic_only_drives_a_running_proxy_into_its_store(emulator, start_prox
     sdks = {row[0] for row in con.execute("select distinct sdk from exchanges where origin = 'client'").fetchall()}
     assert sdks and all(sdk.startswith("python ") for sdk in sdks), sdks
     assert con.execute("select count(*) from vector_stores").fetchone()[0] >= 2
+
+
+def _store_counts(store) -> tuple[int, int, int]:
+    con = duckdb.connect(str(store / "audit.duckdb"), read_only=True)
+    try:
+        return con.execute("select (select count(*) from exchanges), (select count(*) from runs), "
+                           "(select count(distinct run_id) from runs)").fetchone()
+    finally:
+        con.close()
+
+
+def test_a_second_demo_starts_afresh_unless_asked_to_append(tmp_path):
+    """Two demos on one store used to mix (same seed: same ids, so runs collapsed into one row
+    and a report of 258 exchanges showed 9.7 polls per run). Now the second run empties the
+    store; --keep-store appends, with new ids, and says so; a directory demo did not make is
+    never emptied."""
+    store = tmp_path / "store"
+    first = demo_command(tmp_path, "--store", str(store), "--rounds", "1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    once = _store_counts(store)
+    assert once[1] == once[2] > 0, once
+    second = demo_command(tmp_path, "--store", str(store), "--rounds", "1")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert _store_counts(store) == once
+    third = demo_command(tmp_path, "--store", str(store), "--rounds", "1", "--keep-store")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "appending to the store" in third.stdout
+    exchanges, runs, distinct_runs = _store_counts(store)
+    assert exchanges == 2 * once[0] and runs == distinct_runs == 2 * once[1], (exchanges, runs, once)
+
+    someone_elses = tmp_path / "real-store"
+    someone_elses.mkdir()
+    (someone_elses / "audit.duckdb").write_bytes(b"not the demo's")
+    refused = demo_command(tmp_path, "--store", str(someone_elses), "--rounds", "1")
+    assert refused.returncode == 2 and "--store" in refused.stderr and "--keep-store" in refused.stderr
+    assert (someone_elses / "audit.duckdb").read_bytes() == b"not the demo's"

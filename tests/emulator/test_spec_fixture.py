@@ -300,3 +300,17 @@ def test_undeclared_fields_are_found_through_refs_and_branches():
     steps["data"] = [{"invented": True}]
     assert spec.response_undeclared("GET /threads/{thread_id}/runs/{run_id}/steps", 200, steps) == \
         ["$.data[0].invented"]
+
+
+def test_emulator_ships_the_request_schemas_of_the_fixtures():
+    """emulator/request_schemas.json (package data: the emulator validates bodies with it) is the
+    script's slice of the committed fixtures: both come from one run of the script, and every
+    operation with a JSON request body in the fixtures is in it."""
+    script = _load_script()
+    with open(os.path.join(ROOT, "emulator", "request_schemas.json")) as f:
+        shipped = json.load(f)
+    for version in spec_validation.VERSIONS:
+        fixture = spec_validation.load(version).fixture
+        assert shipped[version] == script.request_schemas(fixture), version
+        with_body = {op for op, spec in fixture["operations"].items() if "application/json" in spec["request"]}
+        assert set(shipped[version]["operations"]) == with_body and with_body, version

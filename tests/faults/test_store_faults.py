@@ -21,6 +21,7 @@ import pytest
 
 from tests.faults.audit_serve import exchange_log, serving  # noqa: F401 (fixture)
 from tests.observability.serving import scrape
+from tests.recording.test_store_faults import fill, tiny_fs  # noqa: F401 (fixture)
 from tests.recording.store_helpers import rows, wait_for
 from tests.recording.test_store_e2e import KEY, Client, stored_request_ids
 
@@ -253,3 +254,164 @@ def test_sigterm_with_streams_in_flight_then_restart_stores_each_exchange_once(e
     assert "replayed" not in restarted.output()
     after = assert_each_answered_exchange_once(store, answered + again.request_ids)
     assert {r[0] for r in logged} <= {r[0] for r in after}  # the same stable ids
+
+
+# --- who may read the store ------------------------------------------------------------------
+
+
+def open_to_others(store: Path) -> list[str]:
+    """Every path under the store (itself included) that its group or other users may use."""
+    return [f"{p} {oct(p.stat().st_mode & 0o777)}" for p in [store, *sorted(store.rglob("*"))]
+            if p.exists() and p.stat().st_mode & 0o077]
+
+
+def test_store_files_are_private_to_the_proxy_user(emulator, serving, tmp_path):
+    store = tmp_path / "store"
+    old = os.umask(0o022)  # the usual umask, whatever the test run has
+    try:
+        proxy = serving(emulator.url, store, "--capture-content")
+    finally:
+        os.umask(old)
+    # the proxy's views are in place (price tables included) before this test reads the store:
+    # a reader that finds no price tables writes them itself, with its own umask
+    assert wait_for(lambda: (store / ".views.sha256").exists())
+    client = Client(proxy.url + "/v1")
+    client.workload()
+    assert wait_for(lambda: stored_all(store, client.request_ids))
+    assert open_to_others(store) == []  # captured content, journal, segments, views: 0600 / 0700
+    assert proxy.stop() == 0, proxy.output()
+    assert open_to_others(store) == []
+
+
+# --- audit.duckdb damaged while the proxy serves -----------------------------------------------
+
+
+def views_answer(db: Path) -> int | None:
+    """The client row count through audit.duckdb opened the way readers open it, or None."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return con.execute("SELECT count(*) FROM exchanges WHERE origin = 'client'").fetchone()[0]
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+DAMAGE = {
+    "truncated": lambda db: db.write_bytes(b""),
+    "deleted": lambda db: db.unlink(),
+    "overwritten": lambda db: db.write_bytes(b"not a database\n" * 100),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_audit_duckdb_is_rebuilt_while_serving(emulator, serving, tmp_path, damage):
+    store = tmp_path / "store"
+    proxy = serving(emulator.url, store)
+    client = Client(proxy.url + "/v1")
+    client.workload()
+    db = store / "audit.duckdb"
+    assert wait_for(lambda: views_answer(db) == len(client.request_ids))
+    DAMAGE[damage](db)
+    assert views_answer(db) is None
+    client.sdk.beta.assistants.list(limit=1)  # still serving and recording
+    assert wait_for(lambda: views_answer(db) == len(client.request_ids), timeout=60), proxy.output()[-3000:]
+    assert proxy.stop() == 0, proxy.output()
+    assert "rebuilding it" in proxy.output()
+
+
+# --- a small volume fills up while the proxy serves -----------------------------------------------
+
+
+class Load:
+    """SDK clients creating threads with 8 KB messages through the proxy until stopped: enough
+    journal per second to fill a 4 MiB volume within the store's retry backoff."""
+
+    def __init__(self, client: Client, clients: int) -> None:
+        self.client, self.errors = client, []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, name=f"load-{i}") for i in range(clients)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self) -> None:
+        text = "disk " * 1600
+        while not self._stop.is_set():
+            try:
+                self.client.sdk.beta.threads.create(messages=[{"role": "user", "content": text}])
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                self.errors.append(exc)
+                return
+
+    def more(self, n: int, timeout: float = 120) -> None:
+        """Wait until n more exchanges were answered."""
+        target = len(self.client.request_ids) + n
+        assert wait_for(lambda: self.errors or len(self.client.request_ids) >= target, timeout=timeout)
+        assert not self.errors, self.errors
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+        assert not self.errors, self.errors
+
+
+def store_errors(proxy, kind: str) -> float:
+    return scrape(f"http://127.0.0.1:{proxy.admin_port}/metrics").get(
+        ("assistants_audit_store_errors_total", (("kind", kind),)), 0.0)
+
+
+def loaded_proxy(emulator, serving, volume: Path, clients: int):
+    """A proxy with its store on `volume` (no enrichment: only client exchanges), under load."""
+    store = volume / "store"
+    proxy = serving(emulator.url, store, "--no-enrich")
+    client = Client(proxy.url + "/v1")
+    return store, proxy, client, Load(client, clients)
+
+
+def test_a_full_volume_then_freed_stores_every_answered_exchange_once(emulator, serving, tiny_fs):
+    store, proxy, client, load = loaded_proxy(emulator, serving, tiny_fs, clients=2)
+    try:
+        load.more(50)
+        filler = fill(tiny_fs / "filler")
+        load.more(300)  # answered while nothing can be written
+        assert wait_for(lambda: store_errors(proxy, "disk_full") >= 1)
+        filler.unlink()
+        load.more(600)  # traffic goes on after the space is freed: the journal must not take it all again
+    finally:
+        load.stop()
+    answered = client.request_ids
+    assert wait_for(lambda: stored_all(store, answered), timeout=120), proxy.output()[-3000:]
+    assert proxy.stop() == 0, proxy.output()
+    assert_each_answered_exchange_once(store, answered)
+    assert " lost" not in proxy.output(), proxy.output()[-3000:]
+
+
+def test_kill_9_while_the_volume_is_full_reports_the_lost_exchanges_at_restart(emulator, serving, tiny_fs):
+    store, proxy, client, load = loaded_proxy(emulator, serving, tiny_fs, clients=1)
+    try:
+        load.more(20)
+        assert wait_for(lambda: stored_all(store, client.request_ids))
+        filler = fill(tiny_fs / "filler")
+        load.more(150)  # answered, held in memory: neither the journal nor the store can take them
+    finally:
+        load.stop()
+    proxy.proc.kill()
+    proxy.proc.wait(30)
+    answered = set(client.request_ids)
+    filler.unlink()
+    restarted = serving(emulator.url, store, "--no-enrich")
+    lost_metric = ("assistants_audit_store_lost_records_total", ())
+    metrics = f"http://127.0.0.1:{restarted.admin_port}/metrics"
+    assert wait_for(lambda: scrape(metrics).get(lost_metric, 0) > 0, timeout=60), restarted.output()
+    reported = scrape(metrics)[lost_metric]
+    assert restarted.stop() == 0, restarted.output()
+    missing = answered - set(stored_request_ids(store))
+    assert len(missing) >= 100  # the kill really lost answered exchanges, and the restart says how many
+    assert reported == len(missing)
+    assert f"{int(reported)} answered exchanges were lost" in restarted.output()

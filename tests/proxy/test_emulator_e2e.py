@@ -76,7 +76,7 @@ def _raw(port: int, method: str, path: str, body: bytes | None = None, fault: st
 
 
 def test_gzip_json_is_byte_identical(proxy, emulator):
-    assistant = sdk(emulator.base_url).beta.assistants.create(model="gpt-4o", name="x" * 500)
+    assistant = sdk(emulator.base_url).beta.assistants.create(model="gpt-4o", instructions="x" * 500)
     path = f"/v1/assistants/{assistant.id}"
     direct = _raw(emulator.server.port, "GET", path)
     proxied = _raw(proxy.server.port, "GET", path)

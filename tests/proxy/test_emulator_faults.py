@@ -108,7 +108,7 @@ def test_emulator_body_stalling_mid_json_cuts_the_response(slow_proxy):
     # a 504, so the proxy cuts the client's connection and the SDK sees a broken response.
     with pytest.raises(openai.APIConnectionError):
         sdk(slow_proxy.base_url).beta.assistants.create(
-            model="gpt-4o", name="x" * 400, extra_headers={"X-Emulator-Fault": "slow_body=1500"})
+            model="gpt-4o", instructions="x" * 400, extra_headers={"X-Emulator-Fault": "slow_body=1500"})
     (exchange,) = slow_proxy.recorder.wait_for(1)
     assert exchange.status == 200 and exchange.error_type == "upstream_timeout"
     assert 0 < len(exchange.response_body) < 1000

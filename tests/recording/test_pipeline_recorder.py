@@ -138,7 +138,8 @@ def test_a_crash_mid_compaction_is_repaired_at_restart(tmp_path):
     assert count(tmp_path) == 6
     r2 = recorder(tmp_path)
     r2.close()
-    assert count(tmp_path) == 3 and stray.exists()
+    assert count(tmp_path) == 3
+    assert not stray.exists()  # no reader about at the restart: removed, not left as a placeholder
 
 
 def test_two_writers_share_one_store(tmp_path):
@@ -234,3 +235,49 @@ def test_uncaptured_content_leaves_the_journal_soon_after_it_is_stored(tmp_path)
         assert wait_for(lambda: count(tmp_path) == 6)
     finally:
         r.close()
+
+
+READER = ("import sys\n"
+          "from analytics.store import connect\n"
+          "con = connect(sys.argv[1])\n"
+          "print('reading', flush=True)\n"
+          "sys.stdin.readline()\n")
+
+
+def test_a_reader_held_for_long_defers_compaction_only_within_bounds(tmp_path):
+    import subprocess
+    import sys
+
+    from analytics.store import readers_present
+    from tests.recording.store_helpers import ROOT
+
+    s = settings(tmp_path)
+    sink = StoreSink(s.store, compact_after=4, compact_every=0.0, compact_limit=8, placeholder_limit=8)
+    r = AuditRecorder(s, [sink], parse=basic_facts, flush_interval=0.01)
+    r.start()
+    assert r.ready.wait(30)
+    # another process reads the store for as long as the test writes (a `sql` session left open)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    seg_dir = tmp_path / "tables" / "exchange_log"
+    most = 0
+    try:
+        assert reader.stdout.readline().strip() == "reading"
+        assert readers_present(tmp_path)
+        for i in range(120):  # each one stored before the next: one segment per flush
+            r.submit(make_exchange(i))
+            assert wait_for(lambda: count(tmp_path) == i + 1)
+            most = max(most, len(list(seg_dir.glob("w000-*.parquet"))))
+        assert sink.compactions_deferred > 0  # the reader was seen and respected for a while
+    finally:
+        reader.stdin.close()
+        reader.wait(30)
+        r.close()
+    assert most <= 2 * 8 + 8 + 2, most  # live segments, placeholders and one round's parts
+    assert count(tmp_path) == 120 and len(set(ids_in_store(tmp_path))) == 120
+    # stopped with no reader left: no empty placeholder stays behind
+    files = {p.name for p in seg_dir.glob("w000-*.parquet")}
+    assert files == set(live_rows_per_file(tmp_path)), files - set(live_rows_per_file(tmp_path))
+    r2 = recorder(tmp_path)
+    r2.close()
+    assert count(tmp_path) == 120 and r2.replayed == 0

@@ -100,19 +100,24 @@ def tiny_fs(tmp_path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def fill(filler: Path) -> Path:
+    """Take every free block of the filesystem holding `filler` (delete the file to free them)."""
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for chunk in (65536, 512, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * chunk):
+                    pass
+    finally:
+        os.close(fd)
+    return filler
+
+
 def test_disk_full_keeps_accepting_and_catches_up(tiny_fs):
     store = tiny_fs / "store"
     r = recorder(store)
     try:
-        filler = tiny_fs / "filler"
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-        try:  # fill the disk to the last block
-            for chunk in (65536, 512, 1):
-                with contextlib.suppress(OSError):
-                    while os.write(fd, b"\0" * chunk):
-                        pass
-        finally:
-            os.close(fd)
+        filler = fill(tiny_fs / "filler")
         exs = [make_exchange(i, body=b"x" * 8192) for i in range(30)]
         for ex in exs:
             r.submit(ex)  # the journal append fails (ENOSPC): the record is kept in memory
