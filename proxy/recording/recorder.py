@@ -43,6 +43,7 @@ from proxy.facts import ExchangeFact, Fact
 from proxy.journal import Position, Slot
 from proxy.observers import Dispatcher, Sink
 from proxy.recording.tail import JournalTail
+from proxy.serving.appender import take_lost
 from proxy.sinks.store import StoreSink, error_kind
 
 log = logging.getLogger("assistants_audit.recorder")
@@ -84,7 +85,7 @@ class JournalRecorder:
         flush_interval: float = 0.5,
         scan_interval: float = 1.0,
         batch_records: int = 512,
-        flush_records: int = 5000,
+        flush_records: int = 500,  # a backlog is stored in pieces: on a small disk each must fit
         idle_wait: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -109,6 +110,7 @@ class JournalRecorder:
         self.idle = threading.Event()  # set whenever a pass found nothing to read
         self.flush_observers: list[Callable[[float], None]] = []
         self.undecodable = 0  # records the recorder could not turn into rows (damaged)
+        self.ledger_lost = 0  # answered by a worker that died holding them in memory (disk full)
         # per worker slot, cumulative, as the workers report them (proxy.serving.relay)
         self.reported_lost: dict[str, int] = {}
         self.reported_bodies_dropped: dict[str, int] = {}
@@ -141,7 +143,7 @@ class JournalRecorder:
     @property
     def lost_records(self) -> int:
         """Exchanges that will never be rows: not journaled by a worker, or undecodable here."""
-        return self.undecodable + sum(self.reported_lost.values())
+        return self.undecodable + self.ledger_lost + sum(self.reported_lost.values())
 
     @property
     def bodies_dropped(self) -> int:
@@ -167,16 +169,20 @@ class JournalRecorder:
         """(Re)create STORE/audit.duckdb when its views changed or the file was damaged or removed."""
         self.ready.wait()  # the slots' stores are open: the tables' layout exists
         failures = 0
+        built = False
         while not self._stopping.is_set():
             try:
                 if not layout.views_db_current(self.store_dir):
+                    if built:  # checked for as long as the proxy runs: an operator, a full disk
+                        log.warning("store: %s/audit.duckdb is missing or damaged; rebuilding it", self.store_dir)
                     layout.write_views_db(self.store_dir)
+                built = True
                 failures = 0
             except Exception as exc:  # a reader holding audit.duckdb, or a read-only store
                 failures += 1
                 log.log(logging.WARNING if failures % 10 == 5 else logging.DEBUG,
                         "store: cannot update audit.duckdb yet (%s); retrying", str(exc).splitlines()[0])
-            self._stopping.wait(10.0 if failures == 0 else min(2.0, 0.1 * 2 ** failures))
+            self._stopping.wait(5.0 if failures == 0 else min(2.0, 0.1 * 2 ** failures))
 
     def close(self, timeout: float = 60.0) -> None:
         """Read every journal to its end, store it, stop. Writers still appending (a worker that
@@ -250,8 +256,11 @@ class JournalRecorder:
             self._followers[name] = follower
         now = self.clock()
         for follower in self._followers.values():
-            follower.writer_alive = _writer_alive(self.store_dir, follower.name)
+            follower.writer_alive = _writer_alive(self.store_dir, follower.name, self._take_lost)
             follower.checked_at = now
+
+    def _take_lost(self, name: str, directory: Path) -> None:
+        self.ledger_lost += take_lost(name, directory)
 
     def _follow(self, name: str, directory: Path, lock: Slot) -> _Follower:
         store = self.make_store(self.store_dir)
@@ -386,13 +395,19 @@ def prepare_store(store_dir: Path) -> None:
                   store_dir, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
-def _writer_alive(store_dir: Path, name: str) -> bool:
-    """Whether a serving process holds the slot (its journal may still grow)."""
+def _writer_alive(store_dir: Path, name: str,
+                  while_held: Callable[[str, Path], None] | None = None) -> bool:
+    """Whether a serving process holds the slot (its journal may still grow). When none does,
+    `while_held` runs holding the slot's lock (no new owner can start meanwhile)."""
     try:
         lock = journal.try_lock(store_dir, name)
     except OSError:
         return True
     if lock is None:
         return True
-    lock.close()
+    try:
+        if while_held is not None:
+            while_held(name, lock.journal_dir)
+    finally:
+        lock.close()
     return False

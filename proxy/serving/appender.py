@@ -6,9 +6,15 @@ spans happen in the recorder process, which follows the journal (`proxy.recordin
 
 Two things can stop an append, and each is a counted decision, never a silent drop:
 
-- **The journal cannot be written** (disk full, read-only): the record waits in memory (at most
-  `max_held` records / `max_held_bytes`) and is appended again on the next tick; past the bound
-  the oldest is dropped and counted in `lost_records`, with one log line per episode.
+- **The journal cannot be written** (disk full, read-only), or its volume has less free space
+  than the reserve it leaves the store (a quarter of the volume, 1 to 64 MiB: a journal that
+  filled the disk would leave the store no room to write the backlog, and the backlog would
+  never leave the journal): the record waits in memory (at most `max_held` records /
+  `max_held_bytes`) and is appended on a later tick; past the bound the oldest is dropped and
+  counted in `lost_records`, with one log line per episode. How many answered exchanges exist
+  only in memory is kept in `journal/<slot>/unjournaled` (allocated up front, so updating it
+  needs no space): if the worker dies before they are journaled, whoever takes the slot next
+  reports them lost.
 - **The recorder is too far behind** (this slot's journal holds more than `max_lag_bytes` not
   yet stored, e.g. the recorder is down, or starved of CPU for long): the exchange is still
   journaled, but without its bodies (`bodies_dropped`): its row exists with its status, timing,
@@ -18,8 +24,10 @@ Two things can stop an append, and each is a counted decision, never a silent dr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
@@ -44,11 +52,17 @@ class JournalAppender:
         segment_bytes: int = journal.DEFAULT_SEGMENT_BYTES,
         rotate_seconds: float = 10.0,
         max_lag_bytes: int = 1 << 30,
-        max_held: int = 10_000,
+        max_held: int = 20_000,
+        reserve_bytes: int | None = None,
         max_held_bytes: int = 64 << 20,
         slot_prefix: str = "w",
     ) -> None:
         self.slot_prefix = slot_prefix
+        self.reserve_bytes = reserve_bytes
+        self._room = True
+        self._room_checked = float("-inf")
+        self._since_check = 0
+        self.ledger: journal.Unjournaled | None = None
         self.store_dir = Path(store_dir).absolute()
         self.fsync = fsync
         self.segment_bytes = segment_bytes
@@ -82,6 +96,18 @@ class JournalAppender:
             self.slot.close()
             self.slot = None
             raise
+        self.lost_records += take_lost(self.slot.name, self.slot.journal_dir)
+        try:
+            self.ledger = journal.Unjournaled(self.slot.journal_dir)
+        except OSError as exc:
+            log.error("journal %s: cannot keep the count of unjournaled exchanges (%s); a crash while "
+                      "the disk is full would lose them without a trace", self.slot.name, exc)
+        if self.reserve_bytes is None:
+            try:
+                volume = journal.volume_bytes(self.slot.journal_dir)
+            except OSError:
+                volume = 256 << 20
+            self.reserve_bytes = max(1 << 20, min(64 << 20, volume // 4))
 
     # --- the hot path ----------------------------------------------------------------------------
 
@@ -96,10 +122,12 @@ class JournalAppender:
 
     def _append(self, exchange: Exchange) -> bool:
         writer = self.writer
-        if writer is None:
+        if writer is None or not self._has_room():
             return False
         try:
-            writer.append(journal.encode_exchange(exchange))
+            parts = journal.encode_exchange(exchange)
+            writer.append(parts)
+            self._since_check += sum(len(p) for p in parts)
         except Exception as exc:
             self.journal_errors += 1
             if not self._failing:
@@ -112,6 +140,36 @@ class JournalAppender:
             self._failing = False
             log.warning("journal %s: writable again", self.name)
         return True
+
+    def _has_room(self) -> bool:
+        """False while the journal's volume has less than the reserve free (looked at every 0.1 s,
+        and after every 64 KiB appended: a tick appending what was held must not overshoot)."""
+        now = time.monotonic()
+        if now - self._room_checked < 0.1 and self._since_check < (64 << 10):
+            return self._room
+        self._room_checked = now
+        self._since_check = 0
+        try:
+            room = journal.free_bytes(self.store_dir) >= (self.reserve_bytes or 0)
+        except OSError:
+            room = True  # let the append find out
+        if room != self._room:
+            self._room = room
+            if room:
+                log.warning("journal %s: free space is back above the reserve; journaling again", self.name)
+            else:
+                self.journal_errors += 1
+                log.error("journal %s: under %d bytes free in %s; holding new exchanges in memory (up to %d) "
+                          "so the store has room to catch up", self.name, self.reserve_bytes, self.store_dir,
+                          self.max_held)
+        return room
+
+    def _write_ledger(self) -> None:
+        if self.ledger is not None:
+            try:
+                self.ledger.set(len(self._held))
+            except OSError:
+                pass  # allocated up front; only a broken disk gets here
 
     def _hold(self, exchange: Exchange) -> None:
         self._held.append(exchange)
@@ -126,17 +184,20 @@ class JournalAppender:
                 log.error("journal %s: cannot be written and %d records are held in memory: dropping the "
                           "oldest (counted in assistants_audit_store_lost_records_total)", self.name, self.max_held)
             self.lost_records += dropped
+        self._write_ledger()
 
     # --- housekeeping, once a second on the event loop ------------------------------------------
 
     def tick(self) -> None:
         """Append held records, rotate the segment (raw bodies leave the disk soon after they are
         stored), and look at how far behind the recorder is."""
-        while self._held:
-            if not self._append(self._held[0]):
-                break
-            old = self._held.popleft()
-            self._held_bytes -= len(old.request_body) + len(old.response_body)
+        if self._held:
+            while self._held:
+                if not self._append(self._held[0]):
+                    break
+                old = self._held.popleft()
+                self._held_bytes -= len(old.request_body) + len(old.response_body)
+            self._write_ledger()
         writer = self.writer
         if writer is None:
             return
@@ -162,10 +223,14 @@ class JournalAppender:
         """Append what is held (if the journal works again), then release the slot. What still cannot
         be written is counted as lost."""
         self.tick()
+        if self.ledger is not None:
+            # what is still held is lost: the ledger keeps the number for the next start to report
+            # (this process's counters go with it)
+            self._write_ledger()
+            self.ledger.close()
         if self._held:
-            self.lost_records += len(self._held)
-            log.error("journal %s: %d records could not be journaled before shutdown and are lost",
-                      self.name, len(self._held))
+            log.error("journal %s: %d answered exchanges could not be journaled before shutdown and are lost "
+                      "(the next start reports them)", self.name, len(self._held))
             self._held.clear()
         if self.writer is not None:
             self.writer.close()
@@ -173,6 +238,20 @@ class JournalAppender:
         if self.slot is not None:
             self.slot.close()
             self.slot = None
+
+
+def take_lost(name: str, directory: Path) -> int:
+    """What a dead owner of slot `name` answered but never journaled (its ledger), logged; reset."""
+    try:
+        lost = journal.Unjournaled.take_lost(directory)
+    except OSError as exc:
+        log.error("journal %s: cannot read the count of unjournaled exchanges: %s", name, exc)
+        return 0
+    if lost:
+        log.error("journal %s: %d answered exchanges were lost: the process that served them died while the "
+                  "disk was full, before they were journaled (assistants_audit_store_lost_records_total)",
+                  name, lost)
+    return lost
 
 
 def _dir_bytes(directory: Path) -> int:

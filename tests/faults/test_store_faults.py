@@ -401,7 +401,11 @@ def test_kill_9_while_the_volume_is_full_reports_the_lost_exchanges_at_restart(e
         load.more(150)  # answered, held in memory: neither the journal nor the store can take them
     finally:
         load.stop()
-    proxy.proc.kill()
+    # every process of the proxy at once (the OOM killer, kill -9 of its process group): the
+    # worker holding the unjournaled exchanges gets no chance to drain
+    for pid in [*proxy.worker_pids(), proxy.recorder_pid(), proxy.proc.pid]:
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
     proxy.proc.wait(30)
     answered = set(client.request_ids)
     filler.unlink()
