@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import pickle
@@ -52,7 +53,7 @@ from proxy.telemetry import tracer_provider_from_env
 
 log = logging.getLogger("assistants_audit.recorder")
 
-NICE = 10  # under saturation the workers get the CPU; the recorder falls behind on disk
+NICE = 5  # under saturation the workers get the CPU; the recorder falls behind on disk
 
 
 class _Channel(asyncio.DatagramProtocol):
@@ -187,6 +188,8 @@ async def run_recorder(settings: Settings, control: RecorderControl) -> None:
 
 
 def main() -> None:
+    # `kill -USR1 <recorder pid>` writes every thread's stack to the log: where is it stuck?
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings, control = pickle.load(sys.stdin.buffer)
     with contextlib.suppress(OSError):
         os.nice(NICE)
