@@ -289,7 +289,7 @@ async def supervise(settings: Settings, children: dict[int, str], metrics_dir: s
             exit_code = 2 if code == 2 else 1  # 2: it could not start with these options
             stop.set()
         elif code != 0:
-            exit_code = 1
+            exit_code = exit_code or 1
     if admin is not None:
         await admin.cleanup()
     return exit_code
