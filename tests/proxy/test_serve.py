@@ -235,7 +235,7 @@ def test_serve_records_to_the_store_enriches_and_never_writes_the_key(emulator, 
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
                                                    poll_interval_ms=1)
     assert run.status == "completed"
-    deadline = time.monotonic() + 20  # the enricher waits ~2 s, then fetches the unseen steps
+    deadline = time.monotonic() + 60  # the enricher waits ~2 s, then fetches the unseen steps
     while time.monotonic() < deadline and "enrichment" not in _origins(tmp_path / "store", connect):
         time.sleep(0.5)
     assert proxy.stop() == 0, proxy.output()
