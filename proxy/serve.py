@@ -19,9 +19,12 @@ import inspect
 import logging
 import os
 import signal
+import socket
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,13 +32,14 @@ import click
 from aiohttp import web
 
 from proxy import logs
-from proxy.admin import MetricsHandler, make_admin_app
+from proxy.admin import MetricsHandler, make_admin_app, upstream_reachable
 from proxy.app import make_app
-from proxy.config import Settings, settings_options
+from proxy.config import ConfigError, Settings, option_error, settings_options
 from proxy.exchange import NullRecorder, Recorder
 from proxy.fingerprint import load_or_create_secret
 from proxy.forward import make_client_session
 from proxy.guard import ProxyRunner
+from proxy.telemetry import TelemetryConfig
 
 log = logging.getLogger("assistants_audit.serve")
 
@@ -133,16 +137,64 @@ async def _close(thing: Any, names: tuple[str, ...] = ("aclose", "close")) -> No
             return
 
 
+def prepare_store(store: str) -> Path:
+    """The store directory, created if need be and checked writable, before anything is forked:
+    a store that cannot work stops start-up with one line naming --store and the path."""
+    path = Path(store).absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise option_error("store", f"{path}: a file is in the way (not a directory)") from None
+    except OSError as exc:
+        raise option_error("store", f"{path}: cannot create the directory: {exc.strerror or exc}") from None
+    try:
+        with tempfile.TemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise option_error("store", f"{path}: not writable: {exc.strerror or exc}") from None
+    return path
+
+
+async def _start_site(runner: web.BaseRunner, option: str, address: tuple[str, int], **kwargs: Any) -> None:
+    host, port = address
+    try:
+        await web.TCPSite(runner, host, port, **kwargs).start()
+    except OSError as exc:  # the event loop's strerror repeats the address; the errno text suffices
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise option_error(option, f"cannot listen on {_url(host, port)}: {reason}") from None
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 async def _start_admin(settings: Settings, metrics_handler: MetricsHandler | None) -> web.AppRunner | None:
     if settings.admin_address is None:
         return None
     runner = web.AppRunner(make_admin_app(settings, metrics_handler=metrics_handler),
                            handle_signals=False, access_log=None)
     await runner.setup()
-    host, port = settings.admin_address
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
-    log.info("admin listener on http://%s:%d (/healthz /readyz /metrics)", host, port)
+    try:
+        await _start_site(runner, "admin_listen", settings.admin_address, reuse_address=True)
+    except ConfigError:
+        await runner.cleanup()
+        raise
+    log.info("admin listener on %s (/healthz /readyz /metrics)", _url(*settings.admin_address))
     return runner
+
+
+async def _probe_upstream(settings: Settings) -> None:
+    """Say at start-up, not only on /readyz, when the upstream takes no connection."""
+    if not await upstream_reachable(settings):
+        log.warning("upstream %s accepts no TCP connection (within --connect-timeout %.0fs); serving anyway: "
+                    "clients get 502/504 until it does", settings.upstream, settings.connect_timeout)
+
+
+def _announce(settings: Settings) -> None:
+    host, port = settings.listen_address
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host  # clients need a real address
+    log.info("serving on %s -> upstream %s; clients use base_url %s/v1; store %s", _url(host, port),
+             settings.upstream, _url(shown, port), Path(settings.store).absolute())
 
 
 def _stop_event() -> asyncio.Event:
@@ -171,11 +223,17 @@ async def serve_worker(settings: Settings, *, worker: str, with_admin: bool, reu
         runner = ProxyRunner(app, handle_signals=False, access_log=None,
                              shutdown_timeout=settings.grace_period)
         await runner.setup()
-        host, port = settings.listen_address
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024).start()
-        log.info("worker %s forwarding http://%s:%d -> %s", worker, host, port, settings.upstream)
+        await _start_site(runner, "listen", settings.listen_address, reuse_port=reuse_port or None, backlog=1024)
+        log.info("worker %s forwarding %s -> %s", worker, _url(*settings.listen_address), settings.upstream)
         admin = await _start_admin(settings, observability.metrics_handler()) if with_admin else None
+        probe = None
+        if worker == "w0":  # once per proxy, not once per worker
+            _announce(settings)
+            probe = asyncio.create_task(_probe_upstream(settings), name="upstream-probe")
         await stop.wait()
+        if probe is not None:
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
         log.info("worker %s draining in-flight requests (up to %.0fs)", worker, settings.grace_period)
         await runner.cleanup()
         if admin is not None:
@@ -197,7 +255,14 @@ async def supervise(settings: Settings, children: dict[int, str], metrics_dir: s
     if metrics_dir is not None:
         registry = _optional_attr("proxy.sinks.metrics", "multiprocess_registry")(metrics_dir, settings)
         handler = _optional_attr("proxy.sinks.metrics", "metrics_handler")(registry)
-    admin = await _start_admin(settings, handler)
+    try:
+        admin = await _start_admin(settings, handler)
+    except ConfigError:  # the workers must not outlive the supervisor
+        for pid in children:
+            _signal(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
+        raise
     exit_code = 0
     stopping_since: float | None = None
     while children:
@@ -219,10 +284,10 @@ async def supervise(settings: Settings, children: dict[int, str], metrics_dir: s
         if stopping_since is None:
             # A worker died on its own: stop the others rather than serve at reduced capacity silently.
             log.error("worker %s (pid %d) exited with %d; stopping", name, pid, code)
-            exit_code = 1
+            exit_code = 2 if code == 2 else 1  # 2: it could not start with these options
             stop.set()
         elif code != 0:
-            exit_code = 1
+            exit_code = exit_code or 1
     if admin is not None:
         await admin.cleanup()
     return exit_code
@@ -248,6 +313,7 @@ def run(settings: Settings) -> int:
     # the store holds raw bodies (journal) and, with --capture-content, message text: every
     # file and directory the proxy creates is its user's only (group access: see the README)
     os.umask(0o077)
+    prepare_store(settings.store)
     if not settings.fingerprint_secret:
         load_or_create_secret(settings.store)  # before forking, so every worker shares it
     if settings.workers == 1:
@@ -267,6 +333,9 @@ def run(settings: Settings) -> int:
             code = 0
             try:
                 _run(serve_worker(settings, worker=name, with_admin=False, reuse_port=True))
+            except ConfigError as exc:  # e.g. --listen taken: one line, as with one worker
+                logging.getLogger("assistants_audit.serve").error("worker %s: %s", name, exc)
+                code = 2
             except BaseException:
                 logging.getLogger("assistants_audit.serve").exception("worker %s failed", name)
                 code = 1
@@ -292,9 +361,10 @@ def serve(**options: Any) -> None:
       ASSISTANTS_AUDIT_UPSTREAM=https://my.openai.azure.com assistants-audit serve --workers 2
     """
     settings = Settings.from_env_and_args(options)
+    TelemetryConfig.from_env()  # a bad OTEL_* value stops start-up here, before any worker starts
     configure_logging(settings.log_level)
     try:
         code = run(settings)
-    except OSError as exc:  # e.g. address already in use
+    except OSError as exc:
         raise click.ClickException(f"cannot serve: {exc.strerror or exc}") from None
     sys.exit(code)
