@@ -167,14 +167,17 @@ def _read_file(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise PricesError(f"--prices {path}: {exc.strerror or exc}") from None
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+    import yaml
 
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:
+    try:
+        data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except yaml.MarkedYAMLError as exc:  # its str() is several lines with a caret drawing
+        mark = exc.problem_mark or exc.context_mark
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise PricesError(f"--prices {path}{at}: not valid YAML: {exc.problem or exc.context}") from None
+    except json.JSONDecodeError as exc:
+        raise PricesError(f"--prices {path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    except (yaml.YAMLError, ValueError) as exc:
         raise PricesError(f"--prices {path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
     if not isinstance(data, dict):
         raise PricesError(f"--prices {path}: the top level must be a mapping")

@@ -436,8 +436,11 @@ def report(store: str, since: str | None, until: str | None, idle_days: int, fmt
     """
     from analytics.prices import PricesError
     from analytics.store import StoreError
+    from proxy.config import ConfigError
 
     try:
         click.echo(run_report(store, since, until, idle_days, fmt, prices_file), nl=fmt != "table")
-    except (StoreError, PricesError) as exc:
+    except PricesError as exc:  # a bad option value: exit 2, worded as `serve --prices` words it
+        raise ConfigError(str(exc)) from None
+    except StoreError as exc:
         raise click.ClickException(str(exc)) from None

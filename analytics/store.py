@@ -314,7 +314,7 @@ class Store:
         for st in statements:
             if st.type not in READ_STATEMENTS:
                 kind = str(st.type).rsplit(".", 1)[-1]
-                raise StoreError(f"read-only store: {kind} statements are not allowed (only SELECT, DESCRIBE, SHOW, EXPLAIN)")
+                raise StoreError(f"read-only store: {kind} statements are not allowed (only SELECT, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN)")
 
     def query(self, sql: str, params: list[Any] | None = None, *, retries: int = 3) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run `sql` and return (column names, rows). Timestamps come back as ISO text.

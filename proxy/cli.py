@@ -9,6 +9,7 @@ import sys
 import click
 
 from proxy import __version__
+from proxy.config import ConfigError
 
 # name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
@@ -32,7 +33,20 @@ _HELP = {
 }
 
 
+class OptionError(click.ClickException):
+    """A bad option or environment value: one line naming it, exit 2, and no usage block (the
+    line already says what to change)."""
+
+    exit_code = 2
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:  # raised by the library (settings, OTEL_*, --store, --prices ...)
+            raise OptionError(str(exc)) from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if self._load(name, quiet=True) is not None)
 

@@ -2,8 +2,8 @@
 
 `Settings` is built once at start-up (`Settings.from_env_and_args`) from, in order of precedence,
 command-line arguments, `ASSISTANTS_AUDIT_<NAME>` environment variables and the defaults below,
-then validated; a bad value stops the process with one line naming the option (click.UsageError,
-exit 2). Nothing else in the project reads the environment for configuration.
+then validated; a bad value raises ConfigError naming the option, which the command line turns
+into one line and exit 2. Nothing else in the project reads the environment for configuration.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, 
                "mib": MiB, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A bad or missing option value; the message is one line naming the option."""
 
 
 def parse_size(text: str) -> int:
@@ -58,8 +62,14 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_hostport(text: str) -> str:
-    """'127.0.0.1:8080', ':8080', '[::1]:8080' -> the same text, checked."""
-    split_hostport(text)
+    """'127.0.0.1:8080', '0.0.0.0:8080', '[::1]:8080' -> the same text, checked.
+
+    ':8080' is refused: it would listen on every interface, which nobody should get by
+    leaving out a word."""
+    host, port = split_hostport(text)
+    if not host:
+        raise ValueError(f"no host in {text!r}: write 127.0.0.1:{port} (this machine only) "
+                         f"or 0.0.0.0:{port} (every interface)")
     return text
 
 
@@ -73,8 +83,7 @@ def split_hostport(text: str) -> tuple[str, int]:
     host, sep, port = str(text).rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"not HOST:PORT: {text!r}")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    return host.strip("[]"), int(port)
 
 
 def parse_upstream(text: str) -> str:
@@ -94,15 +103,22 @@ def parse_log_level(text: str) -> str:
     return lowered
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"not a whole number: {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if value < 1:
         raise ValueError(f"must be at least 1, got {text!r}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if value < 0:
         raise ValueError(f"must not be negative, got {text!r}")
     return value
@@ -221,6 +237,12 @@ OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 _TRACING_ENV = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 
+def option_error(name: str, message: str) -> ConfigError:
+    """`--name (ASSISTANTS_AUDIT_NAME): message`: the one line a bad value of option `name` stops with."""
+    option = OPTIONS_BY_NAME[name]
+    return ConfigError(f"{option.cli} ({option.env}): {message}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """The configuration of one proxy process; the same for every worker."""
@@ -280,7 +302,7 @@ class Settings:
     ) -> "Settings":
         """Arguments (None = not given) beat `ASSISTANTS_AUDIT_*` variables, which beat defaults.
 
-        Raises click.UsageError naming the option when a value is invalid or missing.
+        Raises ConfigError naming the option when a value is invalid or missing.
         """
         env = os.environ if env is None else env
         given = {**(args or {}), **overrides}
@@ -298,7 +320,7 @@ class Settings:
                     raw = option.parse(raw)
                 except (ValueError, TypeError) as exc:
                     detail = "invalid value" if option.secret else str(exc)
-                    raise click.UsageError(f"{source}: {detail}") from None
+                    raise ConfigError(f"{source}: {detail}") from None
             values[option.name] = raw
         tracing = given.get("tracing")
         values["tracing"] = bool(tracing) if tracing is not None else any(env.get(k) for k in _TRACING_ENV)
@@ -308,7 +330,7 @@ class Settings:
 
     def validate(self) -> "Settings":
         def fail(name: str, message: str) -> None:
-            raise click.UsageError(f"{OPTIONS_BY_NAME[name].cli} ({OPTIONS_BY_NAME[name].env}): {message}")
+            raise option_error(name, message)
 
         if not self.upstream:
             fail("upstream", "required, e.g. --upstream https://api.openai.com")
@@ -320,7 +342,7 @@ class Settings:
             value = getattr(self, name)
             if value is not None:
                 try:
-                    split_hostport(value)
+                    parse_hostport(value)
                 except ValueError as exc:
                     fail(name, str(exc))
         for name in ("workers", "max_upstream_connections"):
@@ -336,8 +358,13 @@ class Settings:
                 fail(name, "must be more than 0 seconds")
         if self.sample_vector_stores is not None and not (self.sampler_key or os.environ.get("OPENAI_API_KEY")):
             fail("sample_vector_stores", "needs --sampler-key (ASSISTANTS_AUDIT_SAMPLER_KEY) or OPENAI_API_KEY")
-        if self.prices is not None and not os.path.isfile(self.prices):
-            fail("prices", f"no such file: {self.prices}")
+        if self.prices is not None:
+            from analytics.prices import Prices, PricesError
+
+            try:  # a bad price file stops start-up here, not the recorder later
+                Prices.load(self.prices)
+            except PricesError as exc:
+                raise ConfigError(str(exc)) from None
         if self.admin_listen and self.admin_listen == self.listen:
             fail("admin_listen", "must differ from --listen")
         return self

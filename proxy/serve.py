@@ -29,9 +29,12 @@ import os
 import pickle
 import select
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,9 +42,9 @@ import click
 from aiohttp import web
 
 from proxy import logs
-from proxy.admin import make_admin_app
+from proxy.admin import make_admin_app, upstream_reachable
 from proxy.app import make_app
-from proxy.config import Settings, settings_options
+from proxy.config import ConfigError, Settings, option_error, settings_options
 from proxy.fingerprint import load_or_create_secret
 from proxy.forward import make_client_session
 from proxy.guard import ProxyRunner
@@ -62,6 +65,67 @@ def run_loop(coro: Any) -> Any:
     import uvloop
 
     return uvloop.run(coro)
+
+
+def prepare_store(store: str) -> Path:
+    """The store directory, created if need be and checked writable, before anything is started:
+    a store that cannot work stops start-up with one line naming --store and the path."""
+    path = Path(store).absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise option_error("store", f"{path}: a file is in the way (not a directory)") from None
+    except OSError as exc:
+        raise option_error("store", f"{path}: cannot create the directory: {exc.strerror or exc}") from None
+    try:
+        with tempfile.TemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise option_error("store", f"{path}: not writable: {exc.strerror or exc}") from None
+    return path
+
+
+def _check_free(option: str, address: tuple[str, int], reuse_port: bool) -> None:
+    """Bind (without listening) where a listener will go, before any process is started: a busy
+    port is one line naming the option, not a worker's error after the others started."""
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise option_error(option, f"cannot listen on {_url(host, port)}: {reason}") from None
+
+
+async def _start_site(runner: web.BaseRunner, option: str, address: tuple[str, int], **kwargs: Any) -> None:
+    host, port = address
+    try:
+        await web.TCPSite(runner, host, port, **kwargs).start()
+    except OSError as exc:  # the event loop's strerror repeats the address; the errno text suffices
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise option_error(option, f"cannot listen on {_url(host, port)}: {reason}") from None
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _probe_upstream(settings: Settings) -> None:
+    """Say at start-up, not only on /readyz, when the upstream takes no connection."""
+    if not await upstream_reachable(settings):
+        log.warning("upstream %s accepts no TCP connection (within --connect-timeout %.0fs); serving anyway: "
+                    "clients get 502/504 until it does", settings.upstream, settings.connect_timeout)
+
+
+def _announce(settings: Settings) -> None:
+    host, port = settings.listen_address
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host  # clients need a real address
+    log.info("serving on %s -> upstream %s; clients use base_url %s/v1; store %s", _url(host, port),
+             settings.upstream, _url(shown, port), Path(settings.store).absolute())
 
 
 def _stop_event() -> asyncio.Event:
@@ -105,11 +169,17 @@ async def serve_worker(settings: Settings, *, worker: str, control: RecorderCont
                        credentials=relay if settings.enrich else None)
         runner = ProxyRunner(app, handle_signals=False, access_log=None, shutdown_timeout=settings.grace_period)
         await runner.setup()
-        host, port = settings.listen_address
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024).start()
-        log.info("worker %s forwarding http://%s:%d -> %s (journal slot %s)", worker, host, port,
+        await _start_site(runner, "listen", settings.listen_address, reuse_port=reuse_port or None, backlog=1024)
+        log.info("worker %s forwarding %s -> %s (journal slot %s)", worker, _url(*settings.listen_address),
                  settings.upstream, appender.name)
+        probe = None
+        if worker == "w0":  # once per proxy, not once per worker
+            _announce(settings)
+            probe = asyncio.create_task(_probe_upstream(settings), name="upstream-probe")
         await stop.wait()
+        if probe is not None:
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
         log.info("worker %s draining in-flight requests (up to %.0fs)", worker, settings.grace_period)
         await runner.cleanup()
     finally:
@@ -144,10 +214,16 @@ class RecorderProcess:
         log.info("recorder process %d started", self.proc.pid)
 
     def wait_ready(self, timeout: float) -> bool:
-        """Block until the recorder says the store is laid out (or it died, or `timeout`)."""
+        """Block until the recorder says the store is laid out (or it died, or `timeout`). A
+        configuration only the recorder reads (OTEL_*) that it refuses raises ConfigError here,
+        before any worker starts."""
         assert self.proc is not None and self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        return bool(ready) and self.proc.stdout.readline() == b"ready\n"
+        line = self.proc.stdout.readline().decode(errors="replace") if ready else ""
+        if line.startswith("error "):
+            self.proc.wait()
+            raise ConfigError(line[len("error "):].strip())
+        return line == "ready\n"
 
     def check(self) -> None:
         """Restart the recorder if it died on its own."""
@@ -218,16 +294,27 @@ async def _start_admin(settings: Settings, control: RecorderControl) -> web.AppR
     runner = web.AppRunner(make_admin_app(settings, metrics_handler=recorder_metrics(control)),
                            handle_signals=False, access_log=None)
     await runner.setup()
-    host, port = settings.admin_address
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
-    log.info("admin listener on http://%s:%d (/healthz /readyz /metrics)", host, port)
+    try:
+        await _start_site(runner, "admin_listen", settings.admin_address, reuse_address=True)
+    except ConfigError:
+        await runner.cleanup()
+        raise
+    log.info("admin listener on %s (/healthz /readyz /metrics)", _url(*settings.admin_address))
     return runner
 
 
 async def supervise(settings: Settings, children: dict[int, str], recorder: RecorderProcess) -> int:
     """Hold the admin listener, keep the recorder alive, forward SIGTERM/SIGINT, drain in order."""
     stop = _stop_event()
-    admin = await _start_admin(settings, recorder.control)
+    try:
+        admin = await _start_admin(settings, recorder.control)
+    except ConfigError:  # taken since start-up checked it: the workers and the recorder must not outlive us
+        for pid in children:
+            _signal(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
+        await recorder.stop(timeout=60.0)
+        raise
     exit_code = 0
     stopping_since: float | None = None
     while children:
@@ -251,10 +338,10 @@ async def supervise(settings: Settings, children: dict[int, str], recorder: Reco
             if stopping_since is None:
                 # A worker died on its own: stop the others rather than serve at reduced capacity silently.
                 log.error("worker %s (pid %d) exited with %d; stopping", name, pid, code)
-                exit_code = 1
+                exit_code = 2 if code == 2 else 1  # 2: it could not start with these options
                 stop.set()
             elif code != 0:
-                exit_code = 1
+                exit_code = exit_code or 1
         if not reaped:
             await asyncio.sleep(0.1)
     # the workers are gone: the recorder stores the rest of their journals, then exits
@@ -277,6 +364,10 @@ def run(settings: Settings) -> int:
     # the store holds raw bodies (journal) and, with --capture-content, message text: every
     # file and directory the proxy creates is its user's only (group access: see the README)
     os.umask(0o077)
+    prepare_store(settings.store)
+    _check_free("listen", settings.listen_address, reuse_port=settings.workers > 1)
+    if settings.admin_address is not None:
+        _check_free("admin_listen", settings.admin_address, reuse_port=False)
     if not settings.fingerprint_secret:
         load_or_create_secret(settings.store)  # before forking, so every worker shares it
     control = RecorderControl.create()
@@ -295,9 +386,9 @@ def run(settings: Settings) -> int:
             code = 0
             try:
                 run_loop(serve_worker(settings, worker=name, control=control, reuse_port=settings.workers > 1))
-            except OSError as exc:
-                logging.getLogger("assistants_audit.serve").error("worker %s cannot serve: %s", name, exc)
-                code = 3
+            except ConfigError as exc:  # e.g. --listen taken since the check: one line
+                logging.getLogger("assistants_audit.serve").error("worker %s: %s", name, exc)
+                code = 2
             except BaseException:
                 logging.getLogger("assistants_audit.serve").exception("worker %s failed", name)
                 code = 1
@@ -329,6 +420,6 @@ def serve(**options: Any) -> None:
     configure_logging(settings.log_level)
     try:
         code = run(settings)
-    except OSError as exc:  # e.g. address already in use
+    except OSError as exc:
         raise click.ClickException(f"cannot serve: {exc.strerror or exc}") from None
     sys.exit(code)

@@ -23,6 +23,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
+from proxy.config import ConfigError
+
 DEFAULT_SERVICE_NAME = "assistants-audit"
 _SAMPLERS = frozenset(
     {
@@ -36,8 +38,39 @@ _SAMPLERS = frozenset(
 )
 
 
-class TelemetryConfigError(ValueError):
+class TelemetryConfigError(ConfigError):
     """A bad OTEL_* value; the message names the variable."""
+
+
+_BSP_POSITIVE = ("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+
+
+def _check_key_values(env: Mapping[str, str], name: str) -> None:
+    """`key1=value1,key2=value2` (W3C baggage form), as the headers and resource variables take."""
+    for number, item in enumerate(env.get(name, "").split(","), 1):
+        key, sep, _ = item.partition("=")
+        if item.strip() and (not sep or not key.strip()):
+            # not echoed: exporter headers carry credentials
+            raise TelemetryConfigError(f"{name}: item {number} is not key=value (expected key1=value1,key2=value2)")
+
+
+def _check_batching(env: Mapping[str, str]) -> None:
+    """The OTEL_BSP_* integers, checked here because the SDK raises a bare ValueError (or logs and
+    ignores the value) only once the first span processor is built."""
+    values: dict[str, int] = {}
+    for name in (*_BSP_POSITIVE, "OTEL_BSP_EXPORT_TIMEOUT"):
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            values[name] = int(raw)
+        except ValueError:
+            raise TelemetryConfigError(f"{name}: not a whole number: {raw!r}") from None
+        if values[name] < (1 if name in _BSP_POSITIVE else 0):
+            raise TelemetryConfigError(f"{name}: must be {'at least 1' if name in _BSP_POSITIVE else 'at least 0'}, got {raw!r}")
+    batch = values.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)
+    if batch > values.get("OTEL_BSP_MAX_QUEUE_SIZE", 2048):
+        raise TelemetryConfigError(f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE: {batch} is more than OTEL_BSP_MAX_QUEUE_SIZE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,18 +83,26 @@ class TelemetryConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TelemetryConfig:
         env = os.environ if environ is None else environ
-        disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+        disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower()
+        if disabled not in ("true", "false", ""):
+            raise TelemetryConfigError(f"OTEL_SDK_DISABLED: not a boolean: {disabled!r} (use true or false)")
         exporter = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
         if exporter not in ("otlp", "none"):
             raise TelemetryConfigError(f"OTEL_TRACES_EXPORTER: unsupported exporter {exporter!r} (use otlp or none)")
-        protocol = (env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").strip()
-        if protocol != "http/protobuf":
-            raise TelemetryConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL: unsupported protocol {protocol!r} (use http/protobuf)")
-        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip() or None
-        if endpoint is None and (base := env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()):
-            endpoint = base.rstrip("/") + "/v1/traces"
-        if endpoint is not None and not re.match(r"^https?://[^/]+", endpoint):
-            raise TelemetryConfigError(f"OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL: {endpoint!r}")
+        name = next((n for n in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+                     if env.get(n, "").strip()), None)  # the traces-specific variable wins
+        if name is not None and (protocol := env[name].strip()) != "http/protobuf":
+            raise TelemetryConfigError(f"{name}: unsupported protocol {protocol!r} (use http/protobuf)")
+        for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_RESOURCE_ATTRIBUTES"):
+            _check_key_values(env, name)
+        _check_batching(env)
+        endpoint = None
+        for name, suffix in (("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""), ("OTEL_EXPORTER_OTLP_ENDPOINT", "/v1/traces")):
+            value = env.get(name, "").strip()
+            if value and not re.match(r"^https?://[^/]+", value):
+                raise TelemetryConfigError(f"{name}: not an http(s) URL: {value!r}")
+            if value and endpoint is None:
+                endpoint = value.rstrip("/") + suffix if suffix else value
         sampler = env.get("OTEL_TRACES_SAMPLER", "").strip().lower() or None
         if sampler is not None and sampler not in _SAMPLERS:
             raise TelemetryConfigError(f"OTEL_TRACES_SAMPLER: unknown sampler {sampler!r}")
@@ -74,7 +115,7 @@ class TelemetryConfig:
             if not 0.0 <= ratio <= 1.0:
                 raise TelemetryConfigError(f"OTEL_TRACES_SAMPLER_ARG: expected a ratio in [0, 1], got {sampler_arg!r}")
         return cls(
-            traces_endpoint=None if disabled or exporter == "none" else endpoint,
+            traces_endpoint=None if disabled == "true" or exporter == "none" else endpoint,
             service_name=env.get("OTEL_SERVICE_NAME", "").strip() or DEFAULT_SERVICE_NAME,
             sampler=sampler,
             sampler_arg=sampler_arg,

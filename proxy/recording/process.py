@@ -39,7 +39,7 @@ from prometheus_client import CollectorRegistry
 
 
 from proxy.assistants import parse
-from proxy.config import Settings
+from proxy.config import ConfigError, Settings
 from proxy.enrich import CredentialCache, Enricher, EnrichmentSink
 from proxy.fingerprint import Fingerprinter
 from proxy.observers import Sink
@@ -156,7 +156,12 @@ class RecorderService:
 
 
 async def run_recorder(settings: Settings, control: RecorderControl) -> None:
-    service = RecorderService(settings, tracer_provider=tracer_provider_from_env())
+    try:
+        provider = tracer_provider_from_env()
+    except ConfigError as exc:  # a bad OTEL_* value: the supervisor stops start-up with this one line
+        os.write(sys.stdout.fileno(), f"error {exc}\n".encode())
+        raise SystemExit(2) from None
+    service = RecorderService(settings, tracer_provider=provider)
     prepare_store(service.store_dir)
     # tell the supervisor the store is laid out: it starts the workers now
     os.write(sys.stdout.fileno(), b"ready\n")

@@ -23,6 +23,7 @@ from proxy.app import make_app
 from proxy.config import Settings
 from proxy.recording.local import build_recorder
 from tests.proxy.test_serve import ServeProcess
+from tests.recording.store_helpers import wait_for
 from tests.servers import ServerThread
 
 PRICES = {"gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60)}
@@ -118,9 +119,7 @@ def test_report_command_json_and_table(recorded):
 def test_sampler_prices_orphaned_stores_and_failures_and_v1_show_up(emulator, tmp_path):
     """A store nobody touches through the proxy is still costed (the sampler saw it); a failed
     run's burnt tokens and v1 traffic from an old SDK header appear in the report."""
-    import time
-
-    from proxy.sampler import sampler_ctx
+    from proxy.sampler import SAMPLER, sampler_ctx
 
     direct = emulator.client()
     orphan = direct.vector_stores.create(name="orphan")
@@ -151,7 +150,7 @@ def test_sampler_prices_orphaned_stores_and_failures_and_v1_show_up(emulator, tm
         burnt = run.usage.prompt_tokens + run.usage.completion_tokens if run.usage else 0
         old = openai.OpenAI(api_key="sk-old", base_url=server.url + "/v1", max_retries=0)
         old.beta.assistants.list(extra_headers={"OpenAI-Beta": "assistants=v1"})
-        time.sleep(0.5)  # several sampler sweeps
+        assert wait_for(lambda: server.app[SAMPLER].sweeps >= 3)  # several sampler sweeps
     finally:
         server.stop()
         recorder.close()

@@ -15,6 +15,7 @@ from analytics.report import build_report
 from proxy.cli import main
 from tests.analytics import workload as W
 from tests.analytics.storebuild import F, connect, fact, write_store
+from tests.clierrors import assert_one_line_error, run_cli
 
 
 def _invoke(*args: str):
@@ -56,7 +57,7 @@ def test_errors_are_one_line_with_exit_codes(tmp_path):
     bad_prices = tmp_path / "p.yaml"
     bad_prices.write_text("models: {gpt-4o: {input_usd_per_mtok: 1}}\n")
     result = _invoke("--store", str(store), "--prices", str(bad_prices))
-    assert result.exit_code == 1 and "output_usd_per_mtok" in result.output
+    assert result.exit_code == 2 and "output_usd_per_mtok" in result.output  # a bad option value
     unknown = tmp_path / "q.json"
     unknown.write_text('{"storage_per_gb": 1}')
     assert "unknown key" in _invoke("--store", str(store), "--prices", str(unknown)).output
@@ -137,3 +138,37 @@ def test_progress_is_shown_from_the_start_including_folding_and_pricing(tmp_path
     piped = io.StringIO()
     run_report(str(store), None, None, 30, "json", None, console=Console(file=piped, force_terminal=False))
     assert piped.getvalue() == ""
+
+
+@pytest.mark.parametrize("name, content, where", [
+    ("nope.yaml", None, "No such file"),
+    ("bad.yaml", "models:\n  gpt-4o: [1, 2\n  x: }\n", "bad.yaml:3:"),
+    ("bad.json", '{"models": {\n  "gpt-4o": 1,,\n}}', "bad.json:2:"),
+    ("partial.yaml", "models: {gpt-4o: {input_usd_per_mtok: 1}}\n", "output_usd_per_mtok"),
+])
+def test_a_bad_price_file_is_the_same_one_line_and_exit_2_for_report_and_serve(tmp_path, name, content, where):
+    prices = tmp_path / name
+    if content is not None:
+        prices.write_text(content)
+    store = write_store(tmp_path / "audit", [])
+    by_report = run_cli("report", "--store", str(store), "--prices", str(prices))
+    by_serve = run_cli("serve", "--upstream", "http://127.0.0.1:9", "--store", str(store), "--prices", str(prices))
+    line = assert_one_line_error(by_report, 2, "--prices", str(prices), where)
+    assert assert_one_line_error(by_serve, 2) == line
+
+
+def test_sql_refusal_names_exactly_the_statements_that_work(tmp_path):
+    store = write_store(tmp_path / "audit", [])
+    refused = run_cli("sql", "--store", str(store), "DROP VIEW runs")
+    line = assert_one_line_error(refused, 1, "DROP")
+    import re
+
+    accepted = re.search(r"\(only ([^)]*)\)", line).group(1).replace(" and ", ", ").split(", ")
+    assert set(accepted) == {"SELECT", "DESCRIBE", "SHOW", "SUMMARIZE", "EXPLAIN"}
+    help_text = " ".join(CliRunner().invoke(main, ["sql", "--help"]).output.split())
+    assert f"Only {', '.join(accepted[:-1])} and {accepted[-1]} are accepted" in help_text
+    statement = {"SELECT": "SELECT 1", "DESCRIBE": "DESCRIBE runs", "SHOW": "SHOW TABLES",
+                 "SUMMARIZE": "SUMMARIZE exchanges", "EXPLAIN": "EXPLAIN SELECT 1"}
+    for kind in accepted:
+        result = CliRunner().invoke(main, ["sql", "--store", str(store), statement[kind]])
+        assert result.exit_code == 0, (kind, result.output)

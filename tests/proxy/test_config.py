@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from proxy.admin import make_admin_app
-from proxy.config import OPTIONS, Settings, settings_options
+from proxy.config import OPTIONS, ConfigError, Settings, settings_options
 from proxy.fingerprint import Fingerprinter, load_or_create_secret
+from tests.clierrors import assert_one_line_error, run_cli
 from tests.servers import free_port, serve
 
 CONTRACT = {"listen", "upstream", "admin_listen", "workers", "store", "journal_fsync", "capture_content", "enrich", "body_cap",
@@ -68,9 +70,9 @@ def test_tracing_follows_the_otlp_endpoint():
     ({"ASSISTANTS_AUDIT_UPSTREAM": "http://h", "ASSISTANTS_AUDIT_PRICES": "/no/such.yaml"}, "--prices"),
 ])
 def test_bad_values_fail_with_one_line_naming_the_option(env, message):
-    with pytest.raises(click.UsageError) as caught:
+    with pytest.raises(ConfigError) as caught:
         Settings.from_env_and_args(env=env)
-    assert message in caught.value.message and "\n" not in caught.value.message
+    assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_secrets_are_not_echoed():
@@ -88,7 +90,8 @@ def test_settings_options_decorator_gives_a_command_every_option():
     result = CliRunner().invoke(cmd, ["--upstream", "http://127.0.0.1:5", "--workers", "4", "--capture-content"])
     assert result.exit_code == 0 and result.output.strip() == "http://127.0.0.1:5 4 True"
     bad = CliRunner().invoke(cmd, ["--upstream", "http://127.0.0.1:5", "--body-cap", "lots"])
-    assert bad.exit_code == 2 and "--body-cap: not a size" in bad.output
+    # the library raises; the console script's group makes it one line (tested below as people run it)
+    assert isinstance(bad.exception, ConfigError) and "--body-cap: not a size" in str(bad.exception)
     help_text = CliRunner().invoke(cmd, ["--help"]).output
     for option in OPTIONS:
         assert option.usage in help_text, option.name  # click shows a flag as `--name / --no-name`
@@ -152,3 +155,84 @@ def test_admin_metrics_from_a_registry(upstream):
     with serve(lambda: make_admin_app(Settings(upstream=upstream.url), registry=registry)) as admin:
         status, body = _get(admin.url + "/metrics")
     assert status == 200 and b"assistants_audit_test_things_total 3.0" in body
+
+
+# -- refusals people read: one line naming the option or variable, exit 2 -----------------------
+
+# Every OTEL_* variable the README lists that can hold a bad value (OTEL_SERVICE_NAME takes any text).
+BAD_OTEL = [
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "127.0.0.1:4318"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "ftp://collector:4318"),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization Bearer otel-secret-1234"),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+    ("OTEL_TRACES_EXPORTER", "zipkin"),
+    ("OTEL_SDK_DISABLED", "maybe"),
+    ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment"),
+    ("OTEL_TRACES_SAMPLER", "bogus"),
+    ("OTEL_TRACES_SAMPLER_ARG", "half"),
+    ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+    ("OTEL_BSP_EXPORT_TIMEOUT", "-1"),
+    ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096"),
+]
+
+
+@pytest.mark.parametrize("name, value", BAD_OTEL, ids=[name for name, _ in BAD_OTEL])
+def test_a_bad_otel_variable_stops_serve_with_one_line_naming_it(tmp_path, name, value):
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", name: value}
+    if name == "OTEL_TRACES_SAMPLER_ARG":
+        env["OTEL_TRACES_SAMPLER"] = "traceidratio"
+    result = run_cli("serve", "--upstream", "http://127.0.0.1:9", "--store", str(tmp_path / "audit"),
+                     "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", "off", env=env)
+    line = assert_one_line_error(result, 2, name)
+    assert "otel-secret-1234" not in line  # exporter headers carry credentials
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory nobody may write to, root included (the tests run as root): a read-only tmpfs."""
+    path = tmp_path / "ro"
+    path.mkdir()
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        yield path
+        path.chmod(0o755)
+        return
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.mark.parametrize("case", ["missing_parent", "file_in_the_way", "read_only", "read_only_parent"])
+def test_a_store_that_cannot_work_stops_serve_with_one_line_naming_store_and_path(tmp_path, case, request):
+    if case == "missing_parent":
+        store = Path("/proc/audit")  # nothing can be created in /proc
+        reason = "cannot create"
+    elif case == "file_in_the_way":
+        store = tmp_path / "audit"
+        store.write_text("not a directory")
+        reason = "a file is in the way"
+    else:
+        ro = request.getfixturevalue("read_only_dir")
+        store, reason = (ro, "not writable") if case == "read_only" else (ro / "audit", "cannot create")
+    result = run_cli("serve", "--upstream", "http://127.0.0.1:9", "--store", str(store),
+                     "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", "off")
+    assert_one_line_error(result, 2, "--store", str(store), reason)
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--workers", "abc"], ["--workers", "not a whole number", "'abc'"]),
+    (["--vector-store-gauge-limit", "many"], ["--vector-store-gauge-limit", "not a whole number"]),
+    (["--listen", ":8095"], ["--listen", "0.0.0.0:8095", "127.0.0.1:8095"]),
+    (["--admin-listen", ":9464"], ["--admin-listen", "0.0.0.0:9464"]),
+    (["--body-cap", "lots"], ["--body-cap", "not a size"]),
+])
+def test_a_bad_option_value_is_one_line_without_the_usage_block(tmp_path, args, names):
+    result = run_cli("serve", "--upstream", "http://127.0.0.1:9", "--store", str(tmp_path / "audit"), *args)
+    assert_one_line_error(result, 2, *names)
+    assert "invalid literal" not in result.stderr

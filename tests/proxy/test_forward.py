@@ -237,7 +237,7 @@ def test_client_disconnect_mid_upload_cancels_the_upstream_request(upstream, sta
     sock = socket.create_connection(("127.0.0.1", proxy.server.port))
     sock.sendall(b"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
                  b"Content-Length: 10000000\r\n\r\n" + b"x" * 1_000_000)
-    time.sleep(0.2)
+    assert upstream.upload_started.wait(30), "the upload never reached the upstream"
     sock.close()
     assert upstream.upload_aborted.wait(5), "the upstream never saw the upload stop"
     (exchange,) = proxy.recorder.wait_for(1)

@@ -17,6 +17,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.clierrors import assert_one_line_error, run_cli
 from tests.proxy.upstreams import Upstream
 from tests.servers import free_port, serve
 
@@ -295,3 +296,39 @@ def test_a_stream_cut_by_the_grace_period_is_recorded_as_proxy_shutdown(emulator
     cut = rows(tmp_path / "store", "SELECT status_code, error_type, stream FROM exchange_log "
                                    f"WHERE origin = 'client' AND path = '/v1/threads/{thread.id}/runs'")
     assert cut == [(200, "proxy_shutdown", True)]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("option", ["--listen", "--admin-listen"])
+def test_a_busy_port_is_one_line_naming_the_option(upstream, tmp_path, option, workers):
+    other = socket.socket()  # someone else's server on the port asked for
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    busy = f"127.0.0.1:{other.getsockname()[1]}"
+    ports = {"--listen": f"127.0.0.1:{free_port()}", "--admin-listen": f"127.0.0.1:{free_port()}", option: busy}
+    try:
+        result = run_cli("serve", "--upstream", upstream.url, "--store", str(tmp_path / "audit"),
+                         "--workers", workers, "--log-level", "error", *[a for kv in ports.items() for a in kv])
+    finally:
+        other.close()
+    if workers == "1":
+        assert_one_line_error(result, 2, option, busy, "Address already in use")
+    else:  # the workers log; each names the option, and nothing is left running
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"{option} (" in result.stderr and "Address already in use" in result.stderr, result.stderr
+
+
+def test_start_up_says_where_clients_go_where_the_store_is_and_that_the_upstream_is_down(start_serve, tmp_path):
+    closed = free_port()  # nothing listens there
+    proxy = start_serve(f"http://127.0.0.1:{closed}")
+    deadline = time.monotonic() + 60
+    while "accepts no TCP connection" not in proxy.output():
+        assert time.monotonic() < deadline, proxy.output()
+        time.sleep(0.05)
+    out = proxy.output()
+    assert f"clients use base_url {proxy.url}/v1" in out
+    assert f"store {(tmp_path / 'store').absolute()}" in out
+    warning = next(line for line in out.splitlines() if "accepts no TCP connection" in line)
+    assert " WARNING " in warning and f"http://127.0.0.1:{closed}" in warning
+    assert proxy.accepts()  # and it serves anyway
+    assert proxy.stop() == 0, proxy.output()

@@ -32,6 +32,7 @@ class Upstream:
         self.stream_cancelled = threading.Event()
         self.first_event_sent = threading.Event()
         self.upload_aborted = threading.Event()
+        self.upload_started = threading.Event()  # the first request body bytes arrived
 
     def app(self) -> web.Application:
         app = web.Application(handler_args={"handler_cancellation": True})
@@ -53,6 +54,7 @@ class Upstream:
         try:
             async for chunk in request.content.iter_any():
                 size += len(chunk)
+                self.upload_started.set()
         except (asyncio.CancelledError, ConnectionResetError, ConnectionError):
             self.upload_aborted.set()
             raise

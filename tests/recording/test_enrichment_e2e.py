@@ -10,7 +10,6 @@ fetched must be in the store's views."""
 from __future__ import annotations
 
 import io
-import time
 from collections import Counter
 from types import SimpleNamespace
 
@@ -28,7 +27,6 @@ from tests.servers import ServerThread
 KEY = "sk-enrichment-e2e-0123456789"
 V1 = {"OpenAI-Beta": "assistants=v1"}
 ENRICHER_AGENT = "assistants-audit-enricher"
-ENRICH_DELAY = 2.0  # proxy.enrich.Enricher waits this long before fetching
 
 
 @pytest.fixture
@@ -100,16 +98,20 @@ def test_enrichment_fetches_unseen_steps_once_with_the_clients_own_version(upstr
                                                       extra_headers=V1)
         assert (r1.status, r2.status, r3.status) == ("completed",) * 3 and listed
 
-        assert wait_for(lambda: {r1.id, r2.id} <= {_run_of(r) for r in _enricher_requests(upstream.seen)}, 20)
-        # the finished runs seen again (a late poll) are not fetched again
+        assert wait_for(lambda: {r1.id, r2.id} <= {_run_of(r) for r in _enricher_requests(upstream.seen)}, 60)
+        # the finished runs seen again (a late poll) are not fetched again ...
         client.beta.threads.runs.retrieve(r2.id, thread_id=t2.id)
         client.beta.threads.runs.retrieve(r1.id, thread_id=t1.id, extra_headers=V1)
-        time.sleep(ENRICH_DELAY + 1.5)
+        # ... which shows once a run finished after those polls has been fetched: a second fetch
+        # of r1 or r2 would have been scheduled before it, with the same delay
+        t4 = client.beta.threads.create(messages=[question])
+        r4 = client.beta.threads.runs.create_and_poll(thread_id=t4.id, assistant_id=a2.id, poll_interval_ms=1)
+        assert wait_for(lambda: r4.id in {_run_of(r) for r in _enricher_requests(upstream.seen)}, 60)
     finally:
         assert proxy.stop() == 0, proxy.output()
 
     fetched = _enricher_requests(upstream.seen)
-    assert Counter(_run_of(r) for r in fetched) == {r2.id: 1, r1.id: 1}  # once each; r3 never
+    assert Counter(_run_of(r) for r in fetched) == {r2.id: 1, r1.id: 1, r4.id: 1}  # once each; r3 never
     by_run = {_run_of(r): r for r in fetched}
     v2, v1 = by_run[r2.id], by_run[r1.id]
     for request, beta in ((v2, "assistants=v2"), (v1, "assistants=v1")):
@@ -121,9 +123,10 @@ def test_enrichment_fetches_unseen_steps_once_with_the_clients_own_version(upstr
 
     # recorded as enrichment exchanges, one per enriched run
     enrichment = rows(store, "SELECT run_id, beta_header, api_version, status_code, operation FROM exchanges "
-                             "WHERE origin = 'enrichment' ORDER BY api_version")
-    assert enrichment == [(r1.id, "assistants=v1", "v1", 200, "runs.steps.list"),
-                          (r2.id, "assistants=v2", "v2", 200, "runs.steps.list")]
+                             "WHERE origin = 'enrichment'")
+    assert sorted(enrichment) == sorted([(r1.id, "assistants=v1", "v1", 200, "runs.steps.list"),
+                                         (r2.id, "assistants=v2", "v2", 200, "runs.steps.list"),
+                                         (r4.id, "assistants=v2", "v2", 200, "runs.steps.list")])
 
     # what it fetched is in run_steps / tool_calls / file_search_results, exactly the run's steps
     for run, thread, header in ((r2, t2, None), (r1, t1, V1)):
@@ -158,10 +161,20 @@ def test_no_enrich_fetches_nothing(upstream, tmp_path):
             poll_interval_ms=1)
         assert run.status == "completed" and run.tools[0].type == "code_interpreter"
         assert wait_for(lambda: rows(store, f"SELECT status FROM runs WHERE run_id = '{run.id}'") == [("completed",)])
-        time.sleep(ENRICH_DELAY + 1.5)  # what an enrichment would have waited, and more
+        # The same run through an enriching proxy, started after: its fetch comes after the one
+        # this proxy would have made (same delay, later start), so it marks "long enough".
+        control = ServeProcess(upstream.url, tmp_path / "control")
+        try:
+            sdk = openai.OpenAI(api_key=KEY, base_url=control.url + "/v1", max_retries=0, timeout=20)
+            later = sdk.beta.threads.create_and_run_poll(
+                assistant_id=coder.id, thread={"messages": [{"role": "user", "content": "Add up 0..9"}]},
+                poll_interval_ms=1)
+            assert wait_for(lambda: [_run_of(r) for r in _enricher_requests(upstream.seen)] == [later.id], 60)
+        finally:
+            assert control.stop() == 0, control.output()
     finally:
         assert proxy.stop() == 0, proxy.output()
-    assert _enricher_requests(upstream.seen) == []
+    assert [_run_of(r) for r in _enricher_requests(upstream.seen)] == [later.id]  # only the control's
     assert rows(store, "SELECT count(*) FROM exchange_log WHERE origin = 'enrichment'") == [(0,)]
     assert rows(store, f"SELECT count(*) FROM run_steps WHERE run_id = '{run.id}'") == [(0,)]
     assert rows(store, "SELECT count(*) FROM exchanges WHERE origin = 'client'")[0][0] >= 4
