@@ -211,7 +211,7 @@ class RecorderProcess:
         # secrets (fingerprint secret, sampler key) travel in this pipe, never in argv or the environment
         self.proc.stdin.write(pickle.dumps((self.settings, self.control)))
         self.proc.stdin.flush()
-        log.info("recorder process %d started", self.proc.pid)
+        log.debug("recorder process %d started", self.proc.pid)
 
     def wait_ready(self, timeout: float) -> bool:
         """Block until the recorder says the store is laid out (or it died, or `timeout`). A

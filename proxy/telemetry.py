@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from proxy.serving.tracecontext import TraceParent
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased

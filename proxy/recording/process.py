@@ -23,12 +23,9 @@ import faulthandler
 import logging
 import os
 import pickle
-import shutil
 import signal
 import socket
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

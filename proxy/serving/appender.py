@@ -24,7 +24,6 @@ Two things can stop an append, and each is a counted decision, never a silent dr
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time

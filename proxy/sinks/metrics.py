@@ -9,19 +9,14 @@ Every other label value comes from a fixed vocabulary (FIXED_LABELS) or a capped
 (CAPPED_LABELS), and each metric holds at most SERIES_LIMIT label sets, so nothing a client or
 an upstream sends can grow the exposition past `series_bound`.
 
-Multiprocess (`serve --workers N`): set PROMETHEUS_MULTIPROC_DIR (see `enable_multiprocess`)
-before any metric exists; counters and histograms then live in per-process mmap files, and each
-worker also writes its vector-store view to a JSON file there on `flush()`. The admin endpoint
-serves `multiprocess_registry(dir)`, which sums the files of all workers.
+The sink lives in the recorder process, which sees every worker's exchanges through the journal:
+one registry, served to the admin listener by the supervisor (no multiprocess files).
 """
 
 from __future__ import annotations
 
 import asyncio
-import glob
-import json
 import logging
-import os
 import re
 import threading
 import time
@@ -82,7 +77,6 @@ _UPSTREAM_ERROR_KINDS = {
     "upstream_reset": "reset",
 }
 _SAFE_LABEL = re.compile(r"^[A-Za-z0-9_.:/=+-]{1,64}$")
-_VS_STATE_PREFIX = "vector_stores_"
 _HTTP_STATUS = re.compile(r"(?:http_)?(\d{3})")
 
 # Error types worth a series of their own: the proxy's own (proxy.forward, proxy.guard), OpenAI's
@@ -289,35 +283,14 @@ class VectorStoreCollector:
         return (usage, files, expires, idle, count, total, cost)
 
 
-def _read_vector_store_files(path: str) -> list[VectorStoreState]:
-    """Merge every worker's vector-store file: the newest observation of each store wins."""
-    latest: dict[str, VectorStoreState] = {}
-    for name in glob.glob(os.path.join(path, f"{_VS_STATE_PREFIX}*.json")):
-        try:
-            with open(name, encoding="utf-8") as f:
-                rows = json.load(f)
-        except (OSError, ValueError):
-            continue  # a worker is mid-rename or died mid-write: its next flush fixes it
-        for row in rows.get("live", []):
-            s = VectorStoreState(**row)
-            cur = latest.get(s.vector_store_id)
-            if cur is None or s.observed_at >= cur.observed_at:
-                latest[s.vector_store_id] = s
-        for vs_id, at in rows.get("deleted", {}).items():
-            cur = latest.get(vs_id)
-            if cur is not None and at >= cur.observed_at:
-                del latest[vs_id]
-    return list(latest.values())
-
-
 class StoreHealth:
     """What the audit store's recorder reports about itself. The recorder calls these from
-    its own thread; in multiprocess mode the gauges sum over live workers."""
+    its own thread."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.queue_depth = Gauge(
             "assistants_audit_store_queue_depth", "Exchanges waiting to be parsed and written",
-            registry=registry, multiprocess_mode="livesum",
+            registry=registry,
         )
         self.flush_seconds = Histogram(
             "assistants_audit_store_flush_seconds", "Time to flush a batch to the store",
@@ -325,7 +298,7 @@ class StoreHealth:
         )
         self.spooled_records = Gauge(
             "assistants_audit_store_spooled_records", "Records in the on-disk journal not yet in the store",
-            registry=registry, multiprocess_mode="livesum",
+            registry=registry,
         )
         self.lost_records = Counter(
             "assistants_audit_store_lost_records_total", "Records that could not be recorded (must stay 0)",
@@ -372,7 +345,6 @@ class MetricsSink:
         max_runs: int = 20_000,
         max_tool_calls: int = 50_000,
         max_vector_stores: int = 10_000,
-        multiproc_dir: str | None = None,
     ) -> None:
         self.registry = registry
         self.prices = prices if prices is not None else _load_prices(settings)
@@ -382,13 +354,11 @@ class MetricsSink:
         self._ci_sessions: LRU[str, float] = LRU(max_runs)  # thread -> session start
         self._vector_stores: LRU[str, VectorStoreState] = LRU(max_vector_stores)
         self._deleted_stores: LRU[str, float] = LRU(max_vector_stores)
-        self._vs_dirty = False
         self._vs_lock = threading.Lock()  # the scrape reads the stores from another thread
         self._recorder: Any = None
         self._seen_lost = 0
         self._seen_bodies_dropped = 0
         self._seen_errors: dict[str, int] = {}
-        self.multiproc_dir = multiproc_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         self._models = LabelCap(MODEL_LABEL_LIMIT)
         self._sdks = LabelCap(SDK_LABEL_LIMIT)
         # Assistant ids are not secret nor per-request, but an org can have thousands: the
@@ -513,8 +483,6 @@ class MetricsSink:
     def flush(self) -> None:
         if self._recorder is not None:
             self._read_recorder(self._recorder)
-        if self.multiproc_dir and self._vs_dirty:
-            self._write_vector_store_file()
 
     def bind_recorder(self, recorder: Any) -> None:
         """Report the audit store's health: flush durations as they happen, the recorder's
@@ -714,7 +682,6 @@ class MetricsSink:
     def _vector_store_locked(self, obs: VectorStoreObservation) -> None:
         at = obs.observed_at.timestamp()
         vs_id = obs.vector_store_id
-        self._vs_dirty = True
         if obs.deleted:
             self._vector_stores.pop(vs_id)
             self._deleted_stores.put(vs_id, at)
@@ -743,66 +710,11 @@ class MetricsSink:
 
     def _vector_store_states(self) -> list[VectorStoreState]:
         """Called by the scrape, on another thread than the sink's."""
-        if self.multiproc_dir:
-            return _read_vector_store_files(self.multiproc_dir)
         with self._vs_lock:
             return self._vector_stores.values()
 
-    def _write_vector_store_file(self) -> None:
-        with self._vs_lock:
-            self._vs_dirty = False
-            live = [{f: getattr(s, f) for f in VectorStoreState.__slots__} for s in self._vector_stores.values()]
-            deleted = dict(self._deleted_stores.items())
-        path = os.path.join(self.multiproc_dir or ".", f"{_VS_STATE_PREFIX}{os.getpid()}.json")
-        payload = {"live": live, "deleted": deleted}
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(payload, f)
-        os.replace(tmp, path)
-
 
 # -- exposition -----------------------------------------------------------------------------
-
-
-def enable_multiprocess(path: str) -> None:
-    """Switch prometheus_client to per-process mmap files under `path`. Call in the supervisor
-    before forking workers (and before any metric is created); clears stale files."""
-    os.makedirs(path, exist_ok=True)
-    for name in glob.glob(os.path.join(path, "*.db")) + glob.glob(os.path.join(path, f"{_VS_STATE_PREFIX}*.json")):
-        os.remove(name)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-    from prometheus_client import values
-
-    values.ValueClass = values.get_value_class()
-
-
-def mark_worker_dead(pid: int, path: str) -> None:
-    """Forget a dead worker's live gauges and vector-store view (its counters keep counting)."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(pid, path)
-    try:
-        os.remove(os.path.join(path, f"{_VS_STATE_PREFIX}{pid}.json"))
-    except FileNotFoundError:
-        pass
-
-
-def multiprocess_registry(path: str, settings: object = None, prices: Any = None) -> CollectorRegistry:
-    """The registry to scrape with --workers N: sums every worker's files under `path`."""
-    from prometheus_client import multiprocess
-
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=path)
-    prices = prices if prices is not None else _load_prices(settings)
-    registry.register(
-        VectorStoreCollector(
-            lambda: _read_vector_store_files(path),
-            int(getattr(settings, "vector_store_gauge_limit", 50) or 50),
-            usd_per_gib_day=getattr(prices, "storage_usd_per_gib_day", DEFAULT_STORAGE_USD_PER_GIB_DAY),
-            free_gib=getattr(prices, "free_storage_gib", DEFAULT_FREE_STORAGE_GIB),
-        )
-    )
-    return registry
 
 
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

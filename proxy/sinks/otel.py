@@ -37,7 +37,8 @@ from proxy.facts import (
     ToolCallFact,
 )
 from proxy.sinks.common import LRU, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
-from proxy.telemetry import ExchangeIdGenerator, TraceParent
+from proxy.serving.tracecontext import TraceParent
+from proxy.telemetry import ExchangeIdGenerator
 
 MAX_LINKS = 64  # per run trace; the rest are counted in openai.run.unlinked_exchanges
 

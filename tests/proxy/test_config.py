@@ -19,7 +19,7 @@ from proxy.fingerprint import Fingerprinter, load_or_create_secret
 from tests.clierrors import assert_one_line_error, run_cli
 from tests.servers import free_port, serve
 
-CONTRACT = {"listen", "upstream", "admin_listen", "workers", "store", "journal_fsync", "capture_content", "enrich", "body_cap",
+CONTRACT = {"listen", "upstream", "admin_listen", "workers", "store", "journal_fsync", "max_recorder_lag", "capture_content", "enrich", "body_cap",
             "connect_timeout", "upstream_timeout", "grace_period", "header_timeout", "body_timeout",
             "max_upstream_connections", "keepalive_timeout",
             "admin_token", "require_proxy_key",
