@@ -317,6 +317,19 @@ def failures() -> Dashboard:
     )
     d = d.with_panel(
         timeseries_panel(
+            "Recorder lag: journal not yet stored",
+            "Bytes the workers journaled that the recorder process has not stored yet. The recorder "
+            "runs at a lower priority than the workers: under saturation this grows and falls back "
+            "when load drops. At --max-recorder-lag (1 GiB per worker by default) workers keep "
+            "recording exchanges but without their bodies (bodies dropped, right axis of the count): "
+            "if it stays high, give the proxy more CPU or a faster store disk." + ABSENT_IS_ZERO,
+            "bytes",
+            Q("sum(assistants_audit_recorder_lag_bytes) or vector(0)", "lag"),
+            Q(f"sum(increase(assistants_audit_bodies_dropped_total[{RATE}])) or vector(0)", "bodies dropped"),
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
             "Audit store flush time (p95)",
             "How long one flush of buffered rows to the store takes. Seconds-long flushes mean a slow "
             "disk or contention with readers of the store.",

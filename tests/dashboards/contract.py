@@ -46,6 +46,8 @@ CONTRACT_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "assistants_audit_store_lost_records_total": ("counter", ()),
     "assistants_audit_store_errors_total": ("counter", ("kind",)),
     "assistants_audit_invalid_usage_total": ("counter", ("object", "reason")),
+    "assistants_audit_recorder_lag_bytes": ("gauge", ()),
+    "assistants_audit_bodies_dropped_total": ("counter", ()),
 }
 
 # Plausible values so label filters in the panels (status_class=~"4xx|5xx", stream="true", ...) match.
