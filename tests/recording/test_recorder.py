@@ -173,7 +173,7 @@ def test_a_dead_writers_journal_is_stored_by_a_running_recorder(tmp_path):
     assert {w0.slot, w1.slot} == {"w000", "w001"}
     dead = kill_and_collect(w1, after=1.0)
     assert dead
-    # the survivor's recorder (or the dead one's, had it taken w000 first: then w0's own) stores it all
+    # w0's recorder takes the dead process's slot over and stores its journal while w0 keeps serving
     assert wait_for(lambda: set(dead) <= set(ids_in_store(tmp_path)), timeout=60)
     answered = dead + kill_and_collect(w0, after=0.0)
     r = recorder(tmp_path)  # claims w000 again and finds w001 without a writer
