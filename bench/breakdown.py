@@ -5,10 +5,12 @@ the noise of a shared machine: it builds the exchange the benchmark's upstream a
 retrieved run, ~1.5 KB of JSON), then times each stage of the pipeline on its own with the
 thread's CPU clock (`time.thread_time`), over N exchanges:
 
-- `submit` (event loop): journal frame encode + one writev, what the hot path pays;
-- `parse` (recorder thread): exchange -> facts;
-- one line per sink's `on_exchange` (store, prices, metrics, spans);
-- `store flush` (recorder thread): buffered rows -> a Parquet segment, amortized per exchange.
+- `submit` (serving process, event loop): journal frame encode + one writev, what the hot path pays;
+- `journal read + decode` (recorder process): the record back from the journal as an Exchange;
+- `parse` (recorder): exchange -> facts;
+- one line per sink's `on_exchange` (store, prices, metrics, spans), the sinks the recorder
+  process feeds (`proxy.recording.local.standard_sinks` and a `StoreSink`);
+- `store flush` (recorder): buffered rows -> a Parquet segment, amortized per exchange.
 
 `python -m bench.breakdown [-n N]` prints a table; `--json` prints one JSON line.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -49,8 +52,10 @@ def measure(n: int = 20_000, flush_every: int = 1_000) -> dict[str, float]:
     from prometheus_client import CollectorRegistry
 
     from proxy import journal
+    from proxy.assistants import parse
     from proxy.config import Settings
-    from proxy.pipeline import build_recorder, default_parse
+    from proxy.recording.local import standard_sinks
+    from proxy.sinks.store import StoreSink
     from proxy.telemetry import TelemetryConfig, tracer_provider
 
     class Discard(SpanExporter):
@@ -60,10 +65,10 @@ def measure(n: int = 20_000, flush_every: int = 1_000) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="aa-breakdown-"))
     settings = Settings(upstream="http://127.0.0.1:8081", store=str(work / "store"), admin_listen=None).validate()
     provider = tracer_provider(TelemetryConfig(None, "assistants-audit", None, None), exporter=Discard())
-    recorder = build_recorder(settings, registry=CollectorRegistry(), tracer_provider=provider)
-    store = recorder.store
-    assert store is not None
+    shared, _ = standard_sinks(settings, registry=CollectorRegistry(), tracer_provider=provider)
+    store = StoreSink(settings.store)
     store.open()
+    sinks = [store, *shared]
     exchanges = [_exchange(i) for i in range(n)]
     costs: dict[str, float] = {}
 
@@ -76,11 +81,14 @@ def measure(n: int = 20_000, flush_every: int = 1_000) -> dict[str, float]:
     timed("submit: journal encode + writev (event loop)",
           lambda: [writer.append(journal.encode_exchange(e)) for e in exchanges])
     writer.close()
-    parse = default_parse()
+    read: list = []
+    timed("journal read + decode (recorder)",
+          lambda: read.extend(journal.decode_exchange(p) for _, p in journal.read_after(work / "journal", None)))
+    assert len(read) == n
     facts: list = []
     timed("parse", lambda: facts.extend(parse(e, capture_content=False) for e in exchanges))
     flush_time = 0.0
-    for sink in recorder.sinks:
+    for sink in sinks:
         name = f"sink: {type(sink).__name__}.on_exchange"
         for start in range(0, n, flush_every):
             timed(name, lambda s=sink, a=start: [s.on_exchange(e, f) for e, f in
@@ -90,8 +98,10 @@ def measure(n: int = 20_000, flush_every: int = 1_000) -> dict[str, float]:
                 store.flush()
                 flush_time += time.thread_time() - t
     costs["store flush (amortized)"] = flush_time
+    for sink in sinks:
+        sink.close()
     provider.shutdown()
-    store.close()
+    shutil.rmtree(work, ignore_errors=True)
     return {name: seconds / n * 1e6 for name, seconds in costs.items()}
 
 

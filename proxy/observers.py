@@ -1,7 +1,8 @@
 """Sinks observe parsed exchanges. The dispatcher calls each one, and a failing sink is logged,
 never allowed to break recording for the others or reach the proxy (mitmproxy's `safecall`).
 
-All sink methods run on the recorder's worker thread, never on the event loop.
+All sink methods run in the recorder (`proxy.recording.recorder.JournalRecorder`, one thread of
+the recorder process), never in a serving process.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class Sink(Protocol):
         """Called once per exchange, in journal order, after parsing."""
 
     def flush(self) -> None:
-        """Called when the pipeline is idle or on a timer: push buffered work out."""
+        """Called by the recorder on a timer and at shutdown: push buffered work out."""
 
     def close(self) -> None:
         """Called once at shutdown after the last on_exchange."""
@@ -35,7 +36,7 @@ class Dispatcher:
     def _safecall(self, sink: Sink, method: str, *args: object) -> None:
         try:
             getattr(sink, method)(*args)
-        except Exception:  # a sink must never break the pipeline
+        except Exception:  # a sink must never break recording
             self.errors += 1
             log.exception("sink %s.%s failed", type(sink).__name__, method)
 

@@ -37,6 +37,6 @@ def test_breakdown_times_every_stage_of_the_pipeline():
 
     costs = measure(n=300, flush_every=100)
     names = " ".join(costs)
-    for stage in ("submit", "parse", "StoreSink", "MetricsSink", "OtelSink", "store flush"):
+    for stage in ("submit", "journal read", "parse", "StoreSink", "MetricsSink", "OtelSink", "store flush"):
         assert stage in names, names
     assert all(us > 0 for us in costs.values()), costs

@@ -1,4 +1,5 @@
-"""Build Exchanges and facts directly, for sink tests that must not depend on the parser."""
+"""Build facts directly (and Exchanges, with the one factory), for sink tests that must not depend
+on the parser."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from proxy.facts import (
     ToolCallFact,
     VectorStoreObservation,
 )
-
-T0 = 1_700_000_000.0
+from tests.exchanges import T0, exchange  # noqa: F401 (the one factory for test exchanges)
 
 
 def at(seconds: float) -> datetime:
@@ -45,34 +45,6 @@ def _defaults(cls: type, **given: Any) -> Any:
         else:
             values[f.name] = None
     return cls(**values)
-
-
-_seq = iter(range(10**9))
-
-
-def exchange(
-    *, method: str = "GET", path: str = "/v1/threads/thread_1/runs/run_1", t: float = 0.0, duration: float = 0.2,
-    status: int | None = 200, origin: str = "client", **kw: Any,
-) -> Exchange:
-    return _defaults(
-        Exchange,
-        exchange_id=kw.pop("exchange_id", f"ex{next(_seq):06d}"),
-        worker=kw.pop("worker", "w1"),
-        origin=origin,
-        started_at=T0 + t,
-        ttfb_s=kw.pop("ttfb_s", duration / 2),
-        duration_s=duration,
-        proxy_overhead_s=kw.pop("proxy_overhead_s", 0.001),
-        method=method,
-        path=path,
-        query="",
-        request_headers=kw.pop("request_headers", (("host", "127.0.0.1:8080"),)),
-        request_body=b"",
-        status=status,
-        response_headers=(),
-        response_body=b"",
-        **kw,
-    )
 
 
 def exchange_fact(ex: Exchange, *, operation: str = "runs.retrieve", route: str = "/threads/{thread_id}/runs/{run_id}", **kw: Any) -> ExchangeFact:

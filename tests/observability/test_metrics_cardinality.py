@@ -18,6 +18,7 @@ from proxy.assistants import parse
 from proxy.exchange import Exchange
 from proxy.sinks import metrics as M
 from proxy.sinks.metrics import CAPPED_LABELS, FIXED_LABELS, SERIES_LIMIT, MetricsSink, series_count
+from tests.exchanges import exchange
 
 GAUGE_LIMIT = 5
 # the README's "Bounded cardinality" promise for the default --vector-store-gauge-limit of 50
@@ -97,16 +98,15 @@ def _exchange(rng: random.Random, i: int) -> Exchange:
         headers += [("x-stainless-lang", _word(rng)), ("x-stainless-package-version", _word(rng))]
     status, body, ctype = _response(rng)
     request = json.dumps({"model": _word(rng), "assistant_id": _word(rng), "stream": rng.random() < 0.2}).encode()
-    return Exchange(
-        exchange_id=f"ex{i}", worker=rng.choice(["w0", "w1"]), origin=rng.choice(["client"] * 8 + ["enrichment"]),
-        started_at=1_700_000_000.0 + i, ttfb_s=rng.random(), duration_s=rng.random() * 100,
+    return exchange(
+        i, worker=rng.choice(["w0", "w1"]), origin=rng.choice(["client"] * 8 + ["enrichment"]), t=i,
+        ttfb_s=rng.random(), duration=rng.random() * 100,
         proxy_overhead_s=rng.random() / 100, method=rng.choice(["GET", "POST", "DELETE", "PATCH", _word(rng, 6)]),
         path=path, query=rng.choice(["", f"api-version={_word(rng)}", "api-version=2024-05-01-preview"]),
-        request_headers=tuple(headers), key_fingerprint=None, request_body=request, request_body_size=len(request),
+        request_headers=tuple(headers), key_fingerprint=None, request_body=request,
         status=None if status == 100 and rng.random() < 0.5 else status,
-        response_headers=(("content-type", ctype),), response_body=body, response_body_size=len(body),
+        response_headers=(("content-type", ctype),), body=body,
         error_type=rng.choice([None] * 6 + ["upstream_timeout", "upstream_reset", "client_disconnected", _word(rng)]),
-        upstream="http://upstream",
     )
 
 
@@ -188,12 +188,10 @@ def test_raw_beta_values_never_become_labels():
                                                  prices=None), clock=lambda: 1_700_000_000.0)
     before = None
     for i in range(3000):
-        ex = Exchange(
-            exchange_id=f"ex{i}", worker="w0", origin="client", started_at=1_700_000_000.0, ttfb_s=0.01,
-            duration_s=0.02, proxy_overhead_s=0.001, method="GET", path="/v1/assistants", query="",
-            request_headers=(("openai-beta", f"assistants=x{i}"),), key_fingerprint=None, request_body=b"", request_body_size=0,
-            status=200, response_headers=(("content-type", "application/json"),),
-            response_body=b'{"object": "list", "data": []}', response_body_size=31, upstream="http://upstream",
+        ex = exchange(
+            i, ttfb_s=0.01, duration=0.02, path="/v1/assistants", request_headers=(("openai-beta", f"assistants=x{i}"),),
+            key_fingerprint=None, response_headers=(("content-type", "application/json"),),
+            body=b'{"object": "list", "data": []}',
         )
         sink.on_exchange(ex, parse(ex, capture_content=False))
         if i == 0:

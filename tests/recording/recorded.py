@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from proxy.exchange import Exchange
+from tests.exchanges import exchange as make
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "recordings"
 T0 = 1714433700.0
@@ -43,14 +44,12 @@ def exchange(
     truncated = cap is not None and size > cap
     if truncated:
         resp = resp[:cap]
-    return Exchange(
+    return make(
         exchange_id=exchange_id or f"ex_{name}",
-        worker="w0",
         origin=origin,
         started_at=started_at,
         ttfb_s=0.05,
-        duration_s=0.2,
-        proxy_overhead_s=0.001,
+        duration=0.2,
         method=fx["method"],
         path=fx["path"],
         query=fx["query"],
@@ -58,13 +57,13 @@ def exchange(
         + tuple(tuple(h) for h in fx["request_headers"] if h[0] not in {k for k, _ in request_headers}),
         key_fingerprint="fp_test",
         request_body=req,
-        request_body_size=len(req),
         status=fx["status"] if status is None else status,
         response_headers=tuple(resp_headers),
-        response_body=resp,
+        body=resp,
         response_body_size=size,
         response_body_truncated=truncated,
         error_type=error_type,
+        upstream="",
     )
 
 

@@ -1,5 +1,5 @@
-"""Helpers shared by the store and pipeline tests: exchanges, recorders, and a real child process
-that records and can be killed with SIGKILL."""
+"""Helpers shared by the store and recorder tests: in-process recorders, store queries, and a real
+child process that records and can be killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -8,26 +8,37 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
-from proxy.exchange import Exchange, new_exchange_id
+from proxy.config import Settings
+from proxy.recording.local import LocalRecorder
+from proxy.recording.recorder import Parse, basic_facts
+from proxy.sinks.store import StoreSink
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def make_exchange(i: int = 0, *, body: bytes = b'{"object":"thread"}', path: str | None = None) -> Exchange:
-    return Exchange(
-        exchange_id=new_exchange_id(), worker="test", origin="client", started_at=time.time(), ttfb_s=0.004,
-        duration_s=0.01, proxy_overhead_s=0.0005, method="POST", path=path or f"/v1/threads/thread_{i}/messages",
-        query="", request_headers=(("user-agent", "pytest"), ("openai-beta", "assistants=v2")),
-        key_fingerprint="fp-test", request_body=b'{"role":"user","content":"hi"}', request_body_size=31,
-        status=200, response_headers=(("x-request-id", f"req_{i}"), ("content-type", "application/json")),
-        response_body=body, response_body_size=len(body),
-    )
+def recorder(store: Path, *, parse: Parse = basic_facts, store_options: dict[str, Any] | None = None,
+             journal_options: dict[str, Any] | None = None, tick_interval: float = 0.1,
+             **recorder_options: Any) -> LocalRecorder:
+    """A started in-process recorder (journal appender + JournalRecorder) on `store`, storing
+    `basic_facts` only. `journal_options` are JournalAppender settings (segment_bytes,
+    rotate_seconds, max_held, ...). Every StoreSink it makes is kept in its `stores`."""
+    stores: list[StoreSink] = []
 
+    def make_store(directory: Path) -> StoreSink:
+        stores.append(StoreSink(directory, **(store_options or {})))
+        return stores[-1]
 
-def settings(store: Path, **extra: object) -> SimpleNamespace:
-    return SimpleNamespace(store=str(store), capture_content=False, **extra)
+    r = LocalRecorder(Settings(store=str(store)), parse=parse, tick_interval=tick_interval, make_store=make_store,
+                      **recorder_options)
+    r.stores = stores  # type: ignore[attr-defined]
+    for name, value in (journal_options or {}).items():
+        assert hasattr(r.appender, name), name
+        setattr(r.appender, name, value)
+    r.start()
+    assert r.ready.wait(30)
+    return r
 
 
 def rows(store: Path, sql: str) -> list[tuple]:
@@ -49,19 +60,18 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
         time.sleep(interval)
 
 
+# A process recording as `serve` does, both halves in one process (LocalRecorder): its worker
+# half journals each exchange, its recorder half stores them. kill -9 can catch either mid-write.
 CHILD = r"""
 import sys, time
 sys.path.insert(0, {root!r})
-from proxy.pipeline import AuditRecorder, basic_facts
-from proxy.sinks.store import StoreSink
-from tests.recording.store_helpers import make_exchange, settings
-s = settings({store!r})
-r = AuditRecorder(s, [StoreSink(s.store)], parse=basic_facts, segment_bytes={segment_bytes})
-r.start()
-print("slot", r.slot.name, flush=True)
+from tests.exchanges import exchange
+from tests.recording.store_helpers import recorder
+r = recorder({store!r}, tick_interval=1.0, journal_options=dict(segment_bytes={segment_bytes}))
+print("slot", r.appender.name, flush=True)
 i = 0
 while True:
-    ex = make_exchange(i)
+    ex = exchange(i)
     r.submit(ex)
     print(ex.exchange_id, flush=True)  # "answered": the journal append returned
     i += 1

@@ -6,12 +6,12 @@ import os
 
 from proxy import journal
 from proxy.journal import JournalWriter, Position
-from tests.recording.store_helpers import make_exchange
+from tests.exchanges import exchange
 
 
 def test_exchange_roundtrip_keeps_raw_bodies(tmp_path):
     body = bytes(range(256)) * 10  # not UTF-8, not JSON: stored raw
-    ex = make_exchange(1, body=body)
+    ex = exchange(1, body=body)
     w = JournalWriter(tmp_path)
     pos = w.append(journal.encode_exchange(ex))
     w.close()
@@ -26,7 +26,7 @@ def test_torn_tail_is_ignored_and_next_writer_starts_clean(tmp_path):
     w = JournalWriter(tmp_path)
     ids = []
     for i in range(5):
-        ex = make_exchange(i)
+        ex = exchange(i)
         w.append(journal.encode_exchange(ex))
         ids.append(ex.exchange_id)
     w.close()
@@ -38,7 +38,7 @@ def test_torn_tail_is_ignored_and_next_writer_starts_clean(tmp_path):
     assert got == ids[:4]
     w2 = JournalWriter(tmp_path)
     assert w2.first_seq == 1  # never appends after a torn tail
-    ex = make_exchange(9)
+    ex = exchange(9)
     w2.append(journal.encode_exchange(ex))
     w2.close()
     got = [journal.decode_exchange(p).exchange_id for _, p in journal.read_after(tmp_path, None)]
@@ -47,7 +47,7 @@ def test_torn_tail_is_ignored_and_next_writer_starts_clean(tmp_path):
 
 def test_damaged_record_in_the_middle_is_skipped_not_the_rest(tmp_path):
     w = JournalWriter(tmp_path)
-    exs = [make_exchange(i) for i in range(3)]
+    exs = [exchange(i) for i in range(3)]
     positions = [w.append(journal.encode_exchange(e)) for e in exs]
     w.close()
     seg = tmp_path / "00000000.jnl"
@@ -60,7 +60,7 @@ def test_damaged_record_in_the_middle_is_skipped_not_the_rest(tmp_path):
 
 def test_rotation_and_read_after_checkpoint(tmp_path):
     w = JournalWriter(tmp_path, segment_bytes=2000)
-    exs = [make_exchange(i, body=b"x" * 300) for i in range(20)]
+    exs = [exchange(i, body=b"x" * 300) for i in range(20)]
     positions = [w.append(journal.encode_exchange(e)) for e in exs]
     w.close()
     assert len(journal.list_segments(tmp_path)) > 3
@@ -91,7 +91,7 @@ def test_slots_are_exclusive_and_freed_on_close(tmp_path):
 
 def test_append_is_one_write_of_a_whole_frame(tmp_path):
     w = JournalWriter(tmp_path)
-    ex = make_exchange(0)
+    ex = exchange(0)
     parts = journal.encode_exchange(ex)
     pos = w.append(parts)
     assert w.offset == os.path.getsize(tmp_path / "00000000.jnl") == 12 + sum(map(len, parts))
@@ -102,7 +102,7 @@ def test_append_is_one_write_of_a_whole_frame(tmp_path):
 def test_a_record_from_another_version_still_decodes(tmp_path):
     import orjson
 
-    ex = make_exchange(3)
+    ex = exchange(3)
     parts = journal.encode_exchange(ex)
     meta = orjson.loads(parts[1])
     meta["field_from_the_future"] = 1

@@ -18,8 +18,9 @@ from prometheus_client import CollectorRegistry
 from proxy.config import Settings
 from proxy.recording.local import build_recorder
 from proxy.recording.recorder import prepare_store
+from tests.exchanges import exchange
 from tests.proxy.test_serve import ServeProcess
-from tests.recording.store_helpers import make_exchange, rows, wait_for
+from tests.recording.store_helpers import rows, wait_for
 from tests.recording.test_store_e2e import Client
 
 
@@ -29,7 +30,7 @@ def test_lag_is_the_journal_not_yet_stored_and_drains_to_zero(tmp_path):
     prepare_store(tmp_path / "store")
     recorder.appender.open()  # the worker half only: the recorder is not following yet
     for i in range(50):
-        recorder.appender.submit(make_exchange(i, body=b'{"object":"thread","pad":"' + b"x" * 1000 + b'"}'))
+        recorder.appender.submit(exchange(i, body=b'{"object":"thread","pad":"' + b"x" * 1000 + b'"}'))
     journaled = sum(p.stat().st_size for p in (tmp_path / "store" / "journal").rglob("*.jnl"))
     assert journaled > 50_000
     recorder.recorder.start()

@@ -10,19 +10,16 @@ import pytest
 from click.testing import CliRunner
 
 from analytics.cli import sql
-from proxy.pipeline import AuditRecorder, basic_facts
-from proxy.sinks.store import StoreSink
-from tests.recording.store_helpers import make_exchange, settings
+from tests.exchanges import exchange
+from tests.recording.store_helpers import recorder
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = tmp_path_factory.mktemp("store")
-    s = settings(path)
-    r = AuditRecorder(s, [StoreSink(s.store)], parse=basic_facts)
-    r.start()
+    r = recorder(path)
     for i in range(3):
-        r.submit(make_exchange(i, path=f"/v1/threads/thread_{i}"))
+        r.submit(exchange(i, path=f"/v1/threads/thread_{i}"))
     r.close()
     return path
 
@@ -48,10 +45,7 @@ def test_formats(store):
 
 
 def test_empty_store_views_answer_with_no_rows(tmp_path):
-    s = settings(tmp_path)
-    r = AuditRecorder(s, [StoreSink(s.store)], parse=basic_facts)
-    r.start()
-    r.close()
+    recorder(tmp_path).close()
     for view in ("exchanges", "runs", "run_steps", "tool_calls", "file_search_results", "vector_stores",
                  "vector_store_usage"):
         code, out = run(f"SELECT count(*) AS n FROM {view}", "--store", str(tmp_path), "--format", "json")
