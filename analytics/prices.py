@@ -24,6 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from proxy.config import Settings
+
 MODEL_PRICE_COLUMNS = (
     "model VARCHAR, valid_from DATE, valid_to DATE, input_usd_per_mtok DOUBLE, "
     "output_usd_per_mtok DOUBLE, cached_input_usd_per_mtok DOUBLE, source VARCHAR"
@@ -528,9 +530,9 @@ class PriceSink:
 
     wants_replay = True  # models seen only in replayed exchanges need prices too
 
-    def __init__(self, settings: Any) -> None:
-        self.store = getattr(settings, "store")
-        self.prices = Prices.load(getattr(settings, "prices", None))
+    def __init__(self, settings: Settings) -> None:
+        self.store = settings.store
+        self.prices = Prices.load(settings.prices)
         self.seen: set[str] = set(_stored_models(price_paths(self.store)["model_prices"]))
         self.new: set[str] = set()
         self.writes = 0

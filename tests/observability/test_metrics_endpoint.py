@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy.config import Settings
 from proxy.sinks.metrics import METRICS_REGISTRY, MetricsSink, metrics_handler, metrics_response
 from tests.observability import factories as f
 
@@ -19,7 +19,7 @@ def parse(text: str) -> dict[tuple[str, tuple], float]:
 
 async def test_metrics_handler_and_response(aiohttp_client):
     registry = CollectorRegistry()
-    sink = MetricsSink(registry, SimpleNamespace(vector_store_gauge_limit=5, prices=None))
+    sink = MetricsSink(registry, Settings(vector_store_gauge_limit=5))
     ex = f.exchange()
     sink.on_exchange(ex, [f.exchange_fact(ex), f.vector_store("vs_1", 123)])
     app = web.Application()
