@@ -24,6 +24,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import genai_prices
+import yaml
+from genai_prices import data_snapshot, types
+
 from proxy.config import Settings
 
 MODEL_PRICE_COLUMNS = (
@@ -104,12 +109,7 @@ def _close_periods(starts: list[tuple[date | None, Any]]) -> list[tuple[date | N
 
 
 def _genai_version() -> str:
-    try:
-        import genai_prices
-
-        return f"genai-prices {genai_prices.__version__}"
-    except Exception:  # pragma: no cover - the dependency is installed
-        return "genai-prices"
+    return f"genai-prices {genai_prices.__version__}"
 
 
 def _base(value: Any) -> float | None:
@@ -121,8 +121,6 @@ def _base(value: Any) -> float | None:
 
 def _genai_periods(model: str) -> list[ModelPricePeriod]:
     """The price history genai-prices knows for `model` (OpenAI first, then any provider)."""
-    from genai_prices import data_snapshot, types
-
     snapshot = data_snapshot.get_snapshot()
     found = None
     for provider_id in ("openai", None):
@@ -169,7 +167,6 @@ def _read_file(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise PricesError(f"--prices {path}: {exc.strerror or exc}") from None
-    import yaml
 
     try:
         data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
@@ -416,8 +413,6 @@ def price_paths(store_dir: str | os.PathLike[str]) -> dict[str, Path]:
 def _stored_models(path: Path) -> set[str]:
     if not path.exists():
         return set()
-    import duckdb
-
     try:
         return {r[0] for r in duckdb.sql(f"SELECT DISTINCT model FROM read_parquet('{path}')").fetchall()}
     except duckdb.Error:
@@ -433,8 +428,6 @@ def write_price_table(
     atomically (written aside, then renamed), so readers never see half a file and nothing is locked.
     Unknown models get no row: their cost stays NULL and the costs view says "unpriced".
     """
-    import duckdb
-
     prices = prices or Prices.load()
     paths = price_paths(store_dir)
     paths["model_prices"].parent.mkdir(parents=True, exist_ok=True)
@@ -459,8 +452,6 @@ def _empty_view(name: str, columns: str) -> str:
 
 def store_models(store_dir: str | os.PathLike[str]) -> set[str]:
     """Model names in the store's run and assistant observations (a scan of one column)."""
-    import duckdb
-
     tables = Path(store_dir).absolute() / "tables"
     found: set[str] = set()
     for table in ("run_snapshots", "assistant_observations"):

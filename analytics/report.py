@@ -2,7 +2,7 @@
 
 `build_report(con, since, until, idle_days)` runs the queries over the cost views (analytics/
 costs.sql) and returns a plain dict (the `--format json` output); `render(report, fmt)` turns it
-into rich tables, Markdown or CSV. The click command is a thin wrapper.
+into rich tables, Markdown or CSV. The click command (analytics.cli) is a thin wrapper.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import click
-
-from analytics.cli import format_option, store_option
+from proxy.config import ConfigError
 
 KINDS = ("tokens", "code_interpreter_session", "vector_store_storage", "retrieval_storage")
 TOP_N = 10
@@ -31,7 +29,7 @@ def parse_when(value: str | None, option: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or ISO datetime", param_hint=option) from None
+        raise ConfigError(f"{option} {value!r}: not a date (YYYY-MM-DD) or ISO datetime") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -402,7 +400,7 @@ def run_report(store: str, since: str | None, until: str | None, idle_days: int,
     start = parse_when(since, "--since")
     end = parse_when(until, "--until")
     if start and end and end <= start:
-        raise click.BadParameter("must be after --since", param_hint="--until")
+        raise ConfigError(f"--until {until}: must be after --since {since}")
     with progress_display(console or Console(stderr=True)) as step:
         con = open_report_connection(store, prices_file, progress=step)
         try:
@@ -411,36 +409,3 @@ def run_report(store: str, since: str | None, until: str | None, idle_days: int,
             con.close()
         step("rendering")
         return render(data, fmt)
-
-
-@click.command("report")
-@store_option
-@click.option("--since", help="Start of the window (YYYY-MM-DD or ISO datetime, UTC).")
-@click.option("--until", help="End of the window, exclusive (default: now).")
-@click.option("--idle-days", default=30, show_default=True, type=click.IntRange(min=0),
-              help="A live vector store no run used for this many days is reported idle.")
-@format_option
-@click.option("--prices", "prices_file", envvar="ASSISTANTS_AUDIT_PRICES", type=click.Path(dir_okay=False),
-              help="JSON or YAML file overriding token, storage or tool prices.")
-def report(store: str, since: str | None, until: str | None, idle_days: int, fmt: str,
-           prices_file: str | None) -> None:
-    """Print the cost and usage audit report of an audit store.
-
-    Spend by kind, top assistants and models, vector stores by storage cost with their projected
-    30-day cost, idle stores still billed, failures with the tokens they burnt, v1 traffic still
-    present, and polling overhead.
-
-    \b
-    Example:
-      assistants-audit report --store ./audit --since 2025-06-01 --format markdown
-    """
-    from analytics.prices import PricesError
-    from analytics.store import StoreError
-    from proxy.config import ConfigError
-
-    try:
-        click.echo(run_report(store, since, until, idle_days, fmt, prices_file), nl=fmt != "table")
-    except PricesError as exc:  # a bad option value: exit 2, worded as `serve --prices` words it
-        raise ConfigError(str(exc)) from None
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None

@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 
 from analytics import schema
+from analytics.prices import cost_sql
 
 log = logging.getLogger("assistants_audit.store")
 
@@ -144,15 +145,7 @@ def raw_view_sql(store: Path, table: str, schema: str | None = None) -> str:
 
 def public_views_sql(store: Path) -> str:
     """analytics/views.sql, then the price and cost views (analytics.prices.cost_sql)."""
-    try:
-        text = VIEWS_SQL.read_text()
-    except FileNotFoundError:
-        return ""
-    try:
-        from analytics.prices import cost_sql
-    except ImportError:
-        return text
-    return text + "\n" + cost_sql(store)
+    return VIEWS_SQL.read_text() + "\n" + cost_sql(store)
 
 
 def ensure_schema_segments(store: Path, con: duckdb.DuckDBPyConnection) -> None:
