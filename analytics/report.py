@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proxy.config import ConfigError
+from proxy.sinks.common import TERMINAL_RUN_STATUSES
 
 KINDS = ("tokens", "code_interpreter_session", "vector_store_storage", "retrieval_storage")
 TOP_N = 10
-FAILED_STATUSES = ("failed", "incomplete", "cancelled", "expired")
+FAILED_STATUSES = tuple(sorted(TERMINAL_RUN_STATUSES - {"completed"}))
+_TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_RUN_STATUSES))
 
 
 def parse_when(value: str | None, option: str) -> datetime | None:
@@ -303,12 +305,12 @@ def open_report_connection(store: str, prices_file: str | None,
 # in terminal-first, observed_at, seq order; first timestamps; polls that saw an unchanged
 # status) but with an integer ordering key instead of window functions: several times faster
 # on large stores. tests/analytics checks it against the runs view.
-REPORT_RUNS_SQL = """
+REPORT_RUNS_SQL = f"""
 CREATE TEMP TABLE runs AS
 WITH s AS (
     SELECT DISTINCT ON (exchange_id, seq) *,
            -- terminal first, then observed_at (us), then seq: fits a BIGINT until the year 2100
-           CASE WHEN status IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
+           CASE WHEN status IN ({_TERMINAL_SQL})
                 THEN 4611686018427387904 ELSE 0 END
            + epoch_us(observed_at) * 1024 + least(greatest(seq, 0), 1023) AS k
     FROM run_snapshots

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
@@ -45,7 +46,8 @@ from proxy.facts import (
     VectorStoreObservation,
 )
 from proxy.routes import AZURE, OPENAI, OPERATIONS
-from proxy.sinks.common import GENAI_OPERATION_NAMES, LRU, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
+from proxy.lru import LRU
+from proxy.sinks.common import GENAI_OPERATION_NAMES, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
 
 log = logging.getLogger("assistants_audit.metrics")
 
@@ -701,11 +703,10 @@ class MetricsSink:
 # -- exposition -----------------------------------------------------------------------------
 
 
-METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
-
-
 def metrics_handler(registry: CollectorRegistry):
-    """aiohttp handler serving `registry` in the Prometheus text format."""
+    """aiohttp handler serving `registry` in the Prometheus text or OpenMetrics format (as Accept
+    asks). The one exposition handler: the recorder serves its registry with it, the admin
+    listener relays to that."""
 
     async def handle_metrics(request: web.Request) -> web.Response:
         # generate_latest walks every collector; run it off the loop so a big scrape never
@@ -715,11 +716,6 @@ def metrics_handler(registry: CollectorRegistry):
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     return handle_metrics
-
-
-async def metrics_response(request: web.Request) -> web.Response:
-    """Handler for apps that keep their registry under METRICS_REGISTRY."""
-    return await metrics_handler(request.app[METRICS_REGISTRY])(request)
 
 
 def series_count(registry: CollectorRegistry) -> int:

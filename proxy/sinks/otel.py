@@ -37,7 +37,8 @@ from proxy.facts import (
     StepSnapshot,
     ToolCallFact,
 )
-from proxy.sinks.common import LRU, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
+from proxy.lru import LRU
+from proxy.sinks.common import TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
 from proxy.serving.tracecontext import TraceParent
 from proxy.telemetry import ExchangeIdGenerator
 
