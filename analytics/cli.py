@@ -1,4 +1,4 @@
-"""Commands over the audit store: `sql` (here) and `report` (analytics.report, loaded on use).
+"""Commands over the audit store: `sql` and `report` (built by analytics.report).
 
 Shared options are decorators (`store_option`, `format_option`) so every store command spells
 them the same way; `render` turns (columns, rows) into table | markdown | csv | json.
@@ -13,6 +13,12 @@ from typing import Any, TypeVar
 
 import click
 import orjson
+
+from analytics.prices import PricesError
+from analytics.report import run_report
+from analytics.store import StoreError, open_store
+from proxy.cli import OptionError
+from proxy.config import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,8 +110,6 @@ def sql(query: str, store: str, fmt: str) -> None:
       assistants-audit sql "SELECT operation, count(*) FROM exchanges GROUP BY 1 ORDER BY 2 DESC"
       assistants-audit sql "SELECT run_id, status, total_tokens FROM runs" --format csv
     """
-    from analytics.store import StoreError, open_store
-
     try:
         st = open_store(store)
         try:
@@ -117,10 +121,30 @@ def sql(query: str, store: str, fmt: str) -> None:
     click.echo(render(columns, rows, fmt))
 
 
-def __getattr__(name: str) -> Any:
-    # `report` is built by the cost work in analytics.report; imported only when that command runs
-    if name == "report":
-        from analytics.report import report
+@click.command("report")
+@store_option
+@click.option("--since", help="Start of the window (YYYY-MM-DD or ISO datetime, UTC).")
+@click.option("--until", help="End of the window, exclusive (default: now).")
+@click.option("--idle-days", default=30, show_default=True, type=click.IntRange(min=0),
+              help="A live vector store no run used for this many days is reported idle.")
+@format_option
+@click.option("--prices", "prices_file", envvar="ASSISTANTS_AUDIT_PRICES", type=click.Path(dir_okay=False),
+              help="JSON or YAML file overriding token, storage or tool prices.")
+def report(store: str, since: str | None, until: str | None, idle_days: int, fmt: str,
+           prices_file: str | None) -> None:
+    """Print the cost and usage audit report of an audit store.
 
-        return report
-    raise AttributeError(name)
+    Spend by kind, top assistants and models, vector stores by storage cost with their projected
+    30-day cost, idle stores still billed, failures with the tokens they burnt, v1 traffic still
+    present, and polling overhead.
+
+    \b
+    Example:
+      assistants-audit report --store ./audit --since 2025-06-01 --format markdown
+    """
+    try:
+        click.echo(run_report(store, since, until, idle_days, fmt, prices_file), nl=fmt != "table")
+    except (ConfigError, PricesError) as exc:  # a bad option value: exit 2, worded as `serve --prices` words it
+        raise OptionError(str(exc)) from None
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -3,10 +3,11 @@ Assistants tool and storage prices (versioned in analytics/data/prices.json), an
 user file (`--prices FILE`, JSON or YAML) overrides.
 
 SQL sees the same numbers as Python through two tables, `model_prices` and `tool_prices`:
-`write_price_table(store_dir, models)` writes them as Parquet under STORE/prices/ (the store's
-views read them, so plain `duckdb -readonly STORE/audit.duckdb` prices runs), and
-`install_price_tables(con, prices, models)` puts them on one connection as TEMP tables, which
-shadow the stored ones (how `report --prices FILE` re-prices without touching the store).
+`write_price_table(store_dir, models)` writes them as Parquet under STORE/tables/_prices/ (only
+the recorder does: the store's views read them, so plain `duckdb -readonly STORE/audit.duckdb`
+prices runs), and `install_price_tables(con, prices, models)` puts them on one connection as TEMP
+tables, which shadow the stored ones (how `report --prices FILE` re-prices without touching the
+store, and how a reader prices a store no recorder has priced yet: a read never writes).
 
 A model with no known price has no row: its cost is NULL and it is listed as unpriced, never 0.
 """
@@ -23,6 +24,13 @@ from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import duckdb
+import genai_prices
+import yaml
+from genai_prices import data_snapshot, types
+
+from proxy.config import Settings
 
 MODEL_PRICE_COLUMNS = (
     "model VARCHAR, valid_from DATE, valid_to DATE, input_usd_per_mtok DOUBLE, "
@@ -102,12 +110,7 @@ def _close_periods(starts: list[tuple[date | None, Any]]) -> list[tuple[date | N
 
 
 def _genai_version() -> str:
-    try:
-        import genai_prices
-
-        return f"genai-prices {genai_prices.__version__}"
-    except Exception:  # pragma: no cover - the dependency is installed
-        return "genai-prices"
+    return f"genai-prices {genai_prices.__version__}"
 
 
 def _base(value: Any) -> float | None:
@@ -119,8 +122,6 @@ def _base(value: Any) -> float | None:
 
 def _genai_periods(model: str) -> list[ModelPricePeriod]:
     """The price history genai-prices knows for `model` (OpenAI first, then any provider)."""
-    from genai_prices import data_snapshot, types
-
     snapshot = data_snapshot.get_snapshot()
     found = None
     for provider_id in ("openai", None):
@@ -167,7 +168,6 @@ def _read_file(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise PricesError(f"--prices {path}: {exc.strerror or exc}") from None
-    import yaml
 
     try:
         data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
@@ -414,8 +414,6 @@ def price_paths(store_dir: str | os.PathLike[str]) -> dict[str, Path]:
 def _stored_models(path: Path) -> set[str]:
     if not path.exists():
         return set()
-    import duckdb
-
     try:
         return {r[0] for r in duckdb.sql(f"SELECT DISTINCT model FROM read_parquet('{path}')").fetchall()}
     except duckdb.Error:
@@ -431,8 +429,6 @@ def write_price_table(
     atomically (written aside, then renamed), so readers never see half a file and nothing is locked.
     Unknown models get no row: their cost stays NULL and the costs view says "unpriced".
     """
-    import duckdb
-
     prices = prices or Prices.load()
     paths = price_paths(store_dir)
     paths["model_prices"].parent.mkdir(parents=True, exist_ok=True)
@@ -450,15 +446,8 @@ def write_price_table(
     return paths
 
 
-def _empty_view(name: str, columns: str) -> str:
-    cols = ", ".join(f"NULL::{c.split()[1]} AS {c.split()[0]}" for c in columns.split(", "))
-    return f"CREATE OR REPLACE VIEW {name} AS SELECT {cols} LIMIT 0;"
-
-
 def store_models(store_dir: str | os.PathLike[str]) -> set[str]:
     """Model names in the store's run and assistant observations (a scan of one column)."""
-    import duckdb
-
     tables = Path(store_dir).absolute() / "tables"
     found: set[str] = set()
     for table in ("run_snapshots", "assistant_observations"):
@@ -476,24 +465,12 @@ def store_models(store_dir: str | os.PathLike[str]) -> set[str]:
 
 
 def price_views_sql(store_dir: str | os.PathLike[str]) -> str:
-    """CREATE VIEW statements for model_prices/tool_prices over the store's price Parquet files.
-
-    Writes the files first when they are missing; if they cannot be written (read-only store)
-    the views are empty and every cost is unpriced until a writer creates them.
-    """
-    paths = price_paths(store_dir)
-    if not all(p.exists() for p in paths.values()):
-        try:
-            write_price_table(store_dir, store_models(store_dir))
-        except OSError:
-            pass
+    """CREATE VIEW statements for model_prices/tool_prices over the store's price Parquet files
+    (text only: the files are written by the recorder, see write_price_table and PriceSink)."""
     out = []
-    for (name, path), columns in zip(paths.items(), (MODEL_PRICE_COLUMNS, TOOL_PRICE_COLUMNS)):
-        if path.exists():
-            quoted = path.as_posix().replace("'", "''")
-            out.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{quoted}');")
-        else:
-            out.append(_empty_view(name, columns))
+    for name, path in price_paths(store_dir).items():
+        quoted = path.as_posix().replace("'", "''")
+        out.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{quoted}');")
     return "\n".join(out)
 
 
@@ -501,19 +478,18 @@ def cost_views_sql() -> str:
     return resources.files("analytics").joinpath("costs.sql").read_text()
 
 
-def cost_sql(store_dir: str | os.PathLike[str]) -> str:
-    """What the store runs after analytics/views.sql (in audit.duckdb and on query connections):
-    the price views over STORE/tables/_prices/*.parquet, then analytics/costs.sql."""
-    return price_views_sql(store_dir) + "\n" + cost_views_sql()
+def connection_models(con: Any) -> list[str]:
+    """Model names in the runs and assistants a store connection sees."""
+    return [r[0] for r in con.execute(
+        "SELECT model FROM run_snapshots WHERE model IS NOT NULL UNION SELECT model FROM assistant_observations "
+        "WHERE model IS NOT NULL").fetchall()]
 
 
 def install_report_prices(con: Any, prices: Prices) -> list[str]:
     """Price every model in the store's runs with `prices` on this connection (TEMP tables that
     shadow the stored ones), creating the cost views if the connection lacks them.
     Returns the models seen."""
-    models = [r[0] for r in con.execute(
-        "SELECT model FROM run_snapshots WHERE model IS NOT NULL UNION SELECT model FROM assistant_observations "
-        "WHERE model IS NOT NULL").fetchall()]
+    models = connection_models(con)
     install_price_tables(con, prices, models)
     have = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     if "costs" not in have:
@@ -528,9 +504,9 @@ class PriceSink:
 
     wants_replay = True  # models seen only in replayed exchanges need prices too
 
-    def __init__(self, settings: Any) -> None:
-        self.store = getattr(settings, "store")
-        self.prices = Prices.load(getattr(settings, "prices", None))
+    def __init__(self, settings: Settings) -> None:
+        self.store = settings.store
+        self.prices = Prices.load(settings.prices)
         self.seen: set[str] = set(_stored_models(price_paths(self.store)["model_prices"]))
         self.new: set[str] = set()
         self.writes = 0

@@ -2,7 +2,7 @@
 
 `build_report(con, since, until, idle_days)` runs the queries over the cost views (analytics/
 costs.sql) and returns a plain dict (the `--format json` output); `render(report, fmt)` turns it
-into rich tables, Markdown or CSV. The click command is a thin wrapper.
+into rich tables, Markdown or CSV. The click command (analytics.cli) is a thin wrapper.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import click
-
-from analytics.cli import format_option, store_option
+from proxy.config import ConfigError
+from proxy.sinks.common import TERMINAL_RUN_STATUSES
 
 KINDS = ("tokens", "code_interpreter_session", "vector_store_storage", "retrieval_storage")
 TOP_N = 10
-FAILED_STATUSES = ("failed", "incomplete", "cancelled", "expired")
+FAILED_STATUSES = tuple(sorted(TERMINAL_RUN_STATUSES - {"completed"}))
+_TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_RUN_STATUSES))
 
 
 def parse_when(value: str | None, option: str) -> datetime | None:
@@ -31,7 +31,7 @@ def parse_when(value: str | None, option: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or ISO datetime", param_hint=option) from None
+        raise ConfigError(f"{option} {value!r}: not a date (YYYY-MM-DD) or ISO datetime") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -305,12 +305,12 @@ def open_report_connection(store: str, prices_file: str | None,
 # in terminal-first, observed_at, seq order; first timestamps; polls that saw an unchanged
 # status) but with an integer ordering key instead of window functions: several times faster
 # on large stores. tests/analytics checks it against the runs view.
-REPORT_RUNS_SQL = """
+REPORT_RUNS_SQL = f"""
 CREATE TEMP TABLE runs AS
 WITH s AS (
     SELECT DISTINCT ON (exchange_id, seq) *,
            -- terminal first, then observed_at (us), then seq: fits a BIGINT until the year 2100
-           CASE WHEN status IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete')
+           CASE WHEN status IN ({_TERMINAL_SQL})
                 THEN 4611686018427387904 ELSE 0 END
            + epoch_us(observed_at) * 1024 + least(greatest(seq, 0), 1023) AS k
     FROM run_snapshots
@@ -402,7 +402,7 @@ def run_report(store: str, since: str | None, until: str | None, idle_days: int,
     start = parse_when(since, "--since")
     end = parse_when(until, "--until")
     if start and end and end <= start:
-        raise click.BadParameter("must be after --since", param_hint="--until")
+        raise ConfigError(f"--until {until}: must be after --since {since}")
     with progress_display(console or Console(stderr=True)) as step:
         con = open_report_connection(store, prices_file, progress=step)
         try:
@@ -411,36 +411,3 @@ def run_report(store: str, since: str | None, until: str | None, idle_days: int,
             con.close()
         step("rendering")
         return render(data, fmt)
-
-
-@click.command("report")
-@store_option
-@click.option("--since", help="Start of the window (YYYY-MM-DD or ISO datetime, UTC).")
-@click.option("--until", help="End of the window, exclusive (default: now).")
-@click.option("--idle-days", default=30, show_default=True, type=click.IntRange(min=0),
-              help="A live vector store no run used for this many days is reported idle.")
-@format_option
-@click.option("--prices", "prices_file", envvar="ASSISTANTS_AUDIT_PRICES", type=click.Path(dir_okay=False),
-              help="JSON or YAML file overriding token, storage or tool prices.")
-def report(store: str, since: str | None, until: str | None, idle_days: int, fmt: str,
-           prices_file: str | None) -> None:
-    """Print the cost and usage audit report of an audit store.
-
-    Spend by kind, top assistants and models, vector stores by storage cost with their projected
-    30-day cost, idle stores still billed, failures with the tokens they burnt, v1 traffic still
-    present, and polling overhead.
-
-    \b
-    Example:
-      assistants-audit report --store ./audit --since 2025-06-01 --format markdown
-    """
-    from analytics.prices import PricesError
-    from analytics.store import StoreError
-    from proxy.config import ConfigError
-
-    try:
-        click.echo(run_report(store, since, until, idle_days, fmt, prices_file), nl=fmt != "table")
-    except PricesError as exc:  # a bad option value: exit 2, worded as `serve --prices` words it
-        raise ConfigError(str(exc)) from None
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None

@@ -30,6 +30,16 @@ from typing import Any
 import duckdb
 
 from analytics import schema
+from analytics.prices import (
+    Prices,
+    connection_models,
+    cost_views_sql,
+    install_price_tables,
+    price_paths,
+    price_views_sql,
+    store_models,
+    write_price_table,
+)
 
 log = logging.getLogger("assistants_audit.store")
 
@@ -69,18 +79,16 @@ def readers_present(store: str | os.PathLike[str]) -> bool:
 
 
 def announce_reader(store: Path) -> None:
-    """Hold a shared lock on STORE/.readers.lock until this process exits (best effort: a
-    read-only store without the file just goes unannounced)."""
+    """Hold a shared lock on STORE/.readers.lock until this process exits (best effort: a store
+    whose writer never started has nothing to protect, so without the file it goes unannounced).
+    The writers create the file (ensure_schema_segments): a reader never writes to the store."""
     path = store / READERS_LOCK
     if path in _held_reader_locks:
         return
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return
+        return
     try:
         fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
@@ -143,16 +151,9 @@ def raw_view_sql(store: Path, table: str, schema: str | None = None) -> str:
 
 
 def public_views_sql(store: Path) -> str:
-    """analytics/views.sql, then the price and cost views (analytics.prices.cost_sql)."""
-    try:
-        text = VIEWS_SQL.read_text()
-    except FileNotFoundError:
-        return ""
-    try:
-        from analytics.prices import cost_sql
-    except ImportError:
-        return text
-    return text + "\n" + cost_sql(store)
+    """What audit.duckdb holds after the raw views: analytics/views.sql, the price views over
+    STORE/tables/_prices/ and analytics/costs.sql."""
+    return "\n".join([VIEWS_SQL.read_text(), price_views_sql(store), cost_views_sql()])
 
 
 def ensure_schema_segments(store: Path, con: duckdb.DuckDBPyConnection) -> None:
@@ -161,6 +162,8 @@ def ensure_schema_segments(store: Path, con: duckdb.DuckDBPyConnection) -> None:
     It is why a fresh store answers `SELECT * FROM runs` with no rows instead of an error, and
     why a new column shows up (NULL in old segments) through union_by_name.
     """
+    tables_dir(store).mkdir(parents=True, exist_ok=True)
+    (Path(store) / READERS_LOCK).touch(0o600)  # for the readers to lock (announce_reader)
     for table, cls in fact_tables().items():
         directory = tables_dir(store) / table
         directory.mkdir(parents=True, exist_ok=True)
@@ -224,6 +227,8 @@ def write_views_db(store: Path) -> None:
 
 
 def _write_views_db(store: Path) -> None:
+    if not all(p.exists() for p in price_paths(store).values()):
+        write_price_table(store, store_models(store))  # the price views read these files
     con = duckdb.connect()
     try:
         db = str(store / "audit.duckdb").replace("'", "''")
@@ -232,9 +237,7 @@ def _write_views_db(store: Path) -> None:
             con.execute("USE audit")
             for table in fact_tables():
                 con.execute(raw_view_sql(store, table))
-            public = public_views_sql(store)
-            if public.strip():
-                con.execute(public)
+            con.execute(public_views_sql(store))
             con.execute("USE memory")
         finally:
             con.execute("DETACH audit")
@@ -278,9 +281,12 @@ def _connect(root: Path, tdir: Path) -> duckdb.DuckDBPyConnection:
             else:  # a store being created right now: the table is empty so far
                 cols = ", ".join(f'NULL::{ctype} AS "{name}"' for name, ctype in table_columns(cls))
                 con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} LIMIT 0")
-        public = public_views_sql(root)
-        if public.strip():
-            con.execute(public)
+        con.execute(VIEWS_SQL.read_text())
+        if all(p.exists() for p in price_paths(root).values()):
+            con.execute(price_views_sql(root))
+        else:  # no writer has priced this store yet: price it on this connection, in memory
+            install_price_tables(con, Prices.load(), connection_models(con))
+        con.execute(cost_views_sql())
         con.execute(f"SET allowed_directories=['{str(tdir).replace(chr(39), chr(39) * 2)}/']")
         con.execute("SET enable_external_access=false")
         con.execute("SET autoinstall_known_extensions=false")

@@ -26,10 +26,15 @@ from dashboards.panels import (
     tempo_explore_url,
     timeseries_panel,
 )
+from analytics.prices import Prices
 from proxy.sinks.metrics import ASSISTANT_LABEL_LIMIT
 
 GIB = 1024**3
-FREE_GIB = 1  # OpenAI bills vector-store storage past the first GiB per organisation
+# Vector-store storage as priced in analytics/data/prices.json (the one place prices live): billed
+# per GiB-day past a free allowance per organisation.
+_STORAGE = Prices.load().tool_price("vector_store_storage")
+STORAGE_USD_PER_GIB_DAY = _STORAGE.usd
+FREE_GIB = _STORAGE.free_quantity or 0.0
 EXPIRY_WINDOW_S = 7 * 86400  # stores expiring sooner than this are flagged
 IDLE_DAYS = 30  # a store idle this long counts as idle, as in the alert rules and `assistants-audit report`
 IDLE_WINDOW_S = IDLE_DAYS * 86400
@@ -356,7 +361,7 @@ def vector_stores() -> Dashboard:
             "organisation is free; everything above it is billed daily.",
             "bytes",
             Q("sum(assistants_audit_vector_store_total_usage_bytes)", "total"),
-            thresholds=((None, "green"), (FREE_GIB * GIB, "orange")),
+            thresholds=((None, "green"), (int(FREE_GIB * GIB), "orange")),
             width=5,
         )
     )
@@ -395,14 +400,14 @@ def vector_stores() -> Dashboard:
     d = d.with_panel(
         stat_panel(
             "Idle stores' storage cost",
-            "USD per day, at $0.10 per GiB-day, for the stores (among the largest tracked) not active "
+            f"USD per day, at ${STORAGE_USD_PER_GIB_DAY:.2f} per GiB-day, for the stores (among the largest tracked) not active "
             f"for more than {IDLE_DAYS} days: the spend you can cut by deleting them. The "
             "AssistantsAuditIdleVectorStoresCost alert and `assistants-audit report` use the same "
             f"{IDLE_DAYS}-day idle limit. See the Idle stores table for which ones." + ABSENT_IS_ZERO,
             "currencyUSD",
             Q(
                 "(sum(assistants_audit_vector_store_usage_bytes and on (vector_store_id) "
-                f"(assistants_audit_vector_store_idle_seconds > {IDLE_WINDOW_S})) or vector(0)) / {GIB} * 0.10",
+                f"(assistants_audit_vector_store_idle_seconds > {IDLE_WINDOW_S})) or vector(0)) / {GIB} * {STORAGE_USD_PER_GIB_DAY!r}",
                 "USD/day idle",
             ),
             width=4,
@@ -412,11 +417,11 @@ def vector_stores() -> Dashboard:
     d = d.with_panel(
         timeseries_panel(
             "Storage against the free GiB",
-            "Total bytes over time against the 1 GiB free allowance. The area above the free line "
+            f"Total bytes over time against the {FREE_GIB:g} GiB free allowance. The area above the free line "
             "is what you pay for.",
             "bytes",
             Q("sum(assistants_audit_vector_store_total_usage_bytes)", "stored"),
-            Q(f"vector({FREE_GIB * GIB})", "free allowance"),
+            Q(f"vector({int(FREE_GIB * GIB)})", "free allowance"),
             width=24,
         )
     )

@@ -38,22 +38,9 @@ async def upstream_reachable(settings: Settings) -> bool:
     return True
 
 
-def registry_handler(registry: object) -> MetricsHandler:
-    """Serve a prometheus_client registry in the text exposition format."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    async def handle(request: web.Request) -> web.Response:
-        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    return handle
-
-
-def make_admin_app(settings: Settings, *, metrics_handler: MetricsHandler | None = None,
-                   registry: object | None = None) -> web.Application:
-    """`metrics_handler` serves /metrics; or give a prometheus `registry` to expose as is."""
-    if metrics_handler is None and registry is not None:
-        metrics_handler = registry_handler(registry)
+def make_admin_app(settings: Settings, *, metrics_handler: MetricsHandler | None = None) -> web.Application:
+    """`metrics_handler` serves /metrics (proxy.sinks.metrics.metrics_handler of a registry, or
+    the supervisor's relay to the recorder's)."""
     app = web.Application()
     app[ADMIN_SETTINGS] = settings
     token = settings.admin_token.encode() if settings.admin_token else None

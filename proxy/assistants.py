@@ -39,7 +39,9 @@ from proxy.facts import (
 from proxy.routes import RouteInfo, classify
 from proxy.sse import decode_all
 
-try:  # br is optional: without a decoder a br body is a parse error, never a crash
+# No brotli decoder is a dependency of this wheel (either one is used when installed): without
+# one a br body is a parse error, never a crash.
+try:
     import brotli as _brotli  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - depends on the environment
     try:

@@ -20,6 +20,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from analytics.cli import report as report_command
 from proxy.logs import configure_logging
 from proxy.workload import Workload
 
@@ -120,14 +121,8 @@ def run_demo(store: Path, rounds: int, capture_content: bool, console: Console) 
     return {"result": result, "seconds": time.monotonic() - started}
 
 
-def print_report(store: Path, console: Console) -> bool:
-    try:
-        from analytics.cli import report as report_command
-    except ImportError:
-        console.print("[yellow]the report command is not available in this build[/]")
-        return False
+def print_report(store: Path) -> None:
     report_command.main(["--store", str(store)], standalone_mode=False)
-    return True
 
 
 @click.command("demo")
@@ -179,7 +174,7 @@ def demo(store: Path, keep_store: bool, rounds: int, capture_content: bool, traf
         f"{result.streamed_runs} streamed, {len(result.vector_stores)} vector stores, "
         f"{len(result.assistants)} assistants in {outcome['seconds']:.1f}s\n"
     )
-    print_report(store, console)
+    print_report(store)
     console.print("\n[bold]Explore the store[/]")
     for command in (
         f'assistants-audit sql --store {store} "select operation, count(*) n, round(avg(duration_ms),1) avg_ms '

@@ -19,7 +19,6 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,11 +26,12 @@ import aiohttp
 
 from proxy.exchange import Exchange, Recorder
 from proxy.facts import Fact, RunSnapshot, StepSnapshot
+from proxy.lru import LRU
 from proxy.owncalls import recorded_get
+from proxy.sinks.common import TERMINAL_RUN_STATUSES
 
 log = logging.getLogger("assistants_audit.enrich")
 
-TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 FILE_SEARCH_INCLUDE = "step_details.tool_calls[*].file_search.results[*].content"
 # Headers copied from the client's request so the upstream sees the same identity and version.
 _COPIED_HEADERS = ("openai-beta", "openai-organization", "openai-project")
@@ -41,18 +41,14 @@ class CredentialCache:
     """Fingerprint -> credential headers, in memory only, bounded (least recently used dropped)."""
 
     def __init__(self, maxsize: int = 1024) -> None:
-        self._items: OrderedDict[str, tuple[tuple[str, str], ...]] = OrderedDict()
-        self._maxsize = maxsize
+        self._items: LRU[str, tuple[tuple[str, str], ...]] = LRU(maxsize)
         self._lock = threading.Lock()
 
     def remember(self, fingerprint: str | None, headers: tuple[tuple[str, str], ...]) -> None:
         if not fingerprint or not headers:
             return
         with self._lock:
-            self._items[fingerprint] = headers
-            self._items.move_to_end(fingerprint)
-            while len(self._items) > self._maxsize:
-                self._items.popitem(last=False)
+            self._items.put(fingerprint, headers)
 
     def get(self, fingerprint: str | None) -> tuple[tuple[str, str], ...] | None:
         if not fingerprint:
@@ -193,27 +189,21 @@ class EnrichmentSink:
         self.enricher = enricher
         enricher.still_needed = lambda run_id: run_id not in self._steps_seen
         self.max_tracked = max_tracked
-        self._steps_seen: OrderedDict[str, None] = OrderedDict()
-        self._requested: OrderedDict[str, None] = OrderedDict()
+        self._steps_seen: LRU[str, bool] = LRU(max_tracked)
+        self._requested: LRU[str, bool] = LRU(max_tracked)
         self.requested = 0
-
-    def _mark(self, table: OrderedDict[str, None], run_id: str) -> None:
-        table[run_id] = None
-        table.move_to_end(run_id)
-        while len(table) > self.max_tracked:
-            table.popitem(last=False)
 
     def on_exchange(self, exchange: Exchange, facts: Sequence[Fact]) -> None:
         terminal: list[RunSnapshot] = []
         for fact in facts:
             if isinstance(fact, StepSnapshot) and fact.run_id:
-                self._mark(self._steps_seen, fact.run_id)
+                self._steps_seen.put(fact.run_id, True)
             elif isinstance(fact, RunSnapshot) and fact.status in TERMINAL_RUN_STATUSES:
                 terminal.append(fact)
         if exchange.origin == "enrichment":
             if exchange.status is not None and exchange.status < 500:
                 for fact in terminal:
-                    self._mark(self._steps_seen, fact.run_id)
+                    self._steps_seen.put(fact.run_id, True)
             return
         for run in terminal:
             if run.run_id in self._steps_seen or run.run_id in self._requested or not run.thread_id:
@@ -221,7 +211,7 @@ class EnrichmentSink:
             prefix = _api_prefix(exchange.path)
             if prefix is None:
                 continue
-            self._mark(self._requested, run.run_id)
+            self._requested.put(run.run_id, True)
             request = EnrichRequest(
                 run_id=run.run_id,
                 thread_id=run.thread_id,

@@ -13,6 +13,8 @@ import hmac
 import os
 from collections.abc import Iterable
 
+from proxy.config import Settings
+
 KEY_FILE = "fingerprint.key"
 
 
@@ -84,8 +86,7 @@ class Fingerprinter:
         return fingerprint
 
     @classmethod
-    def for_settings(cls, settings: object) -> "Fingerprinter":
-        secret = getattr(settings, "fingerprint_secret", None)
-        if secret:
-            return cls(secret)
-        return cls(load_or_create_secret(getattr(settings, "store")))
+    def for_settings(cls, settings: Settings) -> "Fingerprinter":
+        if settings.fingerprint_secret:
+            return cls(settings.fingerprint_secret)
+        return cls(load_or_create_secret(settings.store))

@@ -24,7 +24,9 @@ import orjson
 from aiohttp import web
 from yarl import URL
 
+from proxy.config import Settings
 from proxy.exchange import Recorder
+from proxy.fingerprint import Fingerprinter
 from proxy.owncalls import recorded_get
 
 log = logging.getLogger("assistants_audit.sampler")
@@ -148,13 +150,13 @@ class VectorStoreSampler:
 SAMPLER = web.AppKey("vector_store_sampler", VectorStoreSampler)
 
 
-def sampler_key(settings: Any, env: dict[str, str] | None = None) -> str | None:
+def sampler_key(settings: Settings, env: dict[str, str] | None = None) -> str | None:
     """The key the sampler lists vector stores with: --sampler-key, else OPENAI_API_KEY."""
-    return getattr(settings, "sampler_key", None) or (os.environ if env is None else env).get("OPENAI_API_KEY")
+    return settings.sampler_key or (os.environ if env is None else env).get("OPENAI_API_KEY")
 
 
 def sampler_ctx(
-    settings: Any,
+    settings: Settings,
     recorder: Recorder,
     *,
     fingerprint: Callable[[str], str | None] | None = None,
@@ -164,8 +166,8 @@ def sampler_ctx(
     is set) with its own client session, and cancels it on shutdown. Add it to one worker only."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        every = getattr(settings, "sample_vector_stores", None)
-        key = getattr(settings, "sampler_key", None) or (os.environ if env is None else env).get("OPENAI_API_KEY")
+        every = settings.sample_vector_stores
+        key = sampler_key(settings, env)
         if every is None:
             yield
             return
@@ -173,12 +175,7 @@ def sampler_ctx(
             log.warning("--sample-vector-stores is set but there is no --sampler-key or OPENAI_API_KEY: not sampling")
             yield
             return
-        if fingerprint is None:
-            from proxy.fingerprint import Fingerprinter
-
-            fp = Fingerprinter.for_settings(settings)
-        else:
-            fp = fingerprint
+        fp = Fingerprinter.for_settings(settings) if fingerprint is None else fingerprint
         # raw bytes as on the wire, like the forwarder: the parser handles Content-Encoding itself
         session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False, auto_decompress=False)
         sampler = VectorStoreSampler(upstream=settings.upstream, api_key=key, session=session,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import socket
 import time
-from collections import OrderedDict
-
 import orjson
+
+from proxy.lru import LRU
 
 RESEND_SECONDS = 60.0
 
@@ -22,8 +22,7 @@ class RecorderRelay:
         self.address = address
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self._sock.setblocking(False)
-        self._sent: OrderedDict[str, float] = OrderedDict()
-        self._maxsize = maxsize
+        self._sent: LRU[str, float] = LRU(maxsize)
 
     def _send(self, message: dict) -> None:
         try:
@@ -39,10 +38,7 @@ class RecorderRelay:
         last = self._sent.get(fingerprint)
         if last is not None and now - last < RESEND_SECONDS:
             return
-        self._sent[fingerprint] = now
-        self._sent.move_to_end(fingerprint)
-        while len(self._sent) > self._maxsize:
-            self._sent.popitem(last=False)
+        self._sent.put(fingerprint, now)
         self._send({"cred": fingerprint, "h": [list(h) for h in headers]})
 
     def report(self, slot: str | None, *, lost: int, bodies_dropped: int, held: int, journal_bytes: int) -> None:

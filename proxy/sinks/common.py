@@ -1,13 +1,10 @@
 """Vocabulary shared by the metrics and tracing sinks: which run statuses are terminal, how an
-Assistants operation maps onto a GenAI semantic-convention operation, when a run ended, and a
-small LRU so per-run state stays bounded however many runs pass through."""
+Assistants operation maps onto a GenAI semantic-convention operation, and when a run ended.
+(Their per-run state stays bounded with proxy.lru.LRU.)"""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable
 from datetime import datetime
-from typing import Generic, TypeVar
 
 from proxy.facts import RunSnapshot
 
@@ -45,52 +42,3 @@ def run_ended_at(run: RunSnapshot) -> datetime | None:
     else:
         end = run.completed_at or run.failed_at or run.cancelled_at
     return end or run.observed_at
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class LRU(Generic[K, V]):
-    """A dict that forgets the least recently used key past `maxsize` entries."""
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._data: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def setdefault(self, key: K, factory: Callable[[], V]) -> V:
-        value = self._data.get(key)
-        if value is None:
-            value = self._data[key] = factory()
-            if len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
-        else:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        if len(self._data) > self.maxsize:
-            self._data.popitem(last=False)
-
-    def pop(self, key: K) -> V | None:
-        return self._data.pop(key, None)
-
-    def values(self) -> list[V]:
-        return list(self._data.values())
-
-    def items(self) -> list[tuple[K, V]]:
-        return list(self._data.items())
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __len__(self) -> int:
-        return len(self._data)

@@ -26,10 +26,13 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
+from analytics.prices import Prices
+from proxy.config import Settings
 from proxy.exchange import Exchange
 from proxy.facts import (
     MAX_USAGE_TOKENS,
@@ -43,7 +46,8 @@ from proxy.facts import (
     VectorStoreObservation,
 )
 from proxy.routes import AZURE, OPENAI, OPERATIONS
-from proxy.sinks.common import GENAI_OPERATION_NAMES, LRU, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
+from proxy.lru import LRU
+from proxy.sinks.common import GENAI_OPERATION_NAMES, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
 
 log = logging.getLogger("assistants_audit.metrics")
 
@@ -66,10 +70,7 @@ WORKER_LABEL_LIMIT = 64
 # OpenTelemetry SDK's cardinality limit with its overflow series, for the same reason).
 SERIES_LIMIT = 1000
 OTHER = "other"
-CODE_INTERPRETER_SESSION_S = 3600.0  # a session is billed per thread per hour
 GIB = 1024**3
-DEFAULT_STORAGE_USD_PER_GIB_DAY = 0.10
-DEFAULT_FREE_STORAGE_GIB = 1.0
 
 _UPSTREAM_ERROR_KINDS = {
     "upstream_unreachable": "unreachable",
@@ -184,20 +185,6 @@ def _ts(dt: datetime | None) -> float | None:
     return dt.timestamp() if dt is not None else None
 
 
-def _load_prices(settings: object) -> Any:
-    """analytics.prices is optional at import time: without it no cost metric is emitted."""
-    try:
-        from analytics.prices import Prices
-    except ImportError:
-        log.warning("analytics.prices unavailable: cost metrics disabled")
-        return None
-    try:
-        return Prices.load(override_file=getattr(settings, "prices", None))
-    except Exception:  # a bad price file must not take metrics down with it
-        log.exception("could not load prices: cost metrics disabled")
-        return None
-
-
 @dataclass(slots=True)
 class _RunState:
     polls: int = 0
@@ -233,8 +220,8 @@ class VectorStoreCollector:
         states: Callable[[], Iterable[VectorStoreState]],
         limit: int,
         *,
-        usd_per_gib_day: float = DEFAULT_STORAGE_USD_PER_GIB_DAY,
-        free_gib: float = DEFAULT_FREE_STORAGE_GIB,
+        usd_per_gib_day: float,
+        free_gib: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._states = states
@@ -338,8 +325,8 @@ class MetricsSink:
     def __init__(
         self,
         registry: CollectorRegistry,
-        settings: object,
-        prices: Any = None,
+        settings: Settings,
+        prices: Prices | None = None,
         *,
         clock: Callable[[], float] = time.time,
         max_runs: int = 20_000,
@@ -347,7 +334,7 @@ class MetricsSink:
         max_vector_stores: int = 10_000,
     ) -> None:
         self.registry = registry
-        self.prices = prices if prices is not None else _load_prices(settings)
+        self.prices = prices if prices is not None else Prices.load(settings.prices)
         self._clock = clock
         self._runs: LRU[str, _RunState] = LRU(max_runs)
         self._tool_calls: LRU[str, list[bool]] = LRU(max_tool_calls)  # [counted, results counted]
@@ -455,9 +442,9 @@ class MetricsSink:
         prices = self.prices
         self.vector_store_collector = VectorStoreCollector(
             self._vector_store_states,
-            int(getattr(settings, "vector_store_gauge_limit", 50) or 50),
-            usd_per_gib_day=getattr(prices, "storage_usd_per_gib_day", DEFAULT_STORAGE_USD_PER_GIB_DAY),
-            free_gib=getattr(prices, "free_storage_gib", DEFAULT_FREE_STORAGE_GIB),
+            settings.vector_store_gauge_limit,
+            usd_per_gib_day=prices.storage_usd_per_gib_day,
+            free_gib=prices.free_storage_gib,
             clock=clock,
         )
         r.register(self.vector_store_collector)
@@ -629,7 +616,7 @@ class MetricsSink:
             if n is not None:
                 self._child(self.tokens, model, assistant, token_type).inc(n)
                 self._child(self.genai_tokens, "invoke_agent", provider, model, token_type).observe(n)
-        if self.prices is not None and (tokens_in or tokens_out):
+        if tokens_in or tokens_out:
             at = run.created_at or run.observed_at
             try:
                 usd, _source = self.prices.token_cost(state.model or "", tokens_in or 0, tokens_out or 0, at)
@@ -662,16 +649,15 @@ class MetricsSink:
         at = call.observed_at.timestamp()
         thread = call.thread_id or call.run_id or call.tool_call_id
         start = self._ci_sessions.get(thread)
-        session_s = getattr(self.prices, "code_interpreter_session_seconds", CODE_INTERPRETER_SESSION_S)
+        session_s = self.prices.code_interpreter_session_seconds
         if start is not None and 0 <= at - start < session_s:
             return
         self._ci_sessions.put(thread, at)
         self.ci_sessions.inc()
-        usd = getattr(self.prices, "code_interpreter_usd_per_session", None)
-        if usd is not None:
-            run = self._runs.get(call.run_id) if call.run_id else None
-            model, assistant = (run.model, run.assistant) if run else (None, None)
-            self._child(self.cost, self._models(model), self._assistants(assistant), "code_interpreter_session").inc(usd)
+        run = self._runs.get(call.run_id) if call.run_id else None
+        model, assistant = (run.model, run.assistant) if run else (None, None)
+        self._child(self.cost, self._models(model), self._assistants(assistant), "code_interpreter_session").inc(
+            self.prices.code_interpreter_usd_per_session)
 
     # -- vector stores ------------------------------------------------------------------------
 
@@ -717,11 +703,10 @@ class MetricsSink:
 # -- exposition -----------------------------------------------------------------------------
 
 
-METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
-
-
 def metrics_handler(registry: CollectorRegistry):
-    """aiohttp handler serving `registry` in the Prometheus text format."""
+    """aiohttp handler serving `registry` in the Prometheus text or OpenMetrics format (as Accept
+    asks). The one exposition handler: the recorder serves its registry with it, the admin
+    listener relays to that."""
 
     async def handle_metrics(request: web.Request) -> web.Response:
         # generate_latest walks every collector; run it off the loop so a big scrape never
@@ -731,11 +716,6 @@ def metrics_handler(registry: CollectorRegistry):
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     return handle_metrics
-
-
-async def metrics_response(request: web.Request) -> web.Response:
-    """Handler for apps that keep their registry under METRICS_REGISTRY."""
-    return await metrics_handler(request.app[METRICS_REGISTRY])(request)
 
 
 def series_count(registry: CollectorRegistry) -> int:

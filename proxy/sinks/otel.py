@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from proxy import __version__
+from proxy.config import Settings
 from proxy.exchange import Exchange
 from proxy.facts import (
     AssistantObservation,
@@ -36,7 +37,8 @@ from proxy.facts import (
     StepSnapshot,
     ToolCallFact,
 )
-from proxy.sinks.common import LRU, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
+from proxy.lru import LRU
+from proxy.sinks.common import TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
 from proxy.serving.tracecontext import TraceParent
 from proxy.telemetry import ExchangeIdGenerator
 
@@ -97,7 +99,7 @@ class OtelSink:
     def __init__(
         self,
         tracer_provider: TracerProvider,
-        settings: object,
+        settings: Settings,
         *,
         step_wait_s: float = 5.0,
         max_runs: int = 10_000,
@@ -105,7 +107,7 @@ class OtelSink:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.provider = tracer_provider
-        self.capture_content = bool(getattr(settings, "capture_content", False))
+        self.capture_content = settings.capture_content
         self.step_wait_s = step_wait_s
         self._clock = clock
         self._tracer = tracer_provider.get_tracer("assistants_audit", __version__)

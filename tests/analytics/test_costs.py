@@ -272,6 +272,7 @@ def test_impossible_usage_is_kept_as_a_run_never_priced_and_counted(tmp_path):
     from prometheus_client import CollectorRegistry
 
     from proxy.assistants import parse
+    from proxy.config import Settings
     from proxy.sinks.metrics import MetricsSink
     from tests.recording.recorded import exchange, load
 
@@ -284,7 +285,7 @@ def test_impossible_usage_is_kept_as_a_run_never_priced_and_counted(tmp_path):
                                 response_body=json.dumps(body).encode()), capture_content=False)
     prices = Prices.load()
     registry = CollectorRegistry()
-    sink = MetricsSink(registry, None, prices=prices)
+    sink = MetricsSink(registry, Settings(), prices=prices)
     for reason in usages:
         mine = [f for f in facts if getattr(f, "exchange_id", None) == f"ex_{reason}"]
         sink.on_exchange(exchange("synthetic_runs_retrieve_completed", exchange_id=f"ex_{reason}"), mine)

@@ -172,3 +172,13 @@ def test_sql_refusal_names_exactly_the_statements_that_work(tmp_path):
     for kind in accepted:
         result = CliRunner().invoke(main, ["sql", "--store", str(store), statement[kind]])
         assert result.exit_code == 0, (kind, result.output)
+
+
+@pytest.mark.parametrize("window, names", [
+    (("--since", "last tuesday"), ("--since", "last tuesday")),
+    (("--until", "tomorrow"), ("--until", "tomorrow")),
+    (("--since", "2025-06-02", "--until", "2025-06-01"), ("--until", "--since")),
+])
+def test_a_bad_window_is_one_line_naming_the_option(tmp_path, window, names):
+    store = write_store(tmp_path / "audit", [])
+    assert_one_line_error(run_cli("report", "--store", str(store), *window), 2, *names)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from types import SimpleNamespace
 
 from click.testing import CliRunner
 from opentelemetry.sdk.trace import TracerProvider
@@ -17,6 +16,7 @@ from opentelemetry.trace import StatusCode
 from dashboards.cli import dashboards
 from dashboards.panels import PROMETHEUS_UID, TEMPO_UID
 from dashboards.render import render_all
+from proxy.config import Settings
 from proxy.cli import main
 from proxy.sinks.otel import OtelSink
 from tests.observability import factories as f
@@ -139,7 +139,7 @@ def test_run_failure_trace_links_find_runs_of_the_clicked_status() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    sink = OtelSink(provider, SimpleNamespace(capture_content=False), step_wait_s=0)
+    sink = OtelSink(provider, Settings(), step_wait_s=0)
     runs = {}
     for i, (status, model) in enumerate(
         [(s, m) for s in ["completed", *statuses] for m in ("gpt-4o", "gpt-4o-mini")]

@@ -9,12 +9,12 @@ import json
 import math
 import random
 import string
-from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from proxy.assistants import parse
+from proxy.config import Settings
 from proxy.exchange import Exchange
 from proxy.sinks import metrics as M
 from proxy.sinks.metrics import CAPPED_LABELS, FIXED_LABELS, SERIES_LIMIT, MetricsSink, series_count
@@ -142,7 +142,7 @@ def series_bound(registry: CollectorRegistry, gauge_limit: int) -> int:
 
 def _drive(n: int, seed: int) -> tuple[MetricsSink, CollectorRegistry]:
     registry = CollectorRegistry()
-    settings = SimpleNamespace(capture_content=False, vector_store_gauge_limit=GAUGE_LIMIT, prices=None)
+    settings = Settings(vector_store_gauge_limit=GAUGE_LIMIT)
     sink = MetricsSink(registry, settings, clock=lambda: 1_700_000_000.0, max_runs=500)
     rng = random.Random(seed)
     for i in range(n):
@@ -184,8 +184,7 @@ def test_random_traffic_keeps_every_label_in_its_vocabulary_and_the_series_bound
 def test_raw_beta_values_never_become_labels():
     """The case the issue measured: 3,000 requests, each with its own `assistants=<x>` value."""
     registry = CollectorRegistry()
-    sink = MetricsSink(registry, SimpleNamespace(capture_content=False, vector_store_gauge_limit=GAUGE_LIMIT,
-                                                 prices=None), clock=lambda: 1_700_000_000.0)
+    sink = MetricsSink(registry, Settings(vector_store_gauge_limit=GAUGE_LIMIT), clock=lambda: 1_700_000_000.0)
     before = None
     for i in range(3000):
         ex = exchange(
@@ -199,3 +198,27 @@ def test_raw_beta_values_never_become_labels():
     assert series_count(registry) == before
     versions = {s.labels["api_version"] for m in registry.collect() for s in m.samples if "api_version" in s.labels}
     assert versions == {M.UNKNOWN}
+
+
+@pytest.mark.parametrize("limit", [0, 1, 3])
+def test_vector_store_gauge_limit_is_the_number_of_stores_with_their_own_series(limit):
+    """--vector-store-gauge-limit 0 means no per-store series at all (the org-wide totals stay)."""
+    registry = CollectorRegistry()
+    sink = MetricsSink(registry, Settings(vector_store_gauge_limit=limit), clock=lambda: 1_700_000_000.0)
+    stores = [{"id": f"vs_{i}", "object": "vector_store", "created_at": 1_699_000_000, "name": None,
+               "usage_bytes": (i + 1) * 1000, "status": "completed", "last_active_at": 1_699_999_000,
+               "file_counts": {"in_progress": 0, "completed": 1, "failed": 0, "cancelled": 0, "total": 1}}
+              for i in range(5)]
+    body = json.dumps({"object": "list", "data": stores, "has_more": False}).encode()
+    ex = Exchange(
+        exchange_id="ex-vs", worker="w0", origin="client", started_at=1_700_000_000.0, ttfb_s=0.01,
+        duration_s=0.02, proxy_overhead_s=0.001, method="GET", path="/v1/vector_stores", query="",
+        request_headers=(("openai-beta", "assistants=v2"),), key_fingerprint=None, request_body=b"",
+        request_body_size=0, status=200, response_headers=(("content-type", "application/json"),),
+        response_body=body, response_body_size=len(body), upstream="http://upstream",
+    )
+    sink.on_exchange(ex, parse(ex, capture_content=False))
+    exported = {s.labels["vector_store_id"] for family in registry.collect() for s in family.samples
+                if "vector_store_id" in s.labels}
+    assert exported == {f"vs_{i}" for i in range(4, 4 - limit, -1)}
+    assert registry.get_sample_value("assistants_audit_vector_stores") == 5

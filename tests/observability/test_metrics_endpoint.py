@@ -1,14 +1,14 @@
-"""The aiohttp handlers that expose a registry, served on loopback."""
+"""The aiohttp handler that exposes a registry, served on loopback."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.sinks.metrics import METRICS_REGISTRY, MetricsSink, metrics_handler, metrics_response
+from proxy.config import Settings
+from proxy.sinks.metrics import MetricsSink, metrics_handler
 from tests.observability import factories as f
 
 
@@ -17,23 +17,20 @@ def parse(text: str) -> dict[tuple[str, tuple], float]:
             for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 
-async def test_metrics_handler_and_response(aiohttp_client):
+async def test_metrics_handler_serves_text_and_openmetrics(aiohttp_client):
     registry = CollectorRegistry()
-    sink = MetricsSink(registry, SimpleNamespace(vector_store_gauge_limit=5, prices=None))
+    sink = MetricsSink(registry, Settings(vector_store_gauge_limit=5))
     ex = f.exchange()
     sink.on_exchange(ex, [f.exchange_fact(ex), f.vector_store("vs_1", 123)])
     app = web.Application()
-    app[METRICS_REGISTRY] = registry
     app.router.add_get("/metrics", metrics_handler(registry))
-    app.router.add_get("/metrics2", metrics_response)
     client = await aiohttp_client(app)
-    for path in ("/metrics", "/metrics2"):
-        resp = await client.get(path)
-        assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
-        samples = parse(await resp.text())
-        key = (("api_version", "v2"), ("operation", "runs.retrieve"), ("status_class", "2xx"))
-        assert samples[("assistants_audit_exchanges_total", key)] == 1
-        assert samples[("assistants_audit_vector_store_usage_bytes", (("vector_store_id", "vs_1"),))] == 123
+    resp = await client.get("/metrics")
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
+    samples = parse(await resp.text())
+    key = (("api_version", "v2"), ("operation", "runs.retrieve"), ("status_class", "2xx"))
+    assert samples[("assistants_audit_exchanges_total", key)] == 1
+    assert samples[("assistants_audit_vector_store_usage_bytes", (("vector_store_id", "vs_1"),))] == 123
     resp = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
     assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
     assert (await resp.text()).rstrip().endswith("# EOF")

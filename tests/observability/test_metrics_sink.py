@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from proxy.config import Settings
 from proxy.sinks.metrics import GIB, MetricsSink, series_count
 from tests.observability import factories as f
 
@@ -26,7 +26,7 @@ class FakePrices:
 
 
 def settings(**kw):
-    return SimpleNamespace(capture_content=False, vector_store_gauge_limit=3, prices=None, **kw)
+    return Settings(vector_store_gauge_limit=3, **kw)
 
 
 @pytest.fixture

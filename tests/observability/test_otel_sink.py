@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from proxy.config import Settings
 from proxy.facts import AssistantObservation
 from proxy.sinks.otel import OtelSink
 from proxy.serving.tracecontext import TraceParent, outgoing_traceparent
@@ -39,7 +40,7 @@ def make_sink(exporter, capture_content=False, step_wait_s=5.0):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     clock = SimpleNamespace(now=0.0)
-    sink = OtelSink(provider, SimpleNamespace(capture_content=capture_content), step_wait_s=step_wait_s,
+    sink = OtelSink(provider, Settings(capture_content=capture_content), step_wait_s=step_wait_s,
                     clock=lambda: clock.now)
     return sink, clock
 
@@ -229,7 +230,7 @@ def test_upstream_failure_span(exporter):
 def test_run_state_is_bounded(exporter):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    sink = OtelSink(provider, SimpleNamespace(capture_content=False), max_runs=50)
+    sink = OtelSink(provider, Settings(), max_runs=50)
     for i in range(500):
         ex = f.exchange()
         sink.on_exchange(ex, [f.exchange_fact(ex, run_id=f"run_{i}"), f.run(f"run_{i}", status="in_progress")])
@@ -258,7 +259,7 @@ def test_sampler_from_env(exporter):
         provider = tracer_provider(TelemetryConfig.from_env(env))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         exporter.clear()
-        sink = OtelSink(provider, SimpleNamespace(capture_content=False))
+        sink = OtelSink(provider, Settings())
         ex = f.exchange()
         sink.on_exchange(ex, [f.exchange_fact(ex)])
         return provider, len(exporter.get_finished_spans())
@@ -281,7 +282,7 @@ def test_otlp_http_export_to_loopback_receiver(otlp_receiver):
     provider = tracer_provider_from_env(
         {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.url, "OTEL_SERVICE_NAME": "audit-test"}
     )
-    sink = OtelSink(provider, SimpleNamespace(capture_content=False))
+    sink = OtelSink(provider, Settings())
     polled_run(sink, SimpleNamespace(now=0.0))
     ex = f.exchange(t=3, path="/v1/threads/thread_1/runs/run_1/steps")
     sink.on_exchange(ex, [

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from proxy.admin import make_admin_app
 from proxy.config import OPTIONS, ConfigError, Settings, settings_options
 from proxy.fingerprint import Fingerprinter, load_or_create_secret
+from proxy.sinks.metrics import metrics_handler
 from tests.clierrors import assert_one_line_error, run_cli
 from tests.servers import free_port, serve
 
@@ -152,7 +153,7 @@ def test_admin_metrics_from_a_registry(upstream):
 
     registry = CollectorRegistry()
     Counter("assistants_audit_test_things", "things", registry=registry).inc(3)
-    with serve(lambda: make_admin_app(Settings(upstream=upstream.url), registry=registry)) as admin:
+    with serve(lambda: make_admin_app(Settings(upstream=upstream.url), metrics_handler=metrics_handler(registry))) as admin:
         status, body = _get(admin.url + "/metrics")
     assert status == 200 and b"assistants_audit_test_things_total 3.0" in body
 
