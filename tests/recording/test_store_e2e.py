@@ -99,7 +99,9 @@ class ReadOnlyReader:
     def finish(self) -> None:
         """Let go of the file; no query may have failed (but those rerun, where allowed)."""
         _, err = self.proc.communicate(timeout=60)
-        assert self.proc.returncode == 0 and (self.rerun_allowed or not err.strip()), err
+        # the duckdb CLI exits 1 at the end when any query failed, even one that was rerun
+        assert self.proc.returncode == 0 or (self.rerun_allowed and self.failures), err
+        assert self.rerun_allowed or not err.strip(), err
 
 
 @pytest.fixture
