@@ -498,7 +498,7 @@ def install_report_prices(con: Any, prices: Prices) -> list[str]:
 
 
 class PriceSink:
-    """proxy.observers.Sink that keeps STORE/tables/_prices/ current: when a model not seen
+    """proxy.recording.dispatch.Sink that keeps STORE/tables/_prices/ current: when a model not seen
     before appears in a run or an assistant, the price files are rewritten on the next flush,
     so `duckdb -readonly STORE/audit.duckdb` prices it. Runs on the recorder's worker thread."""
 

@@ -29,7 +29,7 @@ from bench.bodies import RUN_JSON
 
 
 def _exchange(i: int):
-    from proxy.exchange import Exchange, new_exchange_id
+    from proxy.serving.exchange import Exchange, new_exchange_id
 
     return Exchange(
         exchange_id=new_exchange_id(), worker="w0", origin="client", started_at=time.time(), ttfb_s=0.0012,
@@ -51,12 +51,12 @@ def measure(n: int = 20_000, flush_every: int = 1_000) -> dict[str, float]:
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
     from prometheus_client import CollectorRegistry
 
-    from proxy import journal
-    from proxy.assistants import parse
+    from proxy.recording import journal
+    from proxy.assistants.parse import parse
     from proxy.config import Settings
     from proxy.recording.local import standard_sinks
     from proxy.sinks.store import StoreSink
-    from proxy.telemetry import TelemetryConfig, tracer_provider
+    from proxy.sinks.telemetry import TelemetryConfig, tracer_provider
 
     class Discard(SpanExporter):
         def export(self, spans):  # noqa: ANN001

@@ -3,7 +3,7 @@
 On loopback it starts the emulator and a real `assistants-audit serve` (one worker, a fresh
 store) as subprocesses, then for N minutes drives a mixed load through the proxy:
 
-- several SDK workers, each looping over `proxy.workload.Workload` with the official `openai`
+- several SDK workers, each looping over `proxy.demo.workload.Workload` with the official `openai`
   SDK (v1 and v2 calls, polled and streamed runs, function tool calls, file uploads, vector
   stores, failing/incomplete/cancelled runs, a 404);
 - one fault injector that, every `--fault-interval` seconds, does the next of: a client that
@@ -126,7 +126,7 @@ class Ledger:
 
 def sdk_worker(name: str, base_url: str, ledger: Ledger, until: float) -> None:
     """Loop the scripted workload until `until` (time.monotonic), aborting between steps."""
-    from proxy.workload import Workload
+    from proxy.demo.workload import Workload
 
     def check(_: str) -> None:
         if time.monotonic() >= until:
@@ -622,7 +622,7 @@ def write_report(f: dict[str, Any], checks: list[tuple[str, bool, str]], command
         f"{os.cpu_count()} cores shared by everything (emulator, proxy, clients and other work on the machine).", "",
         f"Setup: the emulator (`--time-scale {f['time_scale']:g}`) and `assistants-audit serve` (1 worker, a fresh "
         f"store, `--max-body-size 2MiB`) as subprocesses on loopback; {f['workers']} SDK workers looping "
-        "`proxy.workload.Workload` (v1 and v2, polled and streamed runs, tool calls, uploads, vector stores) plus "
+        "`proxy.demo.workload.Workload` (v1 and v2, polled and streamed runs, tool calls, uploads, vector stores) plus "
         "one fault injector; the proxy's RSS, open fds and recorder backlog sampled every few seconds.", "",
         f"**Verdict: {'PASS' if passed else 'FAIL'}**", "",
         "| figure | first | last | max |", "|---|---|---|---|",

@@ -17,7 +17,7 @@ COMMANDS: dict[str, str] = {
     "emulator": "emulator.cli:emulator",
     "sql": "analytics.cli:sql",
     "report": "analytics.cli:report",
-    "demo": "proxy.demo:demo",
+    "demo": "proxy.demo.run:demo",
     "dashboards": "dashboards.cli:dashboards",
     "bench": "bench.cli:bench",
 }

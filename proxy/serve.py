@@ -43,11 +43,11 @@ from aiohttp import web
 
 from proxy import logs
 from proxy.admin import make_admin_app, upstream_reachable
-from proxy.app import make_app
+from proxy.serving.app import make_app
 from proxy.config import ConfigError, Settings, option_error, settings_options
-from proxy.fingerprint import load_or_create_secret
-from proxy.forward import make_client_session
-from proxy.guard import ProxyRunner
+from proxy.serving.fingerprint import load_or_create_secret
+from proxy.serving.forward import make_client_session
+from proxy.serving.guard import ProxyRunner
 from proxy.recording.control import RecorderControl
 from proxy.serving.appender import JournalAppender
 from proxy.serving.relay import RecorderRelay

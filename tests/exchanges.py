@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.exchange import Exchange, new_exchange_id
+from proxy.serving.exchange import Exchange, new_exchange_id
 
 T0 = 1_700_000_000.0  # started_at of an exchange with t=0
 

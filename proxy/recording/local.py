@@ -15,10 +15,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from analytics.prices import PriceSink
-from proxy.assistants import parse as assistants_parse
+from proxy.assistants.parse import parse as assistants_parse
 from proxy.config import Settings
-from proxy.exchange import Exchange
-from proxy.observers import Sink
+from proxy.serving.exchange import Exchange
+from proxy.recording.dispatch import Sink
 from proxy.recording.recorder import JournalRecorder, Parse, prepare_store
 from proxy.serving.appender import JournalAppender
 from proxy.sinks.metrics import MetricsSink
@@ -26,7 +26,7 @@ from proxy.sinks.otel import OtelSink
 
 
 class LocalRecorder:
-    """Implements proxy.exchange.Recorder. start() before the first submit, close() at the end."""
+    """Implements proxy.serving.exchange.Recorder. start() before the first submit, close() at the end."""
 
     def __init__(self, settings: Settings, sinks: Sequence[Sink] = (), parse: Parse | None = None,
                  *, tick_interval: float = 1.0, **recorder_options: Any) -> None:

@@ -35,18 +35,18 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 
-from proxy.assistants import parse
+from proxy.assistants.parse import parse
 from proxy.config import ConfigError, Settings
-from proxy.enrich import CredentialCache, Enricher, EnrichmentSink
-from proxy.fingerprint import Fingerprinter
-from proxy.observers import Sink
+from proxy.sources.enrich import CredentialCache, Enricher, EnrichmentSink
+from proxy.serving.fingerprint import Fingerprinter
+from proxy.recording.dispatch import Sink
 from proxy.recording.control import RecorderControl
 from proxy.recording.recorder import JournalRecorder, prepare_store
-from proxy.sampler import VectorStoreSampler, sampler_key
+from proxy.sources.sampler import VectorStoreSampler, sampler_key
 from proxy.serving.appender import JournalAppender
 from proxy.recording.local import standard_sinks
 from proxy.sinks.metrics import MetricsSink, metrics_handler
-from proxy.telemetry import tracer_provider_from_env
+from proxy.sinks.telemetry import tracer_provider_from_env
 
 log = logging.getLogger("assistants_audit.recorder")
 

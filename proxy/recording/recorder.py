@@ -36,11 +36,11 @@ from pathlib import Path
 import duckdb
 
 from analytics import store as layout
-from proxy import journal
-from proxy.exchange import Exchange
-from proxy.facts import ExchangeFact, Fact
-from proxy.journal import Position, Slot
-from proxy.observers import Dispatcher, Sink
+from proxy.recording import journal
+from proxy.serving.exchange import Exchange
+from proxy.assistants.facts import ExchangeFact, Fact
+from proxy.recording.journal import Position, Slot
+from proxy.recording.dispatch import Dispatcher, Sink
 from proxy.recording.tail import JournalTail
 from proxy.serving.appender import take_lost
 from proxy.sinks.store import StoreSink, error_kind

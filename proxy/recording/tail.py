@@ -1,6 +1,6 @@
 """Reading a journal slot while its worker is still appending to it.
 
-The serving processes only append framed records (`proxy.journal`); the recorder process follows
+The serving processes only append framed records (`proxy.recording.journal`); the recorder process follows
 each slot from its checkpoint with a `JournalTail`. Unlike `journal.read_segment` (for a slot
 whose writer is gone), a tail must tell *not yet written* from *damaged*:
 
@@ -21,8 +21,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy import journal
-from proxy.journal import MAGIC, Position
+from proxy.recording import journal
+from proxy.recording.journal import MAGIC, Position
 
 log = logging.getLogger("assistants_audit.recorder")
 

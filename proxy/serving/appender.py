@@ -31,9 +31,9 @@ from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
-from proxy import journal
-from proxy.exchange import Exchange
-from proxy.journal import JournalWriter, Slot
+from proxy.recording import journal
+from proxy.serving.exchange import Exchange
+from proxy.recording.journal import JournalWriter, Slot
 
 log = logging.getLogger("assistants_audit.journal")
 
@@ -41,7 +41,7 @@ BODIES_DROPPED = "bodies_dropped"  # Exchange.extra key: why the journaled recor
 
 
 class JournalAppender:
-    """Implements proxy.exchange.Recorder for a serving process."""
+    """Implements proxy.serving.exchange.Recorder for a serving process."""
 
     def __init__(
         self,

@@ -31,7 +31,7 @@ class RecorderRelay:
             pass
 
     def remember(self, fingerprint: str | None, headers: tuple[tuple[str, str], ...]) -> None:
-        """The forwarder's credential hook (same shape as proxy.enrich.CredentialCache.remember)."""
+        """The forwarder's credential hook (same shape as proxy.sources.enrich.CredentialCache.remember)."""
         if not fingerprint or not headers:
             return
         now = time.monotonic()

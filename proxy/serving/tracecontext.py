@@ -1,7 +1,7 @@
 """W3C trace context for the hot path: the traceparent the forwarder sends upstream.
 
 No OpenTelemetry SDK here (the serving process does not load it): the forwarder only mints a
-span id; the recorder process builds the span with exactly that id (`proxy.telemetry`).
+span id; the recorder process builds the span with exactly that id (`proxy.sinks.telemetry`).
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from proxy.facts import RunSnapshot
+from proxy.assistants.facts import RunSnapshot
 
 TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 
-# Assistants operation (proxy.routes) -> gen_ai.operation.name. Only operations the GenAI
+# Assistants operation (proxy.assistants.routes) -> gen_ai.operation.name. Only operations the GenAI
 # conventions have a name for; everything else is plain HTTP.
 _GENAI_OPERATIONS = {
     "assistants.create": "create_agent",

@@ -33,8 +33,8 @@ from prometheus_client.exposition import choose_encoder
 
 from analytics.prices import Prices
 from proxy.config import Settings
-from proxy.exchange import Exchange
-from proxy.facts import (
+from proxy.serving.exchange import Exchange
+from proxy.assistants.facts import (
     MAX_USAGE_TOKENS,
     USAGE_INVALID_REASONS,
     ExchangeFact,
@@ -45,7 +45,7 @@ from proxy.facts import (
     ToolCallFact,
     VectorStoreObservation,
 )
-from proxy.routes import AZURE, OPENAI, OPERATIONS
+from proxy.assistants.routes import AZURE, OPENAI, OPERATIONS
 from proxy.lru import LRU
 from proxy.sinks.common import GENAI_OPERATION_NAMES, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
 
@@ -80,7 +80,7 @@ _UPSTREAM_ERROR_KINDS = {
 _SAFE_LABEL = re.compile(r"^[A-Za-z0-9_.:/=+-]{1,64}$")
 _HTTP_STATUS = re.compile(r"(?:http_)?(\d{3})")
 
-# Error types worth a series of their own: the proxy's own (proxy.forward, proxy.guard), OpenAI's
+# Error types worth a series of their own: the proxy's own (proxy.serving.forward, proxy.serving.guard), OpenAI's
 # error `type`s, and the HTTP statuses the API documents. Anything else is "other".
 _ERROR_TYPES = frozenset({
     "upstream_unreachable", "upstream_timeout", "upstream_reset", "upstream_error", "client_disconnected",
@@ -320,7 +320,7 @@ class StoreHealth:
 
 
 class MetricsSink:
-    """proxy.observers.Sink that turns exchanges and facts into Prometheus samples."""
+    """proxy.recording.dispatch.Sink that turns exchanges and facts into Prometheus samples."""
 
     def __init__(
         self,
@@ -607,7 +607,7 @@ class MetricsSink:
         tokens_in, tokens_out = run.prompt_tokens, run.completion_tokens
         invalid = run.usage_invalid
         if invalid is None and not _usage_ok((tokens_in, tokens_out, run.total_tokens)):
-            invalid = "malformed"  # facts not built by proxy.assistants: the same rule, here too
+            invalid = "malformed"  # facts not built by proxy.assistants.parse: the same rule, here too
         if invalid is not None:
             self._child(self.invalid_usage, "run", _fixed("reason", invalid, missing=OTHER)).inc()
             return  # impossible usage is neither counted as tokens nor priced

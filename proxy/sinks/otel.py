@@ -27,8 +27,8 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from proxy import __version__
 from proxy.config import Settings
-from proxy.exchange import Exchange
-from proxy.facts import (
+from proxy.serving.exchange import Exchange
+from proxy.assistants.facts import (
     AssistantObservation,
     ExchangeFact,
     Fact,
@@ -40,7 +40,7 @@ from proxy.facts import (
 from proxy.lru import LRU
 from proxy.sinks.common import TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
 from proxy.serving.tracecontext import TraceParent
-from proxy.telemetry import ExchangeIdGenerator
+from proxy.sinks.telemetry import ExchangeIdGenerator
 
 MAX_LINKS = 64  # per run trace; the rest are counted in openai.run.unlinked_exchanges
 
@@ -94,7 +94,7 @@ class _RunState:
 
 
 class OtelSink:
-    """proxy.observers.Sink producing spans on the given tracer provider."""
+    """proxy.recording.dispatch.Sink producing spans on the given tracer provider."""
 
     def __init__(
         self,

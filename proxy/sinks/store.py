@@ -37,10 +37,10 @@ import orjson
 from analytics import store as layout
 from analytics.schema import to_row
 from analytics.store import one_line
-from proxy import journal
-from proxy.exchange import Exchange
-from proxy.facts import Fact
-from proxy.journal import Position
+from proxy.recording import journal
+from proxy.serving.exchange import Exchange
+from proxy.assistants.facts import Fact
+from proxy.recording.journal import Position
 
 log = logging.getLogger("assistants_audit.store")
 

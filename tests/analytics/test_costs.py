@@ -271,7 +271,7 @@ def test_impossible_usage_is_kept_as_a_run_never_priced_and_counted(tmp_path):
     metrics sink: the run rows stay, no cost is negative or astronomic, and each is counted."""
     from prometheus_client import CollectorRegistry
 
-    from proxy.assistants import parse
+    from proxy.assistants.parse import parse
     from proxy.config import Settings
     from proxy.sinks.metrics import MetricsSink
     from tests.recording.recorded import exchange, load

@@ -19,7 +19,7 @@ from analytics.report import build_report
 from analytics.store import connect, open_store
 from emulator.app import EmulatorSettings
 from emulator.app import make_app as make_emulator_app
-from proxy.app import make_app
+from proxy.serving.app import make_app
 from proxy.config import Settings
 from proxy.recording.local import build_recorder
 from tests.proxy.test_serve import ServeProcess
@@ -119,7 +119,7 @@ def test_report_command_json_and_table(recorded):
 def test_sampler_prices_orphaned_stores_and_failures_and_v1_show_up(emulator, tmp_path):
     """A store nobody touches through the proxy is still costed (the sampler saw it); a failed
     run's burnt tokens and v1 traffic from an old SDK header appear in the report."""
-    from proxy.sampler import SAMPLER, sampler_ctx
+    from proxy.sources.sampler import SAMPLER, sampler_ctx
 
     direct = emulator.client()
     orphan = direct.vector_stores.create(name="orphan")

@@ -9,11 +9,11 @@ import io
 
 import aiohttp
 
-from proxy.app import make_app
-from proxy.assistants import parse
+from proxy.serving.app import make_app
+from proxy.assistants.parse import parse
 from proxy.config import Settings
-from proxy.facts import VectorStoreObservation
-from proxy.sampler import SAMPLER, VectorStoreSampler, sampler_ctx
+from proxy.assistants.facts import VectorStoreObservation
+from proxy.sources.sampler import SAMPLER, VectorStoreSampler, sampler_ctx
 from tests.plugins.proxy import ListRecorder
 from tests.servers import ServerThread
 

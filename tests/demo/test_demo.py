@@ -12,7 +12,7 @@ import pytest
 
 from analytics.store import connect
 from proxy.config import Settings
-from proxy.demo import DemoServers
+from proxy.demo.run import DemoServers
 from proxy.recording.local import build_recorder
 
 # The Assistants API itself is deprecated in the openai SDK; that is what this proxy is for.
@@ -60,7 +60,7 @@ def test_demo_prints_a_report_and_fills_the_store(tmp_path):
 
 
 def test_demo_proxy_has_the_connection_guards_serve_has(tmp_path):
-    """The demo serves its proxy with proxy.guard's runner: CONNECT gets the forwarder's 405 with
+    """The demo serves its proxy with proxy.serving.guard's runner: CONNECT gets the forwarder's 405 with
     Allow (aiohttp's plain runner answers a bare 404)."""
     servers = DemoServers(tmp_path / "store")
     try:

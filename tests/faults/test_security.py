@@ -26,8 +26,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from proxy.fingerprint import Fingerprinter
-from proxy.workload import Workload
+from proxy.serving.fingerprint import Fingerprinter
+from proxy.demo.workload import Workload
 from tests.faults.audit_serve import serving, store_files  # noqa: F401 (fixture)
 from tests.plugins.otlp import OtlpReceiver
 from tests.recording.store_helpers import rows, wait_for

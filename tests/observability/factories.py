@@ -7,8 +7,8 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
-from proxy.exchange import Exchange
-from proxy.facts import (
+from proxy.serving.exchange import Exchange
+from proxy.assistants.facts import (
     ExchangeFact,
     FileSearchResultFact,
     RunSnapshot,

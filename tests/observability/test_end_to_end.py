@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 
 from analytics.prices import Prices
 from analytics.store import connect
-from proxy.app import make_app
+from proxy.serving.app import make_app
 from proxy.config import Settings
-from proxy.fingerprint import Fingerprinter
+from proxy.serving.fingerprint import Fingerprinter
 from proxy.recording.local import build_recorder
 from proxy.sinks.metrics import series_count
 from tests.servers import ServerThread

@@ -13,9 +13,9 @@ import string
 import pytest
 from prometheus_client import CollectorRegistry
 
-from proxy.assistants import parse
+from proxy.assistants.parse import parse
 from proxy.config import Settings
-from proxy.exchange import Exchange
+from proxy.serving.exchange import Exchange
 from proxy.sinks import metrics as M
 from proxy.sinks.metrics import CAPPED_LABELS, FIXED_LABELS, SERIES_LIMIT, MetricsSink, series_count
 from tests.exchanges import exchange

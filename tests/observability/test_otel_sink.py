@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from proxy.config import Settings
-from proxy.facts import AssistantObservation
+from proxy.assistants.facts import AssistantObservation
 from proxy.sinks.otel import OtelSink
 from proxy.serving.tracecontext import TraceParent, outgoing_traceparent
-from proxy.telemetry import (
+from proxy.sinks.telemetry import (
     TelemetryConfig,
     TelemetryConfigError,
     tracer_provider,

@@ -1,7 +1,7 @@
 """Fixtures for the proxy (owned by the proxy work).
 
 - `start_proxy(upstream_url, recorder=None, **settings)`: a proxy on loopback in a thread (served
-  like `serve` does, with proxy.guard's connection guards), stopped at teardown. Returns a
+  like `serve` does, with proxy.serving.guard's connection guards), stopped at teardown. Returns a
   `RunningProxy` with `.url`, `.base_url` (url + "/v1"), `.recorder`.
 - `proxy`: the proxy in front of the `emulator` fixture, recording into a `ListRecorder`.
 - `ListRecorder`: keeps every submitted Exchange; `wait_for(n)` blocks until n arrived.
@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from proxy.app import make_app
+from proxy.serving.app import make_app
 from proxy.config import Settings
-from proxy.exchange import Exchange
-from proxy.fingerprint import Fingerprinter
-from proxy.guard import ProxyRunner
+from proxy.serving.exchange import Exchange
+from proxy.serving.fingerprint import Fingerprinter
+from proxy.serving.guard import ProxyRunner
 from tests.servers import ServerThread
 
 

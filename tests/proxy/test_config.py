@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from proxy.admin import make_admin_app
 from proxy.config import OPTIONS, ConfigError, Settings, settings_options
-from proxy.fingerprint import Fingerprinter, load_or_create_secret
+from proxy.serving.fingerprint import Fingerprinter, load_or_create_secret
 from proxy.sinks.metrics import metrics_handler
 from tests.clierrors import assert_one_line_error, run_cli
 from tests.servers import free_port, serve

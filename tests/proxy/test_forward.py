@@ -11,7 +11,7 @@ import time
 import openai
 import pytest
 
-from proxy.forward import HOP_BY_HOP
+from proxy.serving.forward import HOP_BY_HOP
 from tests.proxy.upstreams import GZIP_BODY, HOP_BY_HOP_RESPONSE, OPENAI_ERROR, Upstream
 from tests.servers import ServerThread, free_port, serve
 

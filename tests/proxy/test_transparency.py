@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from proxy.forward import HOP_BY_HOP
+from proxy.serving.forward import HOP_BY_HOP
 from tests.faults.faulty_upstream import FaultyUpstream
 from tests.servers import free_port, serve
 

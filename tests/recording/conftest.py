@@ -11,9 +11,9 @@ import openai
 import pytest
 
 from analytics.store import connect
-from proxy.app import make_app
+from proxy.serving.app import make_app
 from proxy.config import Settings
-from proxy.fingerprint import Fingerprinter
+from proxy.serving.fingerprint import Fingerprinter
 from proxy.recording.local import build_recorder
 from tests.servers import ServerThread
 

@@ -8,7 +8,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from proxy.exchange import Exchange
+from proxy.serving.exchange import Exchange
 from tests.exchanges import exchange as make
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "recordings"

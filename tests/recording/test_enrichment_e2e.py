@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from emulator.app import make_app
-from proxy.enrich import FILE_SEARCH_INCLUDE
+from proxy.sources.enrich import FILE_SEARCH_INCLUDE
 from tests.plugins.emulator import FAST
 from tests.proxy.test_serve import ServeProcess
 from tests.recording.store_helpers import rows, wait_for

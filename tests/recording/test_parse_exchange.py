@@ -9,8 +9,8 @@ from datetime import timezone
 
 import pytest
 
-from proxy.assistants import api_version_from_beta, parse
-from proxy.facts import ExchangeFact, RunSnapshot, VectorStoreObservation
+from proxy.assistants.parse import api_version_from_beta, parse
+from proxy.assistants.facts import ExchangeFact, RunSnapshot, VectorStoreObservation
 from tests.recording.recorded import T0, exchange
 
 PY_SDK = [

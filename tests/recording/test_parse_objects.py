@@ -6,8 +6,8 @@ import dataclasses
 import json
 from datetime import datetime, timezone
 
-from proxy.assistants import parse
-from proxy.facts import (
+from proxy.assistants.parse import parse
+from proxy.assistants.facts import (
     AssistantObservation,
     FileObservation,
     FileSearchResultFact,

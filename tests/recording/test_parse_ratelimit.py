@@ -3,8 +3,8 @@ parser's ExchangeFact through the store's schema to the `exchanges` view."""
 
 from __future__ import annotations
 
-from proxy.assistants import parse
-from proxy.facts import ExchangeFact
+from proxy.assistants.parse import parse
+from proxy.assistants.facts import ExchangeFact
 from tests.analytics.storebuild import connect, write_store
 from tests.recording.recorded import exchange, load
 

@@ -9,8 +9,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.assistants import parse
-from proxy.facts import ExchangeFact
+from proxy.assistants.parse import parse
+from proxy.assistants.facts import ExchangeFact
 from tests.recording.recorded import exchange
 
 KINDS = ["list", "thread.run", "thread.run.step", "thread.message", "assistant", "thread", "vector_store",

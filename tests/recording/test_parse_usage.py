@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from proxy.assistants import parse
-from proxy.facts import MAX_USAGE_TOKENS, USAGE_INVALID_REASONS, RunSnapshot, StepSnapshot
+from proxy.assistants.parse import parse
+from proxy.assistants.facts import MAX_USAGE_TOKENS, USAGE_INVALID_REASONS, RunSnapshot, StepSnapshot
 from tests.recording.recorded import exchange, load
 
 IMPOSSIBLE = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from proxy import journal
-from proxy.journal import JournalWriter, Position
+from proxy.recording import journal
+from proxy.recording.journal import JournalWriter, Position
 from tests.exchanges import exchange
 
 

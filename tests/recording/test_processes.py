@@ -127,8 +127,8 @@ def test_kill_9_of_the_supervisor_under_load_then_restart_loses_nothing(emulator
     assert restarted.stop() == 0
 
 
-HEAVY = ("duckdb", "opentelemetry", "prometheus_client", "analytics", "proxy.assistants", "proxy.facts",
-         "proxy.sinks", "proxy.enrich", "proxy.recording.recorder", "proxy.recording.process")
+HEAVY = ("duckdb", "opentelemetry", "prometheus_client", "analytics", "proxy.assistants.parse", "proxy.assistants.facts",
+         "proxy.sinks", "proxy.sources.enrich", "proxy.recording.recorder", "proxy.recording.process")
 
 
 def test_the_serving_process_imports_no_recording_machinery():

@@ -10,7 +10,7 @@ import threading
 import duckdb
 
 from analytics.store import readers_present
-from proxy import journal
+from proxy.recording import journal
 from proxy.recording.recorder import basic_facts
 from tests.exchanges import exchange
 from tests.recording.store_helpers import ROOT, kill_and_collect, recorder, rows, spawn_writer, wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.routes import AZURE, OPENAI, classify
+from proxy.assistants.routes import AZURE, OPENAI, classify
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.sse import SSEDecoder, SSEEvent, decode_all
+from proxy.assistants.sse import SSEDecoder, SSEEvent, decode_all
 
 STREAM = (
     b": keep-alive comment\n"

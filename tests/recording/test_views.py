@@ -10,8 +10,8 @@ import duckdb
 import pytest
 
 from analytics.schema import TABLES, column_type, ddl, to_row
-from proxy.assistants import parse
-from proxy.facts import FACT_TYPES, RunSnapshot
+from proxy.assistants.parse import parse
+from proxy.assistants.facts import FACT_TYPES, RunSnapshot
 from tests.recording.recorded import T0, exchange, rows
 
 VIEWS = Path(__file__).resolve().parents[2] / "analytics" / "views.sql"

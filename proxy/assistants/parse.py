@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from proxy.exchange import Exchange
-from proxy.facts import (
+from proxy.serving.exchange import Exchange
+from proxy.assistants.facts import (
     MAX_USAGE_TOKENS,
     AssistantObservation,
     AttachedFileObservation,
@@ -36,8 +36,8 @@ from proxy.facts import (
     VectorStoreFileObservation,
     VectorStoreObservation,
 )
-from proxy.routes import RouteInfo, classify
-from proxy.sse import decode_all
+from proxy.assistants.routes import RouteInfo, classify
+from proxy.assistants.sse import decode_all
 
 # No brotli decoder is a dependency of this wheel (either one is used when installed): without
 # one a br body is a parse error, never a crash.

@@ -9,9 +9,9 @@ import aiohttp
 from aiohttp import hdrs, web
 
 from proxy.config import Settings
-from proxy.exchange import NullRecorder, Recorder
-from proxy.fingerprint import Fingerprinter
-from proxy.forward import Forwarder, OwnResponse, error_body, make_client_session
+from proxy.serving.exchange import NullRecorder, Recorder
+from proxy.serving.fingerprint import Fingerprinter
+from proxy.serving.forward import Forwarder, OwnResponse, error_body, make_client_session
 
 SETTINGS = web.AppKey("settings", Settings)
 RECORDER = web.AppKey("recorder", Recorder)
@@ -32,7 +32,7 @@ def make_app(
 ) -> web.Application:
     """The proxy app. `session` (if given) is used and left open; otherwise one is created on
     start-up and closed on cleanup. `tracing`/`tracer_provider` turn on traceparent minting.
-    `credentials` (a proxy.enrich.CredentialCache) is told each client's credential by fingerprint."""
+    `credentials` (a proxy.sources.enrich.CredentialCache) is told each client's credential by fingerprint."""
     if tracer_provider is not None and tracing is None:
         tracing = True
     recorder = recorder if recorder is not None else NullRecorder()
@@ -42,7 +42,7 @@ def make_app(
     # upstream request, even while the upstream is silent. The parser's own limits sit above
     # max_header_size so the forwarder can answer 431 itself for most oversized heads; the
     # request line may be one byte longer than a header field, so a LineTooLong names which one
-    # overflowed (proxy.guard answers 414 or 431). Idle keep-alive connections are closed after
+    # overflowed (proxy.serving.guard answers 414 or 431). Idle keep-alive connections are closed after
     # --keepalive-timeout (aiohttp's default is an hour), so many idle clients cannot pin memory.
     # auto_decompress off: aiohttp would otherwise inflate a compressed request body while its
     # Content-Encoding and Content-Length still go upstream; the recorder decodes its own copy.

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from analytics.cli import report as report_command
 from proxy.logs import configure_logging
-from proxy.workload import Workload
+from proxy.demo.workload import Workload
 
 DEMO_KEY = "sk-demo-not-a-real-key"
 
@@ -52,16 +52,16 @@ class DemoServers:
     The emulator runs on a step clock (every request moves it one second, so runs finish after a
     few polls) that starts now: the proxy stamps what it records with the wall clock, and runs,
     storage and idle times must all fall on the same days. The proxy is served like `serve`
-    serves it, with proxy.guard's connection guards."""
+    serves it, with proxy.serving.guard's connection guards."""
 
     def __init__(self, store: Path, capture_content: bool = False) -> None:
         from emulator.app import EmulatorSettings
         from emulator.app import make_app as make_emulator
-        from proxy.app import make_app as make_proxy
+        from proxy.serving.app import make_app as make_proxy
         from proxy.config import Settings
-        from proxy.guard import ProxyRunner
+        from proxy.serving.guard import ProxyRunner
         from proxy.serve import Observability
-        from proxy.threaded import ServerThread, free_port
+        from proxy.demo.threaded import ServerThread, free_port
 
         # No seed: a store kept with --keep-store must get new ids, not the last run's again.
         emulator_settings = EmulatorSettings(poll_after_ms=1, start_time=time.time())

@@ -18,7 +18,7 @@ reaches the forwarder (and so before anything can be recorded).
   refuses it with `405`; the answer carries `Allow` and closes the connection. So does any other
   target not starting with `/` (`OPTIONS *`), which the forwarder refuses with `400`.
 
-`ProxyRunner` is an `aiohttp.web.AppRunner` for an app built by `proxy.app.make_app` that serves
+`ProxyRunner` is an `aiohttp.web.AppRunner` for an app built by `proxy.serving.app.make_app` that serves
 it with these guards; `serve` (single process and every worker) and the tests' in-process proxy
 use it.
 """
@@ -33,9 +33,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from proxy.app import FORWARDER, SETTINGS
+from proxy.serving.app import FORWARDER, SETTINGS
 from proxy.config import Settings
-from proxy.forward import OwnResponse, error_body
+from proxy.serving.forward import OwnResponse, error_body
 from proxy.logs import exception_summary
 
 log = logging.getLogger("assistants_audit.guard")
@@ -173,7 +173,7 @@ class GuardedServer(web.Server):
 
 
 class ProxyRunner(web.AppRunner):
-    """An AppRunner for the proxy app (`proxy.app.make_app`) whose connections are guarded."""
+    """An AppRunner for the proxy app (`proxy.serving.app.make_app`) whose connections are guarded."""
 
     async def _make_server(self) -> web.Server:
         base = await super()._make_server()

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from proxy.exchange import Exchange, Recorder
-from proxy.facts import Fact, RunSnapshot, StepSnapshot
+from proxy.serving.exchange import Exchange, Recorder
+from proxy.assistants.facts import Fact, RunSnapshot, StepSnapshot
 from proxy.lru import LRU
-from proxy.owncalls import recorded_get
+from proxy.sources.owncalls import recorded_get
 from proxy.sinks.common import TERMINAL_RUN_STATUSES
 
 log = logging.getLogger("assistants_audit.enrich")

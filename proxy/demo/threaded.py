@@ -19,7 +19,7 @@ def free_port() -> int:
 
 class ServerThread:
     """Serve `make_app()` on 127.0.0.1:port in a thread. `url` is http://127.0.0.1:port.
-    `runner` is the AppRunner class (proxy.guard.ProxyRunner for the proxy app)."""
+    `runner` is the AppRunner class (proxy.serving.guard.ProxyRunner for the proxy app)."""
 
     def __init__(self, make_app: Callable[[], web.Application], port: int | None = None,
                  runner: Callable[..., web.AppRunner] = web.AppRunner) -> None:

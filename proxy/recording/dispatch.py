@@ -11,8 +11,8 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from proxy.exchange import Exchange
-from proxy.facts import Fact
+from proxy.serving.exchange import Exchange
+from proxy.assistants.facts import Fact
 
 log = logging.getLogger("assistants_audit.sinks")
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from proxy.exchange import Exchange
+from proxy.serving.exchange import Exchange
 
 log = logging.getLogger("assistants_audit.journal")
 

@@ -34,8 +34,8 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from proxy.config import Settings
-from proxy.exchange import SECRET_HEADERS, Exchange, Headers, Recorder, new_exchange_id
-from proxy.fingerprint import Fingerprinter, credential_from_headers
+from proxy.serving.exchange import SECRET_HEADERS, Exchange, Headers, Recorder, new_exchange_id
+from proxy.serving.fingerprint import Fingerprinter, credential_from_headers
 from proxy.logs import exception_summary
 from proxy.serving.tracecontext import outgoing_traceparent
 
@@ -195,7 +195,7 @@ class Forwarder:
         credentials: Any = None,
     ) -> None:
         self.settings = settings
-        # Optional proxy.enrich.CredentialCache: fingerprint -> credential, in memory only, so
+        # Optional proxy.sources.enrich.CredentialCache: fingerprint -> credential, in memory only, so
         # the enricher can fetch what a client never asked for with that client's own key.
         self.credentials = credentials
         self.recorder = recorder

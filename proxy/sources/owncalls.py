@@ -9,7 +9,7 @@ import time
 
 import aiohttp
 
-from proxy.exchange import SECRET_HEADERS, Exchange, Headers, Recorder, new_exchange_id
+from proxy.serving.exchange import SECRET_HEADERS, Exchange, Headers, Recorder, new_exchange_id
 
 log = logging.getLogger("assistants_audit.owncalls")
 

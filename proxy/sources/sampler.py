@@ -25,9 +25,9 @@ from aiohttp import web
 from yarl import URL
 
 from proxy.config import Settings
-from proxy.exchange import Recorder
-from proxy.fingerprint import Fingerprinter
-from proxy.owncalls import recorded_get
+from proxy.serving.exchange import Recorder
+from proxy.serving.fingerprint import Fingerprinter
+from proxy.sources.owncalls import recorded_get
 
 log = logging.getLogger("assistants_audit.sampler")
 

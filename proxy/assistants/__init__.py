@@ -1,0 +1,1 @@
+"""Assistants API parsing: routes, incremental SSE decoding, JSON -> facts (pure functions)."""

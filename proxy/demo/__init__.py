@@ -1,0 +1,1 @@
+"""`assistants-audit demo`: the emulator, the proxy and a scripted SDK workload."""
