@@ -2,7 +2,7 @@
 
 Every field has a plausible value (an SDK request for a run, answered 200 with JSON) and the sizes
 match the bodies; a test says only what it is about. Fixture-based exchanges
-(tests/recording/recorded.py) and sink tests (tests/observability/factories.py) build on it.
+(tests/recording/recorded.py) and sink tests (tests/sinks/factories.py) build on it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ against a proxy that is already running (the docker-compose `demo` profile uses 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -60,7 +59,7 @@ class DemoServers:
         from proxy.serving.app import make_app as make_proxy
         from proxy.config import Settings
         from proxy.serving.guard import ProxyRunner
-        from proxy.serve import Observability
+        from proxy.recording.local import build_recorder
         from proxy.demo.threaded import ServerThread, free_port
 
         # No seed: a store kept with --keep-store must get new ids, not the last run's again.
@@ -72,10 +71,10 @@ class DemoServers:
              "store": str(store), "capture_content": capture_content},
             env={},
         )
-        self.observability = Observability(settings, "demo")
+        # the journal appender and the recorder loop in this one process (serve runs them apart)
+        self.recorder = build_recorder(settings).start()
         try:
-            self.proxy = ServerThread(lambda: make_proxy(settings, self.observability.recorder, worker="demo",
-                                                         tracer_provider=self.observability.tracer_provider),
+            self.proxy = ServerThread(lambda: make_proxy(settings, self.recorder, worker="demo"),
                                       port=proxy_port, runner=ProxyRunner).start()
         except BaseException:
             self._close_rest()
@@ -87,7 +86,7 @@ class DemoServers:
         self._close_rest()
 
     def _close_rest(self) -> None:
-        asyncio.run(self.observability.close())  # flush the recorder
+        self.recorder.close()  # every journaled exchange is stored on return
         self.emulator.stop()
 
 

@@ -22,7 +22,7 @@ from emulator.app import make_app as make_emulator_app
 from proxy.serving.app import make_app
 from proxy.config import Settings
 from proxy.recording.local import build_recorder
-from tests.proxy.test_serve import ServeProcess
+from tests.serving.test_serve import ServeProcess
 from tests.recording.store_helpers import wait_for
 from tests.servers import ServerThread
 

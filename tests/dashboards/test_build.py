@@ -19,7 +19,7 @@ from dashboards.render import render_all
 from proxy.config import Settings
 from proxy.cli import main
 from proxy.sinks.otel import OtelSink
-from tests.observability import factories as f
+from tests.sinks import factories as f
 from tests.dashboards.helpers import JSON_DIR, ROOT, all_panels, committed_dashboards, panel_queries
 
 EXPECTED = {

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from emulator.cli import emulator
 from tests.emulator.rawhttp import raw
-from tests.proxy.test_config import readme_section
+from tests.serving.test_config import readme_section
 from tests.servers import free_port
 
 

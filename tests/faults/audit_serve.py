@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy.test_serve import ServeProcess
+from tests.serving.test_serve import ServeProcess
 from tests.recording.store_helpers import rows
 
 # variables of the test run that must not leak into the proxy under test

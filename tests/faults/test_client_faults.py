@@ -18,8 +18,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.proxy.test_serve import ServeProcess
-from tests.proxy.test_serve import start_serve as serving  # noqa: F401 - the fixture: serve on tmp_path/store
+from tests.serving.test_serve import ServeProcess
+from tests.serving.test_serve import start_serve as serving  # noqa: F401 - the fixture: serve on tmp_path/store
 
 KEY = "sk-client-faults-0123456789"
 MARGIN = 30.0  # seconds a shared, loaded machine may add to a timeout before it counts as missed

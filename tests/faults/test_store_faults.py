@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from tests.faults.audit_serve import exchange_log, serving  # noqa: F401 (fixture)
-from tests.observability.serving import scrape
+from tests.sinks.serving import scrape
 from tests.recording.test_store_faults import fill, tiny_fs  # noqa: F401 (fixture)
 from tests.recording.store_helpers import rows, wait_for
 from tests.recording.test_store_e2e import KEY, Client, stored_request_ids

@@ -41,7 +41,7 @@ from tests.faults.faulty_upstream import (
     sse_stream,
     trickle,
 )
-from tests.proxy.test_serve import ServeProcess
+from tests.serving.test_serve import ServeProcess
 from tests.recording.store_helpers import rows, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the Assistants API is deprecated

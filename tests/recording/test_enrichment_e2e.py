@@ -20,7 +20,7 @@ from aiohttp import web
 from emulator.app import make_app
 from proxy.sources.enrich import FILE_SEARCH_INCLUDE
 from tests.plugins.emulator import FAST
-from tests.proxy.test_serve import ServeProcess
+from tests.serving.test_serve import ServeProcess
 from tests.recording.store_helpers import rows, wait_for
 from tests.servers import ServerThread
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.proxy.test_serve import ServeProcess
+from tests.serving.test_serve import ServeProcess
 from tests.recording.store_helpers import rows, wait_for
 from tests.recording.test_store_e2e import Client, all_answered_stored, stored_request_ids
 

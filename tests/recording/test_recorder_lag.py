@@ -19,7 +19,7 @@ from proxy.config import Settings
 from proxy.recording.local import build_recorder
 from proxy.recording.recorder import prepare_store
 from tests.exchanges import exchange
-from tests.proxy.test_serve import ServeProcess
+from tests.serving.test_serve import ServeProcess
 from tests.recording.store_helpers import rows, wait_for
 from tests.recording.test_store_e2e import Client
 

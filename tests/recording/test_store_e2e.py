@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from analytics.store import open_store
-from tests.proxy.test_serve import ServeProcess
+from tests.serving.test_serve import ServeProcess
 from tests.recording.store_helpers import rows, wait_for
 
 KEY = "sk-store-e2e-SECRET-4f1d9c0b7a2e55aa"

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from tests.clierrors import assert_one_line_error, run_cli
-from tests.proxy.upstreams import Upstream
+from tests.serving.upstreams import Upstream
 from tests.servers import free_port, serve
 
 KEY = "sk-serve-test-key-0123456789"

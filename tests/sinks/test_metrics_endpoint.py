@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.config import Settings
 from proxy.sinks.metrics import MetricsSink, metrics_handler
-from tests.observability import factories as f
+from tests.sinks import factories as f
 
 
 def parse(text: str) -> dict[tuple[str, tuple], float]:

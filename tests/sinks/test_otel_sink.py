@@ -22,7 +22,7 @@ from proxy.sinks.telemetry import (
     tracer_provider,
     tracer_provider_from_env,
 )
-from tests.observability import factories as f
+from tests.sinks import factories as f
 
 CLIENT_TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

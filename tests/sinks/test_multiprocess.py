@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.observability.serving import API_HEADERS, http_get, scrape, serve
+from tests.sinks.serving import API_HEADERS, http_get, scrape, serve
 
 def per_worker(served):
     scraped = scrape(f"{served.admin_url}/metrics")

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from proxy.serving.forward import HOP_BY_HOP
-from tests.proxy.upstreams import GZIP_BODY, HOP_BY_HOP_RESPONSE, OPENAI_ERROR, Upstream
+from tests.serving.upstreams import GZIP_BODY, HOP_BY_HOP_RESPONSE, OPENAI_ERROR, Upstream
 from tests.servers import ServerThread, free_port, serve
 
 KEY = "sk-test-0123456789abcdef"

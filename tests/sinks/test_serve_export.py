@@ -8,7 +8,7 @@ import time
 import openai
 import pytest
 
-from tests.observability.serving import scrape, serve, stop
+from tests.sinks.serving import scrape, serve, stop
 
 CLIENT_TP = "00-5af7651916cd43dd8448eb211c80319c-a7ad6b7169203331-01"
 

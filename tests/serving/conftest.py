@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.proxy.upstreams import Upstream
+from tests.serving.upstreams import Upstream
 from tests.servers import serve
 
 

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from proxy.config import Settings
 from proxy.sinks.metrics import GIB, MetricsSink, series_count
-from tests.observability import factories as f
+from tests.sinks import factories as f
 
 
 class FakePrices:
