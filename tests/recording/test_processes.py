@@ -17,27 +17,9 @@ import threading
 from pathlib import Path
 
 import openai
-import pytest
 
-from tests.serving.test_serve import ServeProcess
 from tests.recording.store_helpers import rows, wait_for
-from tests.recording.test_store_e2e import Client, all_answered_stored, stored_request_ids
-
-
-@pytest.fixture
-def serve():
-    started: list[ServeProcess] = []
-
-    def start(upstream: str, store: Path, *args: str) -> ServeProcess:
-        proc = ServeProcess(upstream, store, "--no-enrich", *args)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.proc.poll() is None:
-            proc.proc.kill()
-            proc.proc.wait()
+from tests.recording.test_store_e2e import Client, all_answered_stored, serve, stored_request_ids  # noqa: F401 (fixture)
 
 
 class Load:
