@@ -133,3 +133,20 @@ def test_a_running_worker_maps_no_duckdb_but_the_recorder_does(emulator, serve, 
     assert "duckdb" not in Path(f"/proc/{worker}/maps").read_text()
     assert all_answered_stored(tmp_path / "store", client)
     assert proxy.stop() == 0
+
+
+def test_sigterm_under_load_drains_the_workers_then_the_recorder_stores_the_rest(emulator, serve, tmp_path):
+    store = tmp_path / "store"
+    proxy = serve(emulator.url, store, "--workers", "2")
+    load = Load(Client(proxy.url + "/v1"))
+    load.wait_answered(200)
+    proxy.proc.send_signal(signal.SIGTERM)
+    assert proxy.proc.wait(timeout=120) == 0, proxy.output()
+    answered = load.finish()
+    # stored before serve exited: no restart needed, nothing twice, and the journal is gone
+    assert_stored_once(store, answered, in_flight=len(load.threads))
+    assert not any((store / "journal").glob("*/*.jnl"))
+    out = proxy.output()
+    # the recorder stops last, after every worker has drained
+    assert out.rindex("worker w0 stopped") < out.index("recorder storing what is left")
+    assert out.rindex("worker w1 stopped") < out.index("recorder storing what is left")
