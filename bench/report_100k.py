@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from analytics import store as layout
-from proxy import facts as F
+from proxy.assistants import facts as F
 
 T0 = "2025-01-01 00:00:00+00"
 

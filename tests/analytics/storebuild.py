@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from analytics import store as audit_store
-from proxy import facts as F
+from proxy.assistants import facts as F
 
 def fact(cls: type, **values: object) -> object:
     """A fact with every field not given set to its empty value (None, False, (), 0 for seq)."""
