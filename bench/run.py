@@ -92,7 +92,7 @@ def process(args: list[str], log: Path, port: int, env: dict[str, str] | None = 
                 proc.wait()
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out]
 
@@ -100,7 +100,7 @@ def _children(pid: int) -> list[int]:
 def roles(pid: int) -> dict[str, list[int]]:
     """The processes of a server by role: `serve` has workers and a recorder under its supervisor;
     a single-process server (the bare forwarder) is its own worker."""
-    kids = _children(pid)
+    kids = children(pid)
     if not kids:
         return {"workers": [pid], "recorder": []}
     recorder = [k for k in kids if b"proxy.recording" in _cmdline(k)]

@@ -48,7 +48,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from bench.run import free_port, metric_sum, process, rss_kib, wait_port
+from bench.run import children as _children, free_port, metric_sum, process, rss_kib, wait_port
 
 PY = sys.executable
 API_KEY = "sk-soak-not-a-real-key"
@@ -321,10 +321,14 @@ class FaultInjector:
 
 
 def open_fds(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return -1
+    """Open fds of the proxy: its supervisor, workers and recorder together."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            total += len(os.listdir(f"/proc/{p}/fd"))
+        except OSError:
+            return -1
+    return total
 
 
 @dataclass

@@ -277,7 +277,7 @@ async def _open_idle(port: int, count: int) -> list[asyncio.StreamWriter]:
 
 def test_ten_thousand_idle_keepalive_connections_in_bounded_memory(emulator, serving, many_fds):
     proxy = serving(emulator.url, "--keepalive-timeout", "300", "--require-proxy-key", PROXY_KEY)
-    pid = proxy.proc.pid
+    pid = proxy.worker_pids()[0]  # the worker holds the connections (the supervisor only supervises)
     client = openai.OpenAI(api_key=KEY, base_url=proxy.url + "/v1", max_retries=0, timeout=30,
                            default_headers={"X-Proxy-Key": PROXY_KEY})
     for _ in range(50):  # warm up: upstream session, recorder, store

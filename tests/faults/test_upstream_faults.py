@@ -98,14 +98,17 @@ class Proxy:
                 self.process = ServeProcess(upstream_url, store, "--no-enrich", "--body-cap", str(BODY_CAP),
                                             "--upstream-timeout", str(upstream_timeout), "--connect-timeout", "5")
             except AssertionError as exc:  # it exited before anything listened on its port
-                if "address already in use" in str(exc):
+                if "address already in use" in str(exc).lower():
                     continue
                 raise
-            pid, port = self.process.proc.pid, self.process.port
-            if wait_for(lambda: listens(pid, port) or self.process.proc.poll() is not None, timeout=30) \
-                    and listens(pid, port):
+            port = self.process.port
+
+            def ours() -> bool:  # the supervisor's worker holds the listening socket
+                return any(listens(pid, port) for pid in self.process.worker_pids())
+
+            if wait_for(lambda: ours() or self.process.proc.poll() is not None, timeout=30) and ours():
                 break
-            assert "address already in use" in self.process.output(), self.process.output()
+            assert "address already in use" in self.process.output().lower(), self.process.output()
             self.stop()
         else:
             raise AssertionError("no free port for the proxy")
