@@ -51,7 +51,7 @@ def rows(store: Path, sql: str) -> list[tuple]:
         st.close()
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
+def wait_for(predicate, timeout: float = 90.0, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
