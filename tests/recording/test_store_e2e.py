@@ -245,7 +245,7 @@ def test_workers_2_each_land_their_rows_in_one_store(emulator, serve, tmp_path):
         return rows(store, "SELECT count(DISTINCT worker) FROM exchanges") == [(2,)]
 
     assert wait_for(both_workers_recorded, timeout=30, interval=0.2)
-    assert wait_for(lambda: sorted(stored_request_ids(store)) == sorted(answered), timeout=10)
+    assert wait_for(lambda: sorted(stored_request_ids(store)) == sorted(answered), timeout=90)
     assert proxy.stop() == 0
     assert sorted(p.name for p in (store / "writers").glob("*.lock")) == ["w000.lock", "w001.lock"]
 

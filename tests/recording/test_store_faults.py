@@ -75,7 +75,7 @@ def test_read_only_store_keeps_journaling_and_catches_up(tmp_path):
             assert wait_for(lambda: r.spooled_records == 20)
             assert len(stored_ids(store)) == 5
         # writable again: the pending rows land without a restart
-        assert wait_for(lambda: len(stored_ids(store)) == 25, timeout=20)
+        assert wait_for(lambda: len(stored_ids(store)) == 25, timeout=90)
         assert r.spooled_records == 0
     finally:
         r.close()
@@ -123,7 +123,7 @@ def test_disk_full_holds_records_in_memory_and_catches_up(tiny_fs):
             r.submit(ex)  # the journal's volume is full: the record is kept in memory
         assert r.appender.held == 30 and r.appender.journal_errors >= 1
         filler.unlink()
-        assert wait_for(lambda: len(stored_ids(store)) == 30, timeout=20)
+        assert wait_for(lambda: len(stored_ids(store)) == 30, timeout=90)
     finally:
         r.close()
     assert stored_ids(store) == {e.exchange_id for e in exs}
@@ -141,7 +141,7 @@ def test_records_held_in_memory_are_bounded_and_past_the_bound_counted(tiny_fs):
         # the oldest are dropped, and counted where the metrics read them
         assert r.appender.held == 10 and r.appender.lost_records == 20
         filler.unlink()
-        assert wait_for(lambda: len(stored_ids(store)) == 10, timeout=20)
+        assert wait_for(lambda: len(stored_ids(store)) == 10, timeout=90)
         assert wait_for(lambda: r.lost_records == 20)
     finally:
         r.close()
@@ -167,7 +167,7 @@ def test_a_long_outage_stays_in_the_journal_and_is_stored_from_it(tmp_path):
             assert wait_for(lambda: r.lag_bytes > 0 and r.appender.journal_bytes > 0)
             assert r.spooled_records < 20  # held in memory: what was read before the first failure, at most
             assert len(stored_ids(store)) == 0
-        assert wait_for(lambda: len(stored_ids(store)) == 40, timeout=30)
+        assert wait_for(lambda: len(stored_ids(store)) == 40, timeout=90)
         assert wait_for(lambda: r.lag_bytes == 0 and r.spooled_records == 0)
         last = [exchange(200 + i) for i in range(5)]
         for ex in last:
