@@ -101,7 +101,7 @@ class ServeProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(30)
+            return self.proc.wait(120)  # workers drain, then the recorder stores the rest
         finally:
             self.log.close()
 
