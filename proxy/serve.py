@@ -54,8 +54,6 @@ from proxy.serving.relay import RecorderRelay
 
 log = logging.getLogger("assistants_audit.serve")
 
-RECORDER_RESTART_DELAY = 1.0
-
 
 def configure_logging(level: str) -> None:
     logs.configure_logging(level, "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
@@ -202,7 +200,6 @@ class RecorderProcess:
         self.settings = settings
         self.control = control
         self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
 
     def start(self) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "proxy.recording"], stdin=subprocess.PIPE,
@@ -230,7 +227,6 @@ class RecorderProcess:
         if self.proc is None or self.proc.poll() is None:
             return
         code = self.proc.returncode
-        self.restarts += 1
         log.error("recorder (pid %d) exited with %s; restarting it (the journal keeps what it had not stored)",
                   self.proc.pid, code)
         self._close_pipe()

@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -61,9 +61,7 @@ class _Follower:
     store: StoreSink
     dispatch: Dispatcher
     writer_alive: bool = True
-    checked_at: float = 0.0
     committed: Position | None = None
-    read: int = field(default=0)
 
     @property
     def directory(self) -> Path:
@@ -253,10 +251,8 @@ class JournalRecorder:
                 log.error("store: cannot take journal slot %s (%s: %s); retrying", name, kind, exc)
                 continue
             self._followers[name] = follower
-        now = self.clock()
         for follower in self._followers.values():
             follower.writer_alive = _writer_alive(self.store_dir, follower.name, self._take_lost)
-            follower.checked_at = now
 
     def _take_lost(self, name: str, directory: Path) -> None:
         self.ledger_lost += take_lost(name, directory)
@@ -292,7 +288,6 @@ class JournalRecorder:
                 continue
             store.journal_position(follower.name, position)
             follower.dispatch.on_exchange(exchange, self._facts(exchange))
-        follower.read += len(records)
         self.records += len(records)
         if follower.tail.finished:
             self._prune(follower)

@@ -42,7 +42,6 @@ class JournalTail:
     _buf: bytearray = field(default_factory=bytearray, init=False)
     finished: set[int] = field(default_factory=set, init=False)  # segments read to their end, a later one exists
     last_in: dict[int, Position] = field(default_factory=dict, init=False)  # segment -> its last record read
-    skipped_bytes: int = field(default=0, init=False)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -156,7 +155,6 @@ class JournalTail:
                 break
             nxt = self._buf.find(MAGIC, max(1, before - 3))
         log.warning("journal %s: skipped %d bytes (%s) at %s:%d", self.slot_dir.name, nxt, why, self._seq, self._offset)
-        self.skipped_bytes += nxt
         self._consume(nxt)
 
     # -- lag --------------------------------------------------------------------------------------
