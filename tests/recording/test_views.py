@@ -11,7 +11,8 @@ import pytest
 
 from analytics.schema import TABLES, column_type, ddl, to_row
 from proxy.assistants.parse import parse
-from proxy.assistants.facts import FACT_TYPES, RunSnapshot
+from proxy.assistants.facts import RunSnapshot
+from proxy.facts import FACT_TYPES
 from tests.recording.recorded import T0, exchange, rows
 
 VIEWS = Path(__file__).resolve().parents[2] / "analytics" / "views.sql"
