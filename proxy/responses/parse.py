@@ -215,7 +215,7 @@ def _response(ctx: _Ctx, obj: Json, source: str, event: str | None) -> None:
         provider=ctx.route.provider, api_version=ctx.route.path_api_version,
         instructions_chars=_chars(instructions), instructions=ctx.content(instructions),
     ))
-    vs_ids = _vector_store_ids(tools)
+    vs_ids = _vector_store_ids(obj.get("tools")) or _vector_store_ids(request.get("tools"))
     for item in output:
         item = as_dict(item)
         item_id = as_str(item.get("id"))

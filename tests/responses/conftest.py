@@ -1,5 +1,6 @@
 """`audit`: the unmodified openai SDK -> the proxy -> an upstream (the emulator by default),
 through the real recording pipeline into a real store. `audit.start(...)` starts one;
+`extra_sinks` observe the exchanges next to the standard ones;
 `finish()` stops proxy and recorder (everything answered is stored by then) and opens the store."""
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ def audit(request, tmp_path) -> Iterator[Any]:
     started: list[tuple[ServerThread, Any]] = []
 
     class Start:
-        def start(self, upstream: str | None = None, **overrides: Any) -> Audited:
+        def start(self, upstream: str | None = None, extra_sinks: tuple = (), **overrides: Any) -> Audited:
             upstream = upstream or request.getfixturevalue("emulator").url
             settings = Settings(upstream=upstream, store=str(tmp_path / f"store{len(started)}"), admin_listen=None,
                                 **overrides).validate()
-            recorder = build_recorder(settings)
+            recorder = build_recorder(settings, extra_sinks=extra_sinks)
             recorder.start()
             assert recorder.ready.wait(30)
             server = ServerThread(lambda: make_app(settings, recorder, fingerprinter=Fingerprinter("t"))).start()
