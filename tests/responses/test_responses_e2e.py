@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import openai
 import pytest
 
+from tests.emulator.responses_support import upload_store
 from tests.recording.recorded import rows
 from tests.responses.conftest import AZURE_VERSION
 
@@ -110,16 +111,6 @@ def test_responses_land_row_by_row(audit):
 
 WEATHER = {"type": "function", "name": "get_current_weather", "description": "Get the weather",
            "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}
-DOC = b"Capybaras are the largest rodents. They live in South America near rivers and lakes."
-
-
-def vector_store(client) -> str:
-    file = client.files.create(file=("capybara.txt", DOC), purpose="assistants")
-    vs = client.vector_stores.create(name="animals", file_ids=[file.id])
-    for _ in range(50):
-        if client.vector_stores.retrieve(vs.id).file_counts.completed == 1:
-            return vs.id
-    raise AssertionError("vector store file never completed")
 
 
 @pytest.mark.parametrize("capture", [True, False], ids=["capture_content", "no_content"])
@@ -132,7 +123,7 @@ def test_tool_calls_land_with_what_the_client_saw(audit, capture):
     answered = client.responses.create(model="gpt-4o", previous_response_id=asked.id, tools=[WEATHER],
                                        input=[{"type": "function_call_output", "call_id": call.call_id,
                                                "output": "12 degrees and raining"}])
-    vs_id = vector_store(client)
+    vs_id = upload_store(client)
     searched = client.responses.create(model="gpt-4o", input="Where do capybaras live?",
                                        tools=[{"type": "file_search", "vector_store_ids": [vs_id]}],
                                        include=["file_search_call.results"])
