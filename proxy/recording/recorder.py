@@ -44,7 +44,6 @@ from proxy.facts import Fact
 from proxy.recording.journal import Position, Slot
 from proxy.recording.dispatch import Dispatcher, Sink
 from proxy.recording.tail import JournalTail
-from proxy.serving.appender import take_lost
 from proxy.sinks.store import StoreSink, error_kind
 
 log = logging.getLogger("assistants_audit.recorder")
@@ -257,7 +256,7 @@ class JournalRecorder:
             follower.writer_alive = _writer_alive(self.store_dir, follower.name, self._take_lost)
 
     def _take_lost(self, name: str, directory: Path) -> None:
-        self.ledger_lost += take_lost(name, directory)
+        self.ledger_lost += journal.take_lost(name, directory)
 
     def _follow(self, name: str, directory: Path, lock: Slot) -> _Follower:
         store = self.make_store(self.store_dir)

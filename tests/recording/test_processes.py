@@ -136,6 +136,18 @@ def test_a_running_worker_maps_no_duckdb_but_the_recorder_does(emulator, serve, 
     assert proxy.stop() == 0
 
 
+def test_the_recorder_gets_only_cpu_the_workers_leave_idle(emulator, serve, tmp_path):
+    proxy = serve(emulator.url, tmp_path / "store")
+    worker, recorder = proxy.worker_pids()[0], proxy.recorder_pid()
+    assert recorder is not None
+    # every thread of the recorder (the journal follower too), none of the worker's
+    threads = list(Path(f"/proc/{recorder}/task").iterdir())
+    assert len(threads) > 1
+    assert {os.sched_getscheduler(int(t.name)) for t in threads} == {os.SCHED_IDLE}
+    assert os.sched_getscheduler(worker) == os.SCHED_OTHER
+    assert proxy.stop() == 0
+
+
 def test_sigterm_under_load_drains_the_workers_then_the_recorder_stores_the_rest(emulator, serve, tmp_path):
     store = tmp_path / "store"
     proxy = serve(emulator.url, store, "--workers", "2")
