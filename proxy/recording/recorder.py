@@ -38,7 +38,9 @@ import duckdb
 from analytics import store as layout
 from proxy.recording import journal
 from proxy.serving.exchange import Exchange
-from proxy.assistants.facts import ExchangeFact, Fact
+from proxy.assistants.facts import ExchangeFact
+from proxy.assistants.routes import classify
+from proxy.facts import Fact
 from proxy.recording.journal import Position, Slot
 from proxy.recording.dispatch import Dispatcher, Sink
 from proxy.recording.tail import JournalTail
@@ -367,7 +369,7 @@ def basic_facts(exchange: Exchange, *, capture_content: bool = False, parse_erro
         error_code=None, parse_error=parse_error, body_truncated=exchange.response_body_truncated,
         user_agent=exchange.header("user-agent"), sdk=None, sdk_lang=None, sdk_version=None, helper=None,
         retry_count=None, key_fingerprint=exchange.key_fingerprint, run_id=None, thread_id=None,
-        assistant_id=None, vector_store_id=None, model=None,
+        assistant_id=None, vector_store_id=None, model=None, api=classify(exchange.method, exchange.path).api,
     )]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.assistants.routes import AZURE, OPENAI, classify
+from proxy.assistants.routes import APIS, AZURE, OPENAI, OPERATIONS, classify
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,54 @@ def test_unknown_paths_are_other_with_low_cardinality_route():
     assert classify("GET", "/v1/threads/t/unknown", "").operation == "other"
     assert classify("PATCH", "/v1/assistants/a", "").operation == "other"
     assert classify("PATCH", "/v1/assistants/a", "").route == "/assistants/{assistant_id}"
+
+
+@pytest.mark.parametrize(
+    "method,path,route,operation,ids",
+    [
+        ("POST", "/responses", "/responses", "responses.create", {}),
+        ("POST", "/responses/input_tokens", "/responses/input_tokens", "responses.input_tokens.count", {}),
+        ("GET", "/responses/resp_1", "/responses/{response_id}", "responses.retrieve", {"response_id": "resp_1"}),
+        ("DELETE", "/responses/resp_1", "/responses/{response_id}", "responses.delete", {"response_id": "resp_1"}),
+        ("POST", "/responses/resp_1/cancel", "/responses/{response_id}/cancel", "responses.cancel",
+         {"response_id": "resp_1"}),
+        ("GET", "/responses/resp_1/input_items", "/responses/{response_id}/input_items", "responses.input_items.list",
+         {"response_id": "resp_1"}),
+        ("POST", "/conversations", "/conversations", "conversations.create", {}),
+        ("GET", "/conversations/conv_1", "/conversations/{conversation_id}", "conversations.retrieve",
+         {"conversation_id": "conv_1"}),
+        ("POST", "/conversations/conv_1", "/conversations/{conversation_id}", "conversations.update",
+         {"conversation_id": "conv_1"}),
+        ("DELETE", "/conversations/conv_1", "/conversations/{conversation_id}", "conversations.delete",
+         {"conversation_id": "conv_1"}),
+        ("GET", "/conversations/conv_1/items", "/conversations/{conversation_id}/items", "conversations.items.list",
+         {"conversation_id": "conv_1"}),
+        ("POST", "/conversations/conv_1/items", "/conversations/{conversation_id}/items", "conversations.items.create",
+         {"conversation_id": "conv_1"}),
+        ("GET", "/conversations/conv_1/items/msg_2", "/conversations/{conversation_id}/items/{item_id}",
+         "conversations.items.retrieve", {"conversation_id": "conv_1", "item_id": "msg_2"}),
+        ("DELETE", "/conversations/conv_1/items/msg_2", "/conversations/{conversation_id}/items/{item_id}",
+         "conversations.items.delete", {"conversation_id": "conv_1", "item_id": "msg_2"}),
+    ],
+)
+@pytest.mark.parametrize("prefix,query,provider,version", [
+    ("/v1", "", OPENAI, "v1"),
+    ("/openai/v1", "", AZURE, "v1"),
+    ("/openai", "api-version=2025-04-01-preview", AZURE, "2025-04-01-preview"),
+    ("/gateway/team-a", "", OPENAI, None),
+])
+def test_responses_and_conversations_routes(method, path, route, operation, ids, prefix, query, provider, version):
+    info = classify(method, prefix + path, query)
+    assert (info.route, info.operation, info.ids, info.provider, info.prefix) == (route, operation, ids, provider, prefix)
+    assert info.api == operation.split(".")[0] and info.path_api_version == version
+    assert info.operation in OPERATIONS and info.api in APIS
+
+
+def test_api_families():
+    assert classify("GET", "/v1/threads/t/runs/r", "").api == "assistants"
+    assert classify("POST", "/v1/vector_stores", "").api == "assistants"  # the stores file_search reads too
+    assert classify("PATCH", "/v1/responses/resp_1", "").api == "responses"  # known family, unknown operation
+    assert classify("PATCH", "/v1/responses/resp_1", "").operation == "other"
+    assert classify("POST", "/v1/chat/completions", "").api == "other"
+    assert classify("GET", "/v1/organization/usage/vector_stores", "").api == "other"
+    assert classify("GET", "/v1/containers/cntr_1/files", "").api == "other"

@@ -110,6 +110,7 @@ def test_kill_9_of_the_supervisor_under_load_then_restart_loses_nothing(emulator
 
 
 HEAVY = ("duckdb", "opentelemetry", "prometheus_client", "analytics", "proxy.assistants.parse", "proxy.assistants.facts",
+         "proxy.assistants.wire", "proxy.responses", "proxy.facts",
          "proxy.sinks", "proxy.sources.enrich", "proxy.recording.recorder", "proxy.recording.process")
 
 
