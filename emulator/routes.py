@@ -76,12 +76,17 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/organization/usage/vector_stores", v.usage_vector_stores),
 ]
 
+# What a Foundry project serves beyond the Assistants API.
+FOUNDRY_ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/threads", h.list_threads),
+]
+
 
 def add_routes(app: web.Application) -> None:
     for prefix in ("/v1", "/openai"):
         for method, path, handler in ROUTES:
             app.router.add_route(method, prefix + path, handler)
-    for method, path, handler in ROUTES:
+    for method, path, handler in ROUTES + FOUNDRY_ROUTES:
         if not path.startswith("/organization/"):  # a project has no organization endpoints
             app.router.add_route(method, FOUNDRY_PREFIX + path, handler)
     responses_api.add_routes(app)

@@ -40,7 +40,7 @@ class ExchangeFact:
     path: str
     route: str  # templated: /threads/{thread_id}/runs/{run_id}
     operation: str  # runs.retrieve, vector_stores.files.create, ..., other
-    provider: str  # openai | azure.ai.openai
+    provider: str  # openai | azure.ai.openai | azure.ai.agents (proxy.assistants.routes)
     status_code: int | None
     beta_header: str | None  # OpenAI-Beta exactly as sent
     api_version: str | None  # v1 | v2 | None (implied by the header)
@@ -76,6 +76,7 @@ class ExchangeFact:
     ratelimit_limit_tokens: str | None = None
     ratelimit_reset_requests: str | None = None
     ratelimit_reset_tokens: str | None = None
+    project: str | None = None  # Azure AI Foundry project of /api/projects/{project}/ (never a metric label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,7 @@ class RunSnapshot:
     instructions_chars: int | None
     instructions: str | None  # content
     usage_invalid: str | None = None  # one of USAGE_INVALID_REASONS; the tokens are then None
+    project: str | None = None  # Azure AI Foundry project the run was seen under
 
 
 @dataclass(frozen=True, slots=True)

@@ -372,6 +372,7 @@ def _run(ctx: _Ctx, obj: Json, source: str, event: str | None) -> None:
             instructions_chars=len(instructions) if instructions is not None else None,
             instructions=ctx.content(instructions),
             usage_invalid=usage.invalid,
+            project=ctx.route.project,
         )
     )
     for call in required_calls:
@@ -840,6 +841,7 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
         ratelimit_limit_tokens=ex.header("x-ratelimit-limit-tokens", response=True),
         ratelimit_reset_requests=ex.header("x-ratelimit-reset-requests", response=True),
         ratelimit_reset_tokens=ex.header("x-ratelimit-reset-tokens", response=True),
+        project=route.project,
     )
     return [exchange_fact, *ctx.facts]
 
