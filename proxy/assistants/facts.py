@@ -60,7 +60,7 @@ class ExchangeFact:
     parse_error: str | None
     body_truncated: bool
     user_agent: str | None
-    sdk: str | None  # e.g. "python 1.20.0" from X-Stainless-Lang / -Package-Version
+    sdk: str | None  # "python 1.20.0" from X-Stainless-Lang / -Package-Version, "python azure-ai-agents 1.1.0" from azsdk-* User-Agents
     sdk_lang: str | None
     sdk_version: str | None
     helper: str | None  # X-Stainless-Poll-Helper / Stream-Helper value

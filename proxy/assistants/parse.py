@@ -716,6 +716,20 @@ def _sdk(lang: str | None, version: str | None) -> str | None:
     return lang or None
 
 
+# Azure SDKs send no X-Stainless-* headers; their User-Agent starts `azsdk-<lang>-<package>/<version>`
+# (azure-core's UserAgentPolicy), e.g. `azsdk-python-ai-agents/1.1.0 Python/3.11.7 (Linux...)`.
+_AZURE_SDK_AGENT = re.compile(r"azsdk-(python|js|net|java|go|cpp)-([a-z0-9.-]+)/([0-9A-Za-z.+-]+)")
+
+
+def _azure_sdk(user_agent: str | None) -> tuple[str | None, str | None]:
+    """(lang, "azure-<package> <version>") of an Azure SDK's User-Agent, else (None, None)."""
+    found = _AZURE_SDK_AGENT.match(user_agent or "")
+    if found is None:
+        return None, None
+    lang, package, version = found.groups()
+    return lang, f"azure-{package} {version}"
+
+
 def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     """All facts of one exchange; the ExchangeFact first. Never raises on bad bodies."""
     ex = exchange
@@ -784,6 +798,8 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     ids = route.ids
     first_run = next((f for f in ctx.facts if isinstance(f, RunSnapshot)), None)
     lang, version = req_header("x-stainless-lang"), req_header("x-stainless-package-version")
+    if not lang:
+        lang, version = _azure_sdk(req_header("user-agent"))
     poll_helper = req_header("x-stainless-poll-helper")
     helper = ("poll" if poll_helper and poll_helper.lower() == "true" else None) or req_header(
         "x-stainless-stream-helper") or req_header("x-stainless-helper-method")

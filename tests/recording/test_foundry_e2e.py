@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 
+import azure.ai.agents
 import pytest
 from azure.ai.agents import models as m
 
@@ -120,6 +121,8 @@ def test_foundry_agents_are_recorded_like_assistants(emulator, serving, otlp_rec
     operations = {r["operation"] for r in q(store, "SELECT DISTINCT operation FROM exchanges")}
     assert {"files.create", "vector_stores.create", "assistants.create", "threads.create", "messages.create",
             "runs.create", "runs.retrieve", "runs.submit_tool_outputs", "runs.steps.list", "threads.list"} <= operations
+    sdks = q(store, "SELECT DISTINCT sdk FROM exchanges WHERE origin = 'client'")
+    assert sdks == [{"sdk": f"python azure-ai-agents {azure.ai.agents.__version__}"}]
     enrichment = q(store, "SELECT path, route, run_id FROM exchanges WHERE origin = 'enrichment'")
     assert enrichment == [{"path": f"/api/projects/{PROJECT}/threads/{quiet.thread_id}/runs/{quiet.id}/steps",
                            "route": "/threads/{thread_id}/runs/{run_id}/steps", "run_id": quiet.id}]
