@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from proxy.assistants.facts import FACT_TYPES, Fact
+from proxy.facts import FACT_TYPES, Fact
 
 _SCALARS: dict[Any, str] = {
     str: "VARCHAR",

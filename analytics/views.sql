@@ -1,6 +1,6 @@
 -- Public views of the audit store: the product's SQL interface.
 --
--- The raw tables (one per fact class in proxy/facts.py, named by its TABLE) are append-only
+-- The raw tables (one per fact class in proxy/facts.py FACT_TYPES, named by its TABLE) are append-only
 -- observations: every time the proxy saw an object it wrote a row. These views fold them into
 -- current state. Rules shared by all of them:
 --   * replay safety: a journal replay re-parses an exchange into the very same facts (same
@@ -383,3 +383,188 @@ SELECT owner, owner_id, file_id, attached_at, detached_at FROM (
     FROM attached_file_events
 )
 WHERE attached AND (detached_at IS NULL OR detached_at > attached_at);
+
+-- One row per Responses API response, folded from every snapshot (create, polls, cancel, delete,
+-- stream events) like `runs`. `polls` counts the retrieves up to and including the first that
+-- saw the response finished; later retrieves are in `retrieves` only.
+CREATE OR REPLACE VIEW responses AS
+WITH snaps AS (
+    SELECT DISTINCT ON (exchange_id, seq) * FROM response_snapshots
+),
+ordered AS (
+    SELECT *,
+        row_number() OVER (
+            PARTITION BY response_id
+            ORDER BY CASE WHEN status IN ('completed', 'failed', 'incomplete', 'cancelled') THEN 1 ELSE 0 END,
+                     observed_at, exchange_id, seq
+        ) AS pos,
+        min(observed_at) FILTER (WHERE status IN ('completed', 'failed', 'incomplete', 'cancelled'))
+            OVER (PARTITION BY response_id) AS finished_seen_at
+    FROM snaps
+),
+folded AS (
+    SELECT
+        response_id,
+        arg_max(model, pos) FILTER (WHERE model IS NOT NULL) AS model,
+        arg_max(status, pos) FILTER (WHERE status IS NOT NULL) AS status,
+        arg_max(conversation_id, pos) FILTER (WHERE conversation_id IS NOT NULL) AS conversation_id,
+        arg_max(previous_response_id, pos) FILTER (WHERE previous_response_id IS NOT NULL) AS previous_response_id,
+        arg_max(background, pos) FILTER (WHERE background IS NOT NULL) AS background,
+        coalesce(bool_or(streamed), false) AS streamed,
+        count(*) FILTER (WHERE source = 'retrieve'
+                         AND (finished_seen_at IS NULL OR observed_at <= finished_seen_at)) AS polls,
+        count(*) FILTER (WHERE source = 'retrieve') AS retrieves,
+        arg_max(input_tokens, pos) FILTER (WHERE input_tokens IS NOT NULL) AS input_tokens,
+        arg_max(cached_input_tokens, pos) FILTER (WHERE cached_input_tokens IS NOT NULL) AS cached_input_tokens,
+        arg_max(output_tokens, pos) FILTER (WHERE output_tokens IS NOT NULL) AS output_tokens,
+        arg_max(reasoning_tokens, pos) FILTER (WHERE reasoning_tokens IS NOT NULL) AS reasoning_tokens,
+        arg_max(total_tokens, pos) FILTER (WHERE total_tokens IS NOT NULL) AS total_tokens,
+        -- '' when the latest usage the response reported was sane, so a refused one shows until replaced
+        arg_max(coalesce(usage_invalid, ''), pos) FILTER (
+            WHERE usage_invalid IS NOT NULL OR input_tokens IS NOT NULL OR output_tokens IS NOT NULL) AS usage_invalid,
+        min(created_at) AS created_at,
+        min(completed_at) AS completed_at,
+        arg_max(error_code, pos) FILTER (WHERE error_code IS NOT NULL) AS error_code,
+        arg_max(error_message, pos) FILTER (WHERE error_message IS NOT NULL) AS error_message,
+        arg_max(incomplete_reason, pos) FILTER (WHERE incomplete_reason IS NOT NULL) AS incomplete_reason,
+        -- the create request's flag (a retrieve can only echo it)
+        coalesce(arg_min(store, pos) FILTER (WHERE store IS NOT NULL AND source IN ('create', 'stream')),
+                 arg_max(store, pos) FILTER (WHERE store IS NOT NULL)) AS store,
+        bool_or(deleted) AS deleted,
+        min(observed_at) FILTER (WHERE deleted) AS deleted_at,
+        arg_max(truncated, pos) FILTER (WHERE NOT deleted) AS truncated,
+        arg_max(tools, pos) FILTER (WHERE NOT deleted) AS tools,
+        arg_max(output_types, pos) FILTER (WHERE NOT deleted) AS output_types,
+        arg_max(key_fingerprint, pos) FILTER (WHERE key_fingerprint IS NOT NULL) AS key_fingerprint,
+        arg_min(sdk, pos) FILTER (WHERE sdk IS NOT NULL) AS sdk,
+        arg_min(provider, pos) FILTER (WHERE provider IS NOT NULL) AS provider,
+        arg_min(api_version, pos) FILTER (WHERE api_version IS NOT NULL) AS api_version,
+        arg_max(instructions_chars, pos) FILTER (WHERE instructions_chars IS NOT NULL) AS instructions_chars,
+        arg_max(instructions, pos) FILTER (WHERE instructions IS NOT NULL) AS instructions,
+        count(*) AS snapshot_count,
+        count(DISTINCT exchange_id) AS exchange_count,
+        min(observed_at) AS first_seen_at,
+        max(observed_at) AS last_seen_at
+    FROM ordered
+    GROUP BY response_id
+)
+SELECT
+    response_id AS id, response_id, model, status, conversation_id, previous_response_id, background, streamed,
+    polls, retrieves, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, total_tokens,
+    nullif(usage_invalid, '') AS usage_invalid, created_at, completed_at,
+    epoch(completed_at) - epoch(created_at) AS response_seconds,
+    error_code, error_message, incomplete_reason, store, deleted, deleted_at, truncated,
+    status IN ('completed', 'failed', 'incomplete', 'cancelled') AS terminal,
+    tools, output_types, key_fingerprint, sdk, provider, api_version, instructions_chars, instructions,
+    snapshot_count, exchange_count, first_seen_at, last_seen_at
+FROM folded;
+
+-- One row per tool call of a response, merging what its output items said (JSON, stream events)
+-- with the `function_call_output` a later request sent back for it.
+CREATE OR REPLACE VIEW response_tool_calls AS
+WITH calls AS (
+    SELECT DISTINCT ON (exchange_id, seq) * FROM response_tool_call_log
+),
+ordered AS (
+    SELECT *,
+        row_number() OVER (
+            PARTITION BY call_id
+            ORDER BY CASE WHEN status IN ('completed', 'failed', 'incomplete') THEN 1 ELSE 0 END,
+                     observed_at, exchange_id, seq
+        ) AS pos,
+        source = 'function_call_output' AS sent_back
+    FROM calls
+)
+SELECT
+    arg_max(response_id, pos) FILTER (WHERE NOT sent_back AND response_id IS NOT NULL) AS response_id,
+    call_id,
+    arg_max(item_id, pos) FILTER (WHERE NOT sent_back AND item_id IS NOT NULL) AS item_id,
+    coalesce(arg_max(type, pos) FILTER (WHERE NOT sent_back), arg_max(type, pos)) AS type,
+    arg_max(item_type, pos) FILTER (WHERE NOT sent_back AND item_type IS NOT NULL) AS item_type,
+    arg_max(status, pos) FILTER (WHERE NOT sent_back AND status IS NOT NULL) AS status,
+    arg_max(name, pos) FILTER (WHERE name IS NOT NULL) AS name,
+    arg_max(server_label, pos) FILTER (WHERE server_label IS NOT NULL) AS server_label,
+    arg_max(vector_store_ids, pos) FILTER (WHERE NOT sent_back AND len(vector_store_ids) > 0) AS vector_store_ids,
+    arg_max(container_id, pos) FILTER (WHERE container_id IS NOT NULL) AS container_id,
+    arg_max(results_count, pos) FILTER (WHERE results_count IS NOT NULL) AS results_count,
+    arg_max(queries_count, pos) FILTER (WHERE queries_count IS NOT NULL) AS queries_count,
+    arg_max(arguments_chars, pos) FILTER (WHERE arguments_chars IS NOT NULL) AS arguments_chars,
+    arg_max(arguments, pos) FILTER (WHERE arguments IS NOT NULL) AS arguments,
+    coalesce(arg_max(output_chars, pos) FILTER (WHERE sent_back AND output_chars IS NOT NULL),
+             arg_max(output_chars, pos) FILTER (WHERE output_chars IS NOT NULL)) AS output_chars,
+    coalesce(arg_max(output, pos) FILTER (WHERE sent_back AND output IS NOT NULL),
+             arg_max(output, pos) FILTER (WHERE output IS NOT NULL)) AS output,
+    arg_max(queries, pos) FILTER (WHERE queries IS NOT NULL) AS queries,
+    arg_max(error, pos) FILTER (WHERE error IS NOT NULL) AS error,
+    bool_or(sent_back) AS output_submitted,
+    arg_min(response_id, pos) FILTER (WHERE sent_back AND response_id IS NOT NULL) AS output_response_id,
+    min(observed_at) FILTER (WHERE sent_back) AS submitted_at,
+    min(observed_at) AS first_seen_at,
+    max(observed_at) AS last_seen_at
+FROM ordered
+GROUP BY call_id;
+
+-- One row per result of a response's file_search call (rank within the call), as last seen.
+CREATE OR REPLACE VIEW response_file_search_results AS
+SELECT response_id, call_id, rank, file_id, filename, score, text_chars, text, observed_at, exchange_id
+FROM response_file_search_result_log
+QUALIFY row_number() OVER (PARTITION BY call_id, rank ORDER BY observed_at DESC, exchange_id DESC) = 1;
+
+-- One row per conversation item, as last seen.
+CREATE OR REPLACE VIEW conversation_items AS
+WITH obs AS (
+    SELECT DISTINCT ON (exchange_id, seq) * FROM conversation_item_observations
+),
+ordered AS (
+    SELECT *, row_number() OVER (PARTITION BY conversation_id, item_id ORDER BY deleted, observed_at, exchange_id, seq) AS pos
+    FROM obs
+)
+SELECT
+    conversation_id, item_id,
+    arg_max(type, pos) FILTER (WHERE type IS NOT NULL) AS type,
+    arg_max(role, pos) FILTER (WHERE role IS NOT NULL) AS role,
+    min(created_at) AS created_at,
+    bool_or(deleted) AS deleted,
+    min(observed_at) AS first_seen_at,
+    max(observed_at) AS last_seen_at
+FROM ordered
+GROUP BY conversation_id, item_id;
+
+-- One row per conversation: seen through the Conversations API, or only named by responses made in it.
+CREATE OR REPLACE VIEW conversations AS
+WITH obs AS (
+    SELECT DISTINCT ON (exchange_id, seq) * FROM conversation_observations
+),
+ordered AS (
+    SELECT *, row_number() OVER (PARTITION BY conversation_id ORDER BY deleted, observed_at, exchange_id, seq) AS pos
+    FROM obs
+),
+folded AS (
+    SELECT
+        conversation_id,
+        min(created_at) AS created_at,
+        bool_or(deleted) AS deleted,
+        min(observed_at) FILTER (WHERE deleted) AS deleted_at,
+        coalesce(sum(items_added), 0) AS items_created,
+        arg_max(metadata_keys, pos) FILTER (WHERE metadata_keys IS NOT NULL AND NOT deleted) AS metadata_keys,
+        arg_max(key_fingerprint, pos) FILTER (WHERE key_fingerprint IS NOT NULL) AS key_fingerprint,
+        arg_min(provider, pos) FILTER (WHERE provider IS NOT NULL) AS provider,
+        min(observed_at) AS first_seen_at,
+        max(observed_at) AS last_seen_at
+    FROM ordered
+    GROUP BY conversation_id
+),
+linked AS (
+    SELECT conversation_id, count(*) AS responses, min(key_fingerprint) AS key_fingerprint,
+           min(provider) AS provider, min(first_seen_at) AS first_seen_at, max(last_seen_at) AS last_seen_at,
+           max(created_at) AS last_response_at
+    FROM responses WHERE conversation_id IS NOT NULL
+    GROUP BY conversation_id
+)
+SELECT
+    conversation_id AS id, conversation_id,
+    f.created_at, coalesce(f.deleted, false) AS deleted, f.deleted_at, coalesce(f.items_created, 0) AS items_created,
+    f.metadata_keys, coalesce(f.key_fingerprint, l.key_fingerprint) AS key_fingerprint,
+    coalesce(f.provider, l.provider) AS provider, coalesce(l.responses, 0) AS responses, l.last_response_at,
+    least(f.first_seen_at, l.first_seen_at) AS first_seen_at, greatest(f.last_seen_at, l.last_seen_at) AS last_seen_at
+FROM folded f FULL OUTER JOIN linked l USING (conversation_id);

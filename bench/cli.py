@@ -17,7 +17,8 @@ from bench.soak import main as soak_main
 @click.option("--strict", is_flag=True, help="Exit 1 when a target is missed (by default targets only print).")
 @click.pass_context
 def bench(ctx: click.Context, smoke: bool, out_file: Path, strict: bool) -> None:
-    """Measure what recording costs: direct, nginx, a bare forwarder, and the proxy (1 and 2 workers).
+    """Measure what recording costs: direct, nginx, a bare forwarder, and the proxy (1 and 2 workers),
+    for Assistants and Responses traffic; then outsized Responses bodies through the proxy (peak RSS).
 
     \b
     Example:

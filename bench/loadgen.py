@@ -2,20 +2,51 @@
 earlier ones, and its latency is measured from when it was due, so a stall shows up in the
 percentiles instead of silently lowering the rate (no coordinated omission).
 
-`python -m bench.loadgen BASE_URL RATE SECONDS` prints one JSON object."""
+Every command prints one JSON object:
+
+- `python -m bench.loadgen BASE_URL RATE SECONDS [--api responses]`: open loop (Assistants: a
+  retrieved run and its steps, alternately; Responses: `POST /v1/responses`);
+- `python -m bench.loadgen BASE_URL 0 COUNT [--api responses]`: COUNT streams one after another
+  (a streamed run; a long streamed response), time to first and last event;
+- `python -m bench.loadgen BASE_URL --push-events N | --push-output-bytes N`: one outsized
+  response (the upstream makes it: `bench.upstream`), read and discarded, for the memory part."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
-import sys
 import time
+from dataclasses import dataclass
 
 import aiohttp
 
-PATHS = ("/v1/threads/thread_x/runs/run_x", "/v1/threads/thread_x/runs/run_x/steps")
-HEADERS = {"Authorization": "Bearer sk-bench-not-a-real-key", "OpenAI-Beta": "assistants=v2",
-           "Accept-Encoding": "identity"}
+from bench.bodies import RESPONSE_REQUEST
+
+API_KEY_HEADER = {"Authorization": "Bearer sk-bench-not-a-real-key", "Accept-Encoding": "identity"}
+
+
+@dataclass(frozen=True)
+class Api:
+    """What the load generator sends for one API: the open loop's requests in turn (method, path,
+    body encoded once, headers) and the streamed request (path, JSON body, headers)."""
+
+    requests: tuple[tuple[str, str, bytes | None, dict[str, str]], ...]
+    stream: tuple[str, dict, dict[str, str]]
+
+
+_ASSISTANTS_HEADERS = {**API_KEY_HEADER, "OpenAI-Beta": "assistants=v2"}
+_JSON_HEADERS = {**API_KEY_HEADER, "Content-Type": "application/json"}
+APIS = {
+    "assistants": Api(
+        requests=(("GET", "/v1/threads/thread_x/runs/run_x", None, _ASSISTANTS_HEADERS),
+                  ("GET", "/v1/threads/thread_x/runs/run_x/steps", None, _ASSISTANTS_HEADERS)),
+        stream=("/v1/threads/thread_x/runs", {"assistant_id": "asst_x", "stream": True}, _ASSISTANTS_HEADERS)),
+    "responses": Api(
+        requests=(("POST", "/v1/responses", json.dumps(RESPONSE_REQUEST).encode(), _JSON_HEADERS),),
+        stream=("/v1/responses", {**RESPONSE_REQUEST, "stream": True}, API_KEY_HEADER)),
+}
+PUSH_USER_AGENT = "assistants-audit-bench/memory"
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -25,7 +56,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-async def open_loop(base_url: str, rate: float, seconds: float) -> dict:
+async def open_loop(base_url: str, rate: float, seconds: float, api: Api = APIS["assistants"]) -> dict:
     total = int(rate * seconds)
     latencies: list[float] = []
     errors = 0
@@ -34,7 +65,8 @@ async def open_loop(base_url: str, rate: float, seconds: float) -> dict:
         async def one(i: int, due: float) -> None:
             nonlocal errors
             try:
-                async with session.get(base_url + PATHS[i % len(PATHS)], headers=HEADERS) as resp:
+                method, path, body, headers = api.requests[i % len(api.requests)]
+                async with session.request(method, base_url + path, data=body, headers=headers) as resp:
                     await resp.read()
                     if resp.status != 200:
                         errors += 1
@@ -68,15 +100,15 @@ async def open_loop(base_url: str, rate: float, seconds: float) -> dict:
     }
 
 
-async def streamed(base_url: str, count: int) -> dict:
-    """Time to first and last SSE event of a streamed run, one stream at a time."""
+async def streamed(base_url: str, count: int, api: Api = APIS["assistants"]) -> dict:
+    """Time to first and last SSE event of a stream, one stream at a time."""
     first: list[float] = []
     last: list[float] = []
-    body = {"assistant_id": "asst_x", "stream": True}
+    path, body, headers = api.stream
     async with aiohttp.ClientSession() as session:
         for _ in range(count):
             started = time.perf_counter()
-            async with session.post(base_url + "/v1/threads/thread_x/runs", json=body, headers=HEADERS) as resp:
+            async with session.post(base_url + path, json=body, headers=headers) as resp:
                 got_first = False
                 async for chunk in resp.content.iter_any():
                     if not got_first and b"event:" in chunk:
@@ -89,18 +121,60 @@ async def streamed(base_url: str, count: int) -> dict:
             "last_event_p50_ms": percentile(last, 0.5) * 1000}
 
 
+async def push(base_url: str, events: int | None, output_bytes: int | None) -> dict:
+    """One outsized response through the proxy, read as it comes and discarded: the client holds
+    one chunk at a time, so whatever memory grows is the proxy's."""
+    if events is not None:
+        asked, body = f"events={events}", {**RESPONSE_REQUEST, "stream": True}
+        headers = {**API_KEY_HEADER, "X-Bench-Events": str(events)}
+    else:
+        asked, body = f"output-bytes={output_bytes}", RESPONSE_REQUEST
+        headers = {**API_KEY_HEADER, "X-Bench-Output-Bytes": str(output_bytes)}
+    # the proxy records the User-Agent: the benchmark finds this exchange's row by it
+    headers["User-Agent"] = user_agent = f"{PUSH_USER_AGENT} ({asked})"
+    received = frames = 0
+    previous = b""
+    started = time.perf_counter()
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.post(base_url + "/v1/responses", json=body, headers=headers) as resp:
+            async for chunk in resp.content.iter_any():
+                received += len(chunk)
+                # an SSE frame ends with a blank line, which may straddle two chunks
+                frames += chunk.count(b"\n\n") + (previous == b"\n" and chunk[:1] == b"\n")
+                previous = chunk[-1:]
+            status = resp.status
+    return {"status": status, "bytes": received, "events": frames if events is not None else None,
+            "seconds": time.perf_counter() - started, "user_agent": user_agent}
+
+
 def main() -> None:
-    base_url, rate, seconds = sys.argv[1].rstrip("/"), float(sys.argv[2]), float(sys.argv[3])
+    parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__.split("\n\n")[0])
+    parser.add_argument("base_url")
+    parser.add_argument("rate", type=float, nargs="?", help="requests per second; 0: streams one after another")
+    parser.add_argument("seconds", type=float, nargs="?", help="seconds of load; with rate 0, how many streams")
+    parser.add_argument("--api", choices=sorted(APIS), default="assistants")
+    push_size = parser.add_mutually_exclusive_group()
+    push_size.add_argument("--push-events", type=int, help="one streamed response of N events")
+    push_size.add_argument("--push-output-bytes", type=int, help="one response whose output text is N bytes")
+    args = parser.parse_args()
+    base_url, api = args.base_url.rstrip("/"), APIS[args.api]
+    pushing = args.push_events is not None or args.push_output_bytes is not None
+    if pushing == (args.rate is not None) or (args.rate is not None and args.seconds is None):
+        parser.error("give RATE SECONDS, or one of --push-events / --push-output-bytes")
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    if rate == 0:
-        print(json.dumps(asyncio.run(streamed(base_url, int(seconds)))))
+    if pushing:
+        result = asyncio.run(push(base_url, args.push_events, args.push_output_bytes))
+    elif args.rate == 0:
+        result = asyncio.run(streamed(base_url, int(args.seconds), api))
     else:
-        print(json.dumps(asyncio.run(open_loop(base_url, rate, seconds))))
+        result = asyncio.run(open_loop(base_url, args.rate, args.seconds, api))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

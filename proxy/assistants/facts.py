@@ -76,6 +76,9 @@ class ExchangeFact:
     ratelimit_limit_tokens: str | None = None
     ratelimit_reset_requests: str | None = None
     ratelimit_reset_tokens: str | None = None
+    api: str | None = None  # assistants | responses | conversations | other (proxy.assistants.routes.APIS)
+    response_id: str | None = None  # the Responses API response the exchange created or named
+    conversation_id: str | None = None  # the Conversations API conversation it created or named
     project: str | None = None  # Azure AI Foundry project of /api/projects/{project}/ (never a metric label)
 
 

@@ -10,22 +10,18 @@ Content (message text, instructions, tool arguments/outputs, chunk text) is copi
 
 from __future__ import annotations
 
-import json
 import re
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
-
+from proxy.facts import Fact
+from proxy.responses.parse import parse_responses
 from proxy.serving.exchange import Exchange
 from proxy.assistants.facts import (
-    MAX_USAGE_TOKENS,
     AssistantObservation,
     AttachedFileObservation,
     ExchangeFact,
-    Fact,
     FileObservation,
     FileSearchResultFact,
     MessageObservation,
@@ -36,20 +32,16 @@ from proxy.assistants.facts import (
     VectorStoreFileObservation,
     VectorStoreObservation,
 )
-from proxy.assistants.routes import RouteInfo, classify
-from proxy.assistants.sse import decode_all
-
-# No brotli decoder is a dependency of this wheel (either one is used when installed): without
-# one a br body is a parse error, never a crash.
-try:
-    import brotli as _brotli  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the environment
-    try:
-        import brotlicffi as _brotli  # type: ignore[import-not-found,no-redef]
-    except ImportError:
-        _brotli = None
-
-Json = dict[str, Any]
+from proxy.assistants.routes import ASSISTANTS_PROTOCOL, CONVERSATIONS, RESPONSES, RouteInfo, classify
+from proxy.assistants.wire import CUT_SHORT as _CUT_SHORT
+from proxy.assistants.wire import Body, Json, refused_counts, ts
+from proxy.assistants.wire import as_dict as _dict
+from proxy.assistants.wire import as_float as _float
+from proxy.assistants.wire import as_int as _int
+from proxy.assistants.wire import as_list as _list
+from proxy.assistants.wire import as_str as _str
+from proxy.assistants.wire import as_strs as _strs
+from proxy.assistants.wire import decode_body as _decode_body
 
 # Objects whose top-level `file_ids` only exist in Assistants v1 (v2 moved them to tool_resources
 # and attachments). Vector store file batches keep a v2 `file_ids`, so they are not listed.
@@ -68,58 +60,6 @@ _RUN_SOURCES = {
 }
 
 
-def ts(value: object) -> datetime | None:
-    """Unix seconds (int or float) -> aware UTC datetime; anything else -> None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _float(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _dict(value: object) -> Json:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _strs(value: object) -> tuple[str, ...]:
-    return tuple(v for v in _list(value) if isinstance(v, str))
-
-
 def api_version_from_beta(header: str | None) -> str | None:
     """`OpenAI-Beta: assistants=v2` (possibly among other comma-separated flags) -> "v2"."""
     if not header:
@@ -129,132 +69,6 @@ def api_version_from_beta(header: str | None) -> str | None:
         if name.strip().lower() == "assistants" and value.strip():
             return value.strip().lower()
     return None
-
-
-# --- body decoding ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Body:
-    data: Any = None  # parsed JSON (dict/list) or None
-    events: list[tuple[str, Any]] = field(default_factory=list)  # SSE: (event name, parsed data)
-    error: str | None = None
-    is_sse: bool = False
-
-
-# A decoded copy larger than this is a parse error: a small compressed body (a "zip bomb") must
-# not make the recorder hold gigabytes.
-MAX_DECODED_BODY = 64 * 1024 * 1024
-
-
-def _decompress(raw: bytes, encoding: str | None) -> tuple[bytes, str | None]:
-    """Undo every coding of Content-Encoding (a list, applied in order, so undone in reverse)."""
-    data = raw
-    for coding in reversed([c.strip().lower() for c in (encoding or "").split(",") if c.strip()]):
-        if not data or coding == "identity":
-            continue
-        data, err = _decode_coding(data, coding)
-        if err:
-            return b"", err
-    return data, None
-
-
-def _decode_coding(raw: bytes, coding: str) -> tuple[bytes, str | None]:
-    try:
-        if coding in ("gzip", "x-gzip"):
-            return _inflate(raw, 16 + zlib.MAX_WBITS, coding)
-        if coding == "deflate":
-            try:
-                return _inflate(raw, zlib.MAX_WBITS, coding)
-            except zlib.error:  # servers that send raw deflate without the zlib wrapper
-                return _inflate(raw, -zlib.MAX_WBITS, coding)
-        if coding == "br":
-            if _brotli is None:
-                return b"", "unsupported_encoding:br"
-            return _brotli.decompress(raw), None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a parse error
-        return b"", f"bad_{coding}:{type(exc).__name__}"
-    return b"", f"unsupported_encoding:{coding}"
-
-
-def _inflate(raw: bytes, wbits: int, coding: str) -> tuple[bytes, str | None]:
-    decoder = zlib.decompressobj(wbits)
-    data = decoder.decompress(raw, MAX_DECODED_BODY)
-    if decoder.unconsumed_tail:
-        return b"", f"decoded_too_large:{coding}"
-    return data, None
-
-
-# Exchange.error_type values for which the forwarded response body may have stopped early.
-_CUT_SHORT = frozenset({"upstream_reset", "upstream_timeout", "client_disconnected", "proxy_shutdown"})
-_LIST_DATA = re.compile(rb'"data"\s*:\s*\[')
-
-
-def _salvage_list(data: bytes) -> Json | None:
-    """The complete items of a list page whose copy was cut by the body cap."""
-    m = _LIST_DATA.search(data, 0, 4096)
-    if m is None or b'"list"' not in data[: m.start()]:
-        return None
-    text = data[m.end():].decode("utf-8", "ignore")
-    decoder = json.JSONDecoder()
-    items: list[Any] = []
-    pos, n = 0, len(text)
-    while pos < n:
-        while pos < n and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= n or text[pos] == "]":
-            break
-        try:
-            item, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            break
-        items.append(item)
-    return {"object": "list", "data": items}
-
-
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").partition(";")[0].strip().lower()
-
-
-def _is_json_media(media: str) -> bool:
-    # application/jsonl and application/x-ndjson are lines of JSON, not one document
-    return media in ("application/json", "text/json") or (media.startswith("application/") and media.endswith("+json"))
-
-
-def _decode_body(raw: bytes, content_type: str | None, encoding: str | None, truncated: bool) -> _Body:
-    body = _Body()
-    media = _media_type(content_type)
-    if media != "text/event-stream" and not _is_json_media(media):
-        return body  # file content, multipart, text: bytes that only look like JSON are not an API object
-    data, err = _decompress(raw, encoding)
-    if err:
-        body.error = err
-        return body
-    if media == "text/event-stream":
-        body.is_sse = True
-        for event in decode_all(data):
-            if event.data.startswith("[DONE]"):
-                continue
-            try:
-                body.events.append((event.event or "", orjson.loads(event.data)))
-            except orjson.JSONDecodeError:
-                body.error = body.error or "invalid_json_event"
-        return body
-    if not data.strip():
-        return body
-    try:
-        body.data = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        if truncated:
-            body.error = "truncated"
-            body.data = _salvage_list(data)
-        else:
-            try:
-                data.decode("utf-8")
-                body.error = "invalid_json"
-            except UnicodeDecodeError:
-                body.error = "invalid_utf8"
-    return body
 
 
 # --- the per-exchange context ----------------------------------------------------------------
@@ -314,14 +128,9 @@ def _usage(obj: Json) -> _Usage:
     if not isinstance(usage, dict):
         return _Usage(invalid="malformed")
     values = [usage.get(name) for name in ("prompt_tokens", "completion_tokens", "total_tokens")]
-    given = [v for v in values if v is not None]
-    # the API sends JSON integers; a string, float or bool here is not a token count
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in given):
-        return _Usage(invalid="malformed")
-    if any(v < 0 for v in given):
-        return _Usage(invalid="negative")
-    if any(v > MAX_USAGE_TOKENS for v in given):
-        return _Usage(invalid="too_large")
+    refused = refused_counts(values)
+    if refused:
+        return _Usage(invalid=refused)
     prompt, completion, total = values
     if prompt is not None and completion is not None and total is not None and prompt + completion != total:
         return _Usage(invalid="inconsistent")
@@ -663,15 +472,18 @@ def _object(ctx: _Ctx, obj: object, run_source: str, event: str | None = None) -
         _attached_file(ctx, obj, kind)
 
 
-def _stream_events(ctx: _Ctx, events: list[tuple[str, Any]]) -> tuple[str | None, str | None]:
+def _is_delta(name: str) -> bool:
+    # deltas repeat what the completed object holds
+    return name.endswith(".delta") or name == "thread.message.in_progress"
+
+
+def _stream_events(ctx: _Ctx, body: Body) -> tuple[str | None, str | None]:
     """Facts from streamed events; returns (error_type, error_code) of an `error` event."""
     error: tuple[str | None, str | None] = (None, None)
-    for name, data in events:
+    for name, data in body.events(skip=_is_delta):
         if name == "error":
             err = _dict(_dict(data).get("error")) or _dict(data)
             error = (_str(err.get("type")) or "stream_error", _str(err.get("code")))
-        elif name.endswith(".delta") or name in ("thread.message.in_progress",):
-            continue  # deltas repeat what the completed object holds
         elif name.startswith(("thread.run.", "thread.message.", "thread.created")):
             _object(ctx, data, "stream", name)
     return error
@@ -738,7 +550,8 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     beta = req_header("openai-beta")
     # what the upstream serves: Azure goes by its api-version and ignores OpenAI-Beta (the SDK
     # sends assistants=v2 with any api-version); both raw values are recorded as well
-    api_version = route.implied_azure_assistants_version or api_version_from_beta(beta)
+    assistants = route.api in ASSISTANTS_PROTOCOL
+    api_version = (route.implied_azure_assistants_version or api_version_from_beta(beta)) if assistants else None
     started = datetime.fromtimestamp(ex.started_at, tz=timezone.utc)
     observed = datetime.fromtimestamp(ex.started_at + max(ex.duration_s, 0.0), tz=timezone.utc)
     if ex.origin in ("sampler", "enrichment"):
@@ -772,16 +585,24 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
 
     error_type, error_code = ex.error_type, None
     resp_json = response.data if isinstance(response.data, dict) else {}
+    lang, version = req_header("x-stainless-lang"), req_header("x-stainless-package-version")
+    if not lang:
+        lang, version = _azure_sdk(req_header("user-agent"))
+    seen = None
+    if route.api in (RESPONSES, CONVERSATIONS):
+        seen = parse_responses(ex, route, request, response, capture_content=capture_content, observed_at=observed,
+                               sdk=_sdk(lang, version), truncated=ex.response_body_truncated or cut_short)
     if response.is_sse:
-        stream_error = _stream_events(ctx, response.events)
+        stream_error = (seen.error_type, seen.error_code) if seen else _stream_events(ctx, response)
         if error_type is None:
             error_type, error_code = stream_error
     else:
-        upstream_error = _dict(resp_json.get("error"))
+        # a failed response object carries its own `error`: the exchange itself succeeded
+        upstream_error = _dict(resp_json.get("error")) if resp_json.get("object") != "response" else {}
         if upstream_error:
             error_type = error_type or _str(upstream_error.get("type")) or "error"
             error_code = _str(upstream_error.get("code"))
-        elif accepted:
+        elif accepted and seen is None:
             _object(ctx, response.data, run_source)
     if error_type is None and ex.status is not None and ex.status >= 400:
         error_type = f"http_{ex.status}"
@@ -797,9 +618,6 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
 
     ids = route.ids
     first_run = next((f for f in ctx.facts if isinstance(f, RunSnapshot)), None)
-    lang, version = req_header("x-stainless-lang"), req_header("x-stainless-package-version")
-    if not lang:
-        lang, version = _azure_sdk(req_header("user-agent"))
     poll_helper = req_header("x-stainless-poll-helper")
     helper = ("poll" if poll_helper and poll_helper.lower() == "true" else None) or req_header(
         "x-stainless-stream-helper") or req_header("x-stainless-helper-method")
@@ -852,12 +670,16 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
                                 resp_obj_id if resp_kind == "assistant" else None),
         vector_store_id=_first_str(ids.get("vector_store_id"), resp_obj_id if resp_kind == "vector_store" else None,
                                    resp_json.get("vector_store_id")),
-        model=_first_str(req_json.get("model"), first_run.model if first_run else None, resp_json.get("model")),
+        model=_first_str(req_json.get("model"), first_run.model if first_run else None, resp_json.get("model"),
+                         seen.model if seen else None),
         ratelimit_limit_requests=ex.header("x-ratelimit-limit-requests", response=True),
         ratelimit_limit_tokens=ex.header("x-ratelimit-limit-tokens", response=True),
         ratelimit_reset_requests=ex.header("x-ratelimit-reset-requests", response=True),
         ratelimit_reset_tokens=ex.header("x-ratelimit-reset-tokens", response=True),
+        api=route.api,
+        response_id=seen.response_id if seen else None,
+        conversation_id=seen.conversation_id if seen else None,
         project=route.project,
     )
-    return [exchange_fact, *ctx.facts]
+    return [exchange_fact, *ctx.facts, *(seen.facts if seen else ())]
 

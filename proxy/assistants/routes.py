@@ -1,4 +1,4 @@
-"""Request line -> templated route, operation name and path ids.
+"""Request line -> templated route, operation name, API family and path ids.
 
 Runs once per exchange on the recorder thread, so it is a walk over a trie of path segments built
 at import time: no regex per call. The API prefix is whatever precedes the first known resource
@@ -79,7 +79,35 @@ _ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/uploads/{upload_id}/parts", "uploads.parts.create"),
     ("POST", "/uploads/{upload_id}/complete", "uploads.complete"),
     ("POST", "/uploads/{upload_id}/cancel", "uploads.cancel"),
+    ("POST", "/responses", "responses.create"),
+    ("POST", "/responses/input_tokens", "responses.input_tokens.count"),
+    ("GET", "/responses/{response_id}", "responses.retrieve"),
+    ("DELETE", "/responses/{response_id}", "responses.delete"),
+    ("POST", "/responses/{response_id}/cancel", "responses.cancel"),
+    ("GET", "/responses/{response_id}/input_items", "responses.input_items.list"),
+    ("POST", "/conversations", "conversations.create"),
+    ("GET", "/conversations/{conversation_id}", "conversations.retrieve"),
+    ("POST", "/conversations/{conversation_id}", "conversations.update"),
+    ("DELETE", "/conversations/{conversation_id}", "conversations.delete"),
+    ("GET", "/conversations/{conversation_id}/items", "conversations.items.list"),
+    ("POST", "/conversations/{conversation_id}/items", "conversations.items.create"),
+    ("GET", "/conversations/{conversation_id}/items/{item_id}", "conversations.items.retrieve"),
+    ("DELETE", "/conversations/{conversation_id}/items/{item_id}", "conversations.items.delete"),
 )
+
+# The API family of an exchange (`exchange_log.api`, and the label other sinks may use): fixed.
+# Vector stores, files and uploads are the Assistants API's resources (the Responses API's
+# file_search reads the same vector stores), so they count as `assistants`.
+# An Azure AI Foundry project's Agent Service speaks the Assistants protocol but is an API
+# generation of its own (`foundry_agents`): parsed like `assistants`, counted apart.
+ASSISTANTS = "assistants"
+RESPONSES = "responses"
+CONVERSATIONS = "conversations"
+FOUNDRY_AGENTS = "foundry_agents"
+OTHER_API = "other"
+APIS = (ASSISTANTS, RESPONSES, CONVERSATIONS, FOUNDRY_AGENTS, OTHER_API)
+ASSISTANTS_PROTOCOL = frozenset({ASSISTANTS, FOUNDRY_AGENTS})
+_API_OF_ROOT = {"responses": RESPONSES, "conversations": CONVERSATIONS}
 
 # Every operation `classify` can answer: the metrics sink's fixed `operation` vocabulary.
 OPERATIONS = frozenset(op for _, _, op in _ROUTES) | {"other"}
@@ -108,6 +136,7 @@ class RouteInfo:
     prefix: str = ""  # what preceded the API path: /v1, /openai, /gateway/v1, /api/projects/p
     azure_api_version: str | None = None  # the api-version query parameter
     v1_only: bool = False  # an Assistants-v1-only route (assistant files, message files)
+    api: str = OTHER_API  # one of APIS: the family of the first known resource segment
     project: str | None = None  # the Azure AI Foundry project named in /api/projects/{project}/
 
     @property
@@ -121,6 +150,15 @@ class RouteInfo:
         if not v:
             return None
         return "v2" if v[:10] >= _AZURE_V2_FROM else "v1"
+
+    @property
+    def path_api_version(self) -> str | None:
+        """The version a Responses/Conversations call names: Azure's api-version, else the `v1` the
+        prefix ends with (`/v1`, Azure's `/openai/v1`), else None (a bare gateway path)."""
+        if self.azure_api_version:
+            return self.azure_api_version
+        last = self.prefix.rsplit("/", 1)[-1]
+        return last if last[:1] == "v" and last[1:].isdigit() else None
 
 
 class _Node:
@@ -158,7 +196,7 @@ _TRIE, _ROOTS = _build()
 # Other OpenAI API families whose paths contain our resource names (e.g.
 # /v1/organization/usage/vector_stores): a prefix holding one of these is not a base path.
 _FOREIGN_SEGMENTS = frozenset(
-    {"organization", "chat", "responses", "batches", "fine_tuning", "audio", "images", "realtime", "usage", "containers"}
+    {"organization", "chat", "batches", "fine_tuning", "audio", "images", "realtime", "usage", "containers"}
 )
 
 
@@ -215,6 +253,7 @@ def classify(method: str, path: str, query: str = "") -> RouteInfo:
                          project=project)
     prefix = "/" + "/".join(prefix_segments) if prefix_segments else ""
     rest = segments[start:]
+    api = _API_OF_ROOT.get(rest[0], FOUNDRY_AGENTS if provider == AZURE_AGENTS else ASSISTANTS)
     node: _Node | None = _TRIE
     ids: dict[str, str] = {}
     for seg in rest:
@@ -227,7 +266,8 @@ def classify(method: str, path: str, query: str = "") -> RouteInfo:
         if node is None:
             break
     if node is None or node.template is None:
-        return RouteInfo(_generic_template(rest), "other", provider, ids, prefix, azure_version, project=project)
+        return RouteInfo(_generic_template(rest), "other", provider, ids, prefix, azure_version, api=api,
+                         project=project)
     operation = node.methods.get(method.upper(), "other")
     return RouteInfo(node.template, operation, provider, ids, prefix, azure_version, operation in V1_ONLY_OPERATIONS,
-                     project)
+                     api, project)

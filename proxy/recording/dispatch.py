@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from proxy.serving.exchange import Exchange
-from proxy.assistants.facts import Fact
+from proxy.facts import Fact
 
 log = logging.getLogger("assistants_audit.sinks")
 

@@ -421,3 +421,17 @@ def claim_slot(store: Path, max_slots: int = 1024, prefix: str = "w") -> Slot:
         if slot is not None:
             return slot
     raise RuntimeError(f"no free writer slot in {store}/writers (all {max_slots} locked)")
+
+
+def take_lost(name: str, directory: Path) -> int:
+    """What a dead owner of slot `name` answered but never journaled (its ledger), logged; reset."""
+    try:
+        lost = Unjournaled.take_lost(directory)
+    except OSError as exc:
+        log.error("journal %s: cannot read the count of unjournaled exchanges: %s", name, exc)
+        return 0
+    if lost:
+        log.error("journal %s: %d answered exchanges were lost: the process that served them died while the "
+                  "disk was full, before they were journaled (assistants_audit_store_lost_records_total)",
+                  name, lost)
+    return lost

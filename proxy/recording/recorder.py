@@ -38,11 +38,12 @@ import duckdb
 from analytics import store as layout
 from proxy.recording import journal
 from proxy.serving.exchange import Exchange
-from proxy.assistants.facts import ExchangeFact, Fact
+from proxy.assistants.facts import ExchangeFact
+from proxy.assistants.routes import classify
+from proxy.facts import Fact
 from proxy.recording.journal import Position, Slot
 from proxy.recording.dispatch import Dispatcher, Sink
 from proxy.recording.tail import JournalTail
-from proxy.serving.appender import take_lost
 from proxy.sinks.store import StoreSink, error_kind
 
 log = logging.getLogger("assistants_audit.recorder")
@@ -255,7 +256,7 @@ class JournalRecorder:
             follower.writer_alive = _writer_alive(self.store_dir, follower.name, self._take_lost)
 
     def _take_lost(self, name: str, directory: Path) -> None:
-        self.ledger_lost += take_lost(name, directory)
+        self.ledger_lost += journal.take_lost(name, directory)
 
     def _follow(self, name: str, directory: Path, lock: Slot) -> _Follower:
         store = self.make_store(self.store_dir)
@@ -368,7 +369,7 @@ def basic_facts(exchange: Exchange, *, capture_content: bool = False, parse_erro
         error_code=None, parse_error=parse_error, body_truncated=exchange.response_body_truncated,
         user_agent=exchange.header("user-agent"), sdk=None, sdk_lang=None, sdk_version=None, helper=None,
         retry_count=None, key_fingerprint=exchange.key_fingerprint, run_id=None, thread_id=None,
-        assistant_id=None, vector_store_id=None, model=None,
+        assistant_id=None, vector_store_id=None, model=None, api=classify(exchange.method, exchange.path).api,
     )]
 
 

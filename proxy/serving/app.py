@@ -61,6 +61,7 @@ def make_app(
         forwarder.session = app[SESSION]
         yield
         forwarder.stop_draining()
+        await forwarder.close()
         if own:
             await app[SESSION].close()
 

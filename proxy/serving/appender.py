@@ -95,7 +95,7 @@ class JournalAppender:
             self.slot.close()
             self.slot = None
             raise
-        self.lost_records += take_lost(self.slot.name, self.slot.journal_dir)
+        self.lost_records += journal.take_lost(self.slot.name, self.slot.journal_dir)
         try:
             self.ledger = journal.Unjournaled(self.slot.journal_dir)
         except OSError as exc:
@@ -237,20 +237,6 @@ class JournalAppender:
         if self.slot is not None:
             self.slot.close()
             self.slot = None
-
-
-def take_lost(name: str, directory: Path) -> int:
-    """What a dead owner of slot `name` answered but never journaled (its ledger), logged; reset."""
-    try:
-        lost = journal.Unjournaled.take_lost(directory)
-    except OSError as exc:
-        log.error("journal %s: cannot read the count of unjournaled exchanges: %s", name, exc)
-        return 0
-    if lost:
-        log.error("journal %s: %d answered exchanges were lost: the process that served them died while the "
-                  "disk was full, before they were journaled (assistants_audit_store_lost_records_total)",
-                  name, lost)
-    return lost
 
 
 def _dir_bytes(directory: Path) -> int:

@@ -121,9 +121,13 @@ class TransparentResponse(web.StreamResponse):
     """A StreamResponse that adds no fields of its own (aiohttp would add Server, Date and a
     default Content-Type): the client sees the upstream's fields, not the proxy's."""
 
-    def __init__(self, *, status: int, reason: str | None, upstream_fields: set[str]) -> None:
+    def __init__(self, *, status: int, reason: str | None, upstream_fields: set[str], with_first_chunk: bool) -> None:
         super().__init__(status=status, reason=reason)
         self._upstream_fields = upstream_fields
+        # aiohttp's own switch (web.Response sets it): hold the head until the first body write
+        # and send both in one write. Only when that chunk is already here, so the client never
+        # waits longer for the head than it would directly: one system call a response, not two.
+        self._send_headers_immediately = not with_first_chunk
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
@@ -212,6 +216,7 @@ class Forwarder:
         # Held from the upstream request until its response is relayed: one connection each.
         self._upstream_slots = asyncio.Semaphore(settings.max_upstream_connections)
         self._grace_timer: asyncio.TimerHandle | None = None
+        self._exact_session: aiohttp.ClientSession | None = None
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -262,7 +267,7 @@ class Forwarder:
                 (name.lower(), value) for name, value in client_headers
                 if name.lower() in ("authorization", "api-key")))
 
-        headers, traceparent, client_traceparent = self._upstream_headers(client_headers)
+        headers, traceparent, client_traceparent, respelled = self._upstream_headers(client_headers)
         recorded_request_headers = _recordable(headers.items())
         url = URL(self.upstream_origin + raw_target, encoded=True)
         # A target the URL would change on the way (a fragment, an empty query) is refused
@@ -304,7 +309,7 @@ class Forwarder:
             self._submit(exchange(None, (), _Capture(0), None, self._cancel_reason(request, cancelled)))
             raise
         try:
-            return await self._round_trip(request, url, headers, data, clock, failure, exchange)
+            return await self._round_trip(request, url, headers, data, clock, failure, exchange, respelled)
         finally:
             self._upstream_slots.release()
 
@@ -322,14 +327,16 @@ class Forwarder:
 
     async def _round_trip(self, request: web.Request, url: URL, headers: CIMultiDict[str],
                           data: AsyncIterator[bytes] | None, clock: _Clock, failure: dict[str, str],
-                          exchange: Any) -> web.StreamResponse:
+                          exchange: Any, respelled: bool) -> web.StreamResponse:
         session = self.session
         assert session is not None, "the ClientSession is created by the app's cleanup_ctx"
+        if respelled:
+            session = self._every_field_session(session)
         t = time.perf_counter()
         try:
             upstream = await session.request(
                 request.method, url, headers=headers, data=data, allow_redirects=False,
-                auto_decompress=False, trace_request_ctx=headers,
+                auto_decompress=False, trace_request_ctx=headers if respelled else None,
             )
         except asyncio.CancelledError as cancelled:
             clock.upstream += time.perf_counter() - t
@@ -366,8 +373,14 @@ class Forwarder:
                      ttfb: float, exchange: Any) -> web.StreamResponse:
         upstream_headers = [(_text(k), _text(v)) for k, v in upstream.raw_headers]
         forwarded = end_to_end(upstream_headers)
+        content = upstream.content
+        try:
+            first = content.read_nowait()  # what arrived with the head, if anything (never waits)
+        except Exception:  # the body already failed: the loop below reads that failure and reports it
+            first = b""
         response = TransparentResponse(status=upstream.status, reason=upstream.reason,
-                                       upstream_fields={name.lower() for name, _ in forwarded})
+                                       upstream_fields={name.lower() for name, _ in forwarded},
+                                       with_first_chunk=bool(first))
         for name, value in forwarded:
             response.headers.add(name, value)
         recorded_headers = _recordable(upstream_headers)
@@ -383,13 +396,15 @@ class Forwarder:
             t = time.perf_counter()
             await response.prepare(request)
             clock.client += time.perf_counter() - t
-            content = upstream.content
             while True:
-                t = time.perf_counter()
-                try:
-                    chunk = await content.readany()
-                finally:
-                    clock.upstream += time.perf_counter() - t
+                if first:
+                    chunk, first = first, b""
+                else:
+                    t = time.perf_counter()
+                    try:
+                        chunk = await content.readany()
+                    finally:
+                        clock.upstream += time.perf_counter() - t
                 if not chunk:
                     break
                 body.add(chunk)
@@ -445,6 +460,19 @@ class Forwarder:
 
     # -- pieces ------------------------------------------------------------------------------
 
+    def _every_field_session(self, session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+        """The session for the rare request that spells one field name two ways: the same pool of
+        connections, plus the trace hook that keeps every line (a hook on the one session would
+        cost every request aiohttp's tracing machinery, about 5 % of a worker's CPU)."""
+        if self._exact_session is None or self._exact_session.connector is not session.connector:
+            self._exact_session = make_client_session(self.settings, connector=session.connector)
+        return self._exact_session
+
+    async def close(self) -> None:
+        if self._exact_session is not None:
+            await self._exact_session.close()  # not the shared connector: connector_owner=False
+            self._exact_session = None
+
     def _reject(self, request: web.Request, raw_target: str,
                 client_headers: list[tuple[str, str]]) -> tuple[int, str, str] | None:
         """Cheap checks answered by the proxy itself, before anything reaches the upstream."""
@@ -468,10 +496,12 @@ class Forwarder:
 
     def _upstream_headers(
         self, client_headers: list[tuple[str, str]]
-    ) -> tuple[CIMultiDict[str], str | None, str | None]:
+    ) -> tuple[CIMultiDict[str], str | None, str | None, bool]:
         headers: CIMultiDict[str] = CIMultiDict()
         headers["Host"] = self.upstream_host
         client_traceparent = None
+        spelled: dict[str, str] = {}
+        respelled = False  # one name sent in two spellings (`X-Dup`, `x-dup`): see _EveryField
         for name, value in end_to_end(client_headers):
             lowered = name.lower()
             if lowered in _REQUEST_ONLY_HERE:
@@ -480,12 +510,14 @@ class Forwarder:
                 client_traceparent = value
                 if self.tracing:
                     continue
+            if spelled.setdefault(lowered, name) != name:
+                respelled = True
             headers.add(name, value)
         traceparent = None
         if self.tracing:
             traceparent = outgoing_traceparent(client_traceparent)
             headers["traceparent"] = traceparent
-        return headers, traceparent, client_traceparent
+        return headers, traceparent, client_traceparent, respelled
 
     async def _stream_body(self, request: web.Request, capture: _Capture,
                            failure: dict[str, str]) -> AsyncIterator[bytes]:
@@ -568,18 +600,24 @@ async def _send_every_field(session: aiohttp.ClientSession, context: Any,
         params.headers.extend(fields)
 
 
-def make_client_session(settings: Settings) -> aiohttp.ClientSession:
+def make_client_session(settings: Settings, *, connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
     """The one pooled upstream session of a process: no cookie jar, no decompression, no
-    headers of aiohttp's own (User-Agent, Accept, Accept-Encoding, Content-Type)."""
-    connector = aiohttp.TCPConnector(limit=settings.max_upstream_connections, ttl_dns_cache=60,
-                                     enable_cleanup_closed=True)
+    headers of aiohttp's own (User-Agent, Accept, Accept-Encoding, Content-Type).
+
+    Given a `connector`, the session for requests that spell a field name two ways: it shares
+    that pool (without owning it) and sends every field line as passed (`_send_every_field`)."""
     timeout = aiohttp.ClientTimeout(total=None, connect=settings.connect_timeout,
                                     sock_read=settings.upstream_timeout)
-    every_field = aiohttp.TraceConfig()
-    every_field.on_request_start.append(_send_every_field)
+    trace_configs = []
+    if connector is not None:
+        every_field = aiohttp.TraceConfig()
+        every_field.on_request_start.append(_send_every_field)
+        trace_configs.append(every_field)
     return aiohttp.ClientSession(
-        connector=connector, timeout=timeout, auto_decompress=False,
+        connector=connector or aiohttp.TCPConnector(limit=settings.max_upstream_connections, ttl_dns_cache=60,
+                                                    enable_cleanup_closed=True),
+        connector_owner=connector is None, timeout=timeout, auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
         skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        max_line_size=256 * 1024, max_field_size=256 * 1024, trace_configs=[every_field],
+        max_line_size=256 * 1024, max_field_size=256 * 1024, trace_configs=trace_configs,
     )

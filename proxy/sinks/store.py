@@ -39,7 +39,7 @@ from analytics.schema import to_row
 from analytics.store import one_line
 from proxy.recording import journal
 from proxy.serving.exchange import Exchange
-from proxy.assistants.facts import Fact
+from proxy.facts import Fact
 from proxy.recording.journal import Position
 
 log = logging.getLogger("assistants_audit.store")

@@ -246,8 +246,8 @@ def test_foundry_project_exchange_names_provider_project_and_azure_sdk():
                        request_headers=(("user-agent", "azsdk-python-ai-agents/1.1.0 Python/3.11.7 (Linux-6.1-x86_64)"),),
                        body=run), capture_content=False)
     ef, snapshot = facts[0], next(f for f in facts if isinstance(f, RunSnapshot))
-    assert (ef.operation, ef.provider, ef.project, ef.azure_api_version, ef.api_version) == (
-        "runs.retrieve", "azure.ai.agents", "sales-eu", "v1", "v2")
+    assert (ef.operation, ef.api, ef.provider, ef.project, ef.azure_api_version, ef.api_version) == (
+        "runs.retrieve", "foundry_agents", "azure.ai.agents", "sales-eu", "v1", "v2")
     assert (ef.sdk, ef.sdk_lang, ef.sdk_version) == ("python azure-ai-agents 1.1.0", "python", "azure-ai-agents 1.1.0")
     assert (snapshot.run_id, snapshot.project, snapshot.api_version) == ("run_f1", "sales-eu", "v2")
     # elsewhere: no project, and a User-Agent alone names no OpenAI SDK

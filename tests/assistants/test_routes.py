@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.assistants.routes import AZURE, AZURE_AGENTS, OPENAI, classify
+from proxy.assistants.routes import APIS, AZURE, AZURE_AGENTS, OPENAI, OPERATIONS, classify
 
 
 @pytest.mark.parametrize(
@@ -62,6 +62,57 @@ def test_unknown_paths_are_other_with_low_cardinality_route():
     assert classify("PATCH", "/v1/assistants/a", "").route == "/assistants/{assistant_id}"
 
 
+@pytest.mark.parametrize(
+    "method,path,route,operation,ids",
+    [
+        ("POST", "/responses", "/responses", "responses.create", {}),
+        ("POST", "/responses/input_tokens", "/responses/input_tokens", "responses.input_tokens.count", {}),
+        ("GET", "/responses/resp_1", "/responses/{response_id}", "responses.retrieve", {"response_id": "resp_1"}),
+        ("DELETE", "/responses/resp_1", "/responses/{response_id}", "responses.delete", {"response_id": "resp_1"}),
+        ("POST", "/responses/resp_1/cancel", "/responses/{response_id}/cancel", "responses.cancel",
+         {"response_id": "resp_1"}),
+        ("GET", "/responses/resp_1/input_items", "/responses/{response_id}/input_items", "responses.input_items.list",
+         {"response_id": "resp_1"}),
+        ("POST", "/conversations", "/conversations", "conversations.create", {}),
+        ("GET", "/conversations/conv_1", "/conversations/{conversation_id}", "conversations.retrieve",
+         {"conversation_id": "conv_1"}),
+        ("POST", "/conversations/conv_1", "/conversations/{conversation_id}", "conversations.update",
+         {"conversation_id": "conv_1"}),
+        ("DELETE", "/conversations/conv_1", "/conversations/{conversation_id}", "conversations.delete",
+         {"conversation_id": "conv_1"}),
+        ("GET", "/conversations/conv_1/items", "/conversations/{conversation_id}/items", "conversations.items.list",
+         {"conversation_id": "conv_1"}),
+        ("POST", "/conversations/conv_1/items", "/conversations/{conversation_id}/items", "conversations.items.create",
+         {"conversation_id": "conv_1"}),
+        ("GET", "/conversations/conv_1/items/msg_2", "/conversations/{conversation_id}/items/{item_id}",
+         "conversations.items.retrieve", {"conversation_id": "conv_1", "item_id": "msg_2"}),
+        ("DELETE", "/conversations/conv_1/items/msg_2", "/conversations/{conversation_id}/items/{item_id}",
+         "conversations.items.delete", {"conversation_id": "conv_1", "item_id": "msg_2"}),
+    ],
+)
+@pytest.mark.parametrize("prefix,query,provider,version", [
+    ("/v1", "", OPENAI, "v1"),
+    ("/openai/v1", "", AZURE, "v1"),
+    ("/openai", "api-version=2025-04-01-preview", AZURE, "2025-04-01-preview"),
+    ("/gateway/team-a", "", OPENAI, None),
+])
+def test_responses_and_conversations_routes(method, path, route, operation, ids, prefix, query, provider, version):
+    info = classify(method, prefix + path, query)
+    assert (info.route, info.operation, info.ids, info.provider, info.prefix) == (route, operation, ids, provider, prefix)
+    assert info.api == operation.split(".")[0] and info.path_api_version == version
+    assert info.operation in OPERATIONS and info.api in APIS
+
+
+def test_api_families():
+    assert classify("GET", "/v1/threads/t/runs/r", "").api == "assistants"
+    assert classify("POST", "/v1/vector_stores", "").api == "assistants"  # the stores file_search reads too
+    assert classify("PATCH", "/v1/responses/resp_1", "").api == "responses"  # known family, unknown operation
+    assert classify("PATCH", "/v1/responses/resp_1", "").operation == "other"
+    assert classify("POST", "/v1/chat/completions", "").api == "other"
+    assert classify("GET", "/v1/organization/usage/vector_stores", "").api == "other"
+    assert classify("GET", "/v1/containers/cntr_1/files", "").api == "other"
+
+
 def _sdk_requests():
     """Every request the azure-ai-agents SDK can build: its generated `build_*_request`
     functions, called with placeholder ids (`thread_id_x1`, ...)."""
@@ -82,7 +133,8 @@ def test_every_route_the_foundry_agents_sdk_calls_resolves():
         path, _, query = request.url.partition("?")
         info = classify(request.method, "/api/projects/team-proj" + path, query)
         assert info.operation != "other", (name, request.method, path)
-        assert (info.provider, info.project, info.prefix) == (AZURE_AGENTS, "team-proj", "/api/projects/team-proj")
+        assert (info.provider, info.project, info.prefix, info.api) == (
+            AZURE_AGENTS, "team-proj", "/api/projects/team-proj", "foundry_agents")
         assert info.implied_azure_assistants_version == "v2" and info.azure_api_version == "v1"
         # the placeholders land in the ids, never in the template
         assert "_x1" not in info.route and all(v.endswith("_x1") for v in info.ids.values()), (name, info)
@@ -100,10 +152,13 @@ def test_foundry_project_paths():
     assert (info.operation, info.project, info.ids) == ("threads.create", "threads", {})
     # unknown project paths keep the name out of the template
     info = classify("GET", "/api/projects/sales-2024/connections/conn", "api-version=v1")
-    assert (info.operation, info.route, info.provider) == ("other", "/api/projects/{project}/connections/conn", AZURE_AGENTS)
+    assert (info.operation, info.route, info.provider, info.api) == (
+        "other", "/api/projects/{project}/connections/conn", AZURE_AGENTS, "other")
     # Azure OpenAI reached through a project is Azure OpenAI
     info = classify("GET", "/api/projects/p/openai/assistants", "api-version=2024-05-01-preview")
-    assert (info.operation, info.provider, info.project) == ("assistants.list", AZURE, "p")
+    assert (info.operation, info.provider, info.project, info.api) == ("assistants.list", AZURE, "p", "assistants")
+    info = classify("POST", "/api/projects/p/openai/responses", "api-version=2025-04-01-preview")
+    assert (info.operation, info.provider, info.project, info.api) == ("responses.create", AZURE, "p", "responses")
     # without /api/projects/{project} there is no project, whatever the api-version
     assert classify("GET", "/v1/threads/t", "").project is None
     info = classify("GET", "/openai/assistants", "api-version=v1")

@@ -13,6 +13,7 @@ from tests.spec_validation import SpecSchemas, SpecViolation
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "spec"
 RECORDED = json.loads((FIXTURES / "responses_recorded.json").read_text())
+DOC = b"Capybaras are the largest rodents. They live in South America near rivers and lakes."
 
 
 @functools.cache
@@ -53,3 +54,13 @@ def poll(client, response_id: str, *, limit: int = 200) -> tuple[list[str], dict
         if body["status"] not in ("queued", "in_progress"):
             return seen, body
     raise AssertionError(f"{response_id} still {seen[-1]} after {limit} polls")
+
+
+def upload_store(client) -> str:
+    """A vector store holding DOC as capybara.txt, its file processed: the store's id."""
+    file = client.files.create(file=("capybara.txt", DOC), purpose="assistants")
+    vs = client.vector_stores.create(name="animals", file_ids=[file.id])
+    for _ in range(50):
+        if client.vector_stores.retrieve(vs.id).file_counts.completed == 1:
+            return vs.id
+    raise AssertionError("vector store file never completed")

@@ -9,11 +9,10 @@ import openai
 import pytest
 
 from tests.emulator.rawhttp import raw
-from tests.emulator.responses_support import check_body, poll, raw_call
+from tests.emulator.responses_support import DOC, check_body, poll, raw_call, upload_store
 
 CREATE = "POST /responses"
 GET = "GET /responses/{response_id}"
-DOC = b"Capybaras are the largest rodents. They live in South America near rivers and lakes."
 WEATHER = {"type": "function", "name": "get_current_weather", "description": "Get the weather",
            "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
                           "required": ["location"]}}
@@ -118,15 +117,6 @@ def test_chained_by_previous_response_id(emulator):
     assert body2["usage"]["input_tokens"] > body1["usage"]["input_tokens"]
     items = client.responses.input_items.list(second.id)
     assert [i.content[0].text for i in items.data] == ["Remind me, what is my name?"]
-
-
-def upload_store(client) -> str:
-    file = client.files.create(file=("capybara.txt", DOC), purpose="assistants")
-    vs = client.vector_stores.create(name="animals", file_ids=[file.id])
-    for _ in range(50):
-        if client.vector_stores.retrieve(vs.id).file_counts.completed == 1:
-            return vs.id
-    raise AssertionError("vector store file never completed")
 
 
 @pytest.mark.parametrize("include", [True, False])

@@ -109,12 +109,13 @@ def test_foundry_agents_are_recorded_like_assistants(emulator, serving, otlp_rec
 
     # -- exchanges: every call is Foundry's, under the project, with the token's fingerprint ------
     fingerprint = Fingerprinter(FINGERPRINT_SECRET)(TOKEN)
-    by_origin = q(store, "SELECT origin, provider, project, azure_api_version, api_version, key_fingerprint, "
+    by_origin = q(store, "SELECT origin, api, provider, project, azure_api_version, api_version, key_fingerprint, "
                          "count(*) AS n, count(*) FILTER (WHERE operation = 'other') AS unknown, "
                          "count(*) FILTER (WHERE status_code <> 200) AS failed "
                          "FROM exchanges GROUP BY ALL ORDER BY origin")
     assert by_origin == [
-        {"origin": origin, "provider": "azure.ai.agents", "project": PROJECT, "azure_api_version": "v1",
+        {"origin": origin, "api": "foundry_agents", "provider": "azure.ai.agents", "project": PROJECT,
+         "azure_api_version": "v1",
          "api_version": "v2", "key_fingerprint": fingerprint, "n": n, "unknown": 0, "failed": 0}
         for origin, n in (("client", by_origin[0]["n"]), ("enrichment", 1))
     ]

@@ -110,6 +110,7 @@ def test_kill_9_of_the_supervisor_under_load_then_restart_loses_nothing(emulator
 
 
 HEAVY = ("duckdb", "opentelemetry", "prometheus_client", "analytics", "proxy.assistants.parse", "proxy.assistants.facts",
+         "proxy.assistants.wire", "proxy.responses", "proxy.facts",
          "proxy.sinks", "proxy.sources.enrich", "proxy.recording.recorder", "proxy.recording.process")
 
 
@@ -132,6 +133,18 @@ def test_a_running_worker_maps_no_duckdb_but_the_recorder_does(emulator, serve, 
     assert "duckdb" in Path(f"/proc/{recorder}/maps").read_text()
     assert "duckdb" not in Path(f"/proc/{worker}/maps").read_text()
     assert all_answered_stored(tmp_path / "store", client)
+    assert proxy.stop() == 0
+
+
+def test_the_recorder_gets_only_cpu_the_workers_leave_idle(emulator, serve, tmp_path):
+    proxy = serve(emulator.url, tmp_path / "store")
+    worker, recorder = proxy.worker_pids()[0], proxy.recorder_pid()
+    assert recorder is not None
+    # every thread of the recorder (the journal follower too), none of the worker's
+    threads = list(Path(f"/proc/{recorder}/task").iterdir())
+    assert len(threads) > 1
+    assert {os.sched_getscheduler(int(t.name)) for t in threads} == {os.SCHED_IDLE}
+    assert os.sched_getscheduler(worker) == os.SCHED_OTHER
     assert proxy.stop() == 0
 
 

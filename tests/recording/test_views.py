@@ -11,12 +11,14 @@ import pytest
 
 from analytics.schema import TABLES, column_type, ddl, to_row
 from proxy.assistants.parse import parse
-from proxy.assistants.facts import FACT_TYPES, RunSnapshot
+from proxy.assistants.facts import RunSnapshot
+from proxy.facts import FACT_TYPES
 from tests.recording.recorded import T0, exchange, rows
 
 VIEWS = Path(__file__).resolve().parents[2] / "analytics" / "views.sql"
 PUBLIC = ["exchanges", "runs", "run_steps", "tool_calls", "file_search_results", "vector_stores", "vector_store_usage",
-          "vector_store_files", "assistants", "threads", "messages", "files"]
+          "vector_store_files", "assistants", "threads", "messages", "files", "responses", "response_tool_calls",
+          "response_file_search_results", "conversations", "conversation_items"]
 CONTRACT = {
     "exchanges": "exchange_id, started_at, duration_ms, ttfb_ms, method, path, route, operation, status_code, beta_header, api_version, stream, upstream_request_id, key_fingerprint, sdk, error_type",
     "runs": "run_id, thread_id, assistant_id, model, status, api_version, created_at, started_at, completed_at, failed_at, cancelled_at, expires_at, queue_seconds, run_seconds, last_error_code, incomplete_reason, prompt_tokens, completion_tokens, total_tokens, streamed, poll_count",
@@ -25,6 +27,10 @@ CONTRACT = {
     "file_search_results": "tool_call_id, run_id, rank, file_id, file_name, score, content_chars",
     "vector_stores": "vector_store_id, name, status, usage_bytes, files_total, created_at, last_active_at, expires_at, deleted, last_seen_at",
     "vector_store_usage": "vector_store_id, observed_at, usage_bytes",
+    "responses": "id, model, status, conversation_id, previous_response_id, background, streamed, polls, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, created_at, completed_at, error_code, error_message, incomplete_reason, store, deleted, key_fingerprint, sdk, provider, api_version, instructions, usage_invalid, truncated",
+    "response_tool_calls": "response_id, call_id, type, status, name, vector_store_ids, container_id, results_count, arguments, output, queries, output_submitted, output_response_id",
+    "response_file_search_results": "response_id, call_id, rank, file_id, filename, score, text",
+    "conversations": "id, created_at, deleted, items_created, key_fingerprint, provider, metadata_keys, responses",
 }
 
 

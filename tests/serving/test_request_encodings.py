@@ -12,7 +12,8 @@ import zlib
 import httpx2
 import pytest
 
-from proxy.assistants.parse import MAX_DECODED_BODY, parse
+from proxy.assistants.parse import parse
+from proxy.assistants.wire import MAX_DECODED_BODY
 from proxy.assistants.facts import ExchangeFact
 from tests.faults.faulty_upstream import FaultyUpstream
 from tests.recording.recorded import exchange

@@ -1,0 +1,1 @@
+"""Pure parsing of the Responses and Conversations APIs: exchange -> facts (runs in the recorder)."""
