@@ -65,6 +65,7 @@ folded AS (
         count(*) FILTER (WHERE status = 'requires_action') > 0 AS required_action,
         max(required_action_count) AS max_required_action_count,
         arg_max(key_fingerprint, pos) FILTER (WHERE key_fingerprint IS NOT NULL) AS key_fingerprint,
+        arg_max(project, pos) FILTER (WHERE project IS NOT NULL) AS project,
         arg_max(instructions_chars, pos) FILTER (WHERE instructions_chars IS NOT NULL) AS instructions_chars,
         arg_max(instructions, pos) FILTER (WHERE instructions IS NOT NULL) AS instructions,
         count(*) AS snapshot_count,
@@ -84,7 +85,7 @@ SELECT
     streamed, poll_count, polls_unchanged,
     status IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete') AS terminal,
     last_error_message, tools, required_action, max_required_action_count, key_fingerprint,
-    instructions_chars, instructions, snapshot_count, exchange_count, first_seen_at, last_seen_at
+    instructions_chars, instructions, snapshot_count, exchange_count, first_seen_at, last_seen_at, project
 FROM folded;
 
 -- One row per run step.

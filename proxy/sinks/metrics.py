@@ -45,7 +45,7 @@ from proxy.assistants.facts import (
     ToolCallFact,
     VectorStoreObservation,
 )
-from proxy.assistants.routes import AZURE, OPENAI, OPERATIONS
+from proxy.assistants.routes import OPENAI, OPERATIONS, PROVIDERS
 from proxy.lru import LRU
 from proxy.sinks.common import GENAI_OPERATION_NAMES, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
 
@@ -105,7 +105,7 @@ FIXED_LABELS: dict[str, frozenset[str]] = {
     "api_version": frozenset({"v1", "v2", UNKNOWN}),
     "stream": frozenset({"true", "false"}),
     "gen_ai_operation_name": GENAI_OPERATION_NAMES,
-    "gen_ai_provider_name": frozenset({OPENAI, AZURE}),
+    "gen_ai_provider_name": PROVIDERS,
     "error_type": _ERROR_TYPES | {"", OTHER},
     "gen_ai_token_type": frozenset({"input", "output"}),
     "token_type": frozenset({"input", "output"}),

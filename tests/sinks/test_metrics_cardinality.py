@@ -33,7 +33,7 @@ PATHS = [
     "/v1/threads/{id}/runs/{id}", "/v1/threads/{id}/runs", "/v1/threads/runs", "/v1/assistants", "/v1/assistants/{id}",
     "/v1/threads/{id}/runs/{id}/steps", "/v1/vector_stores/{id}", "/v1/vector_stores", "/v1/files/{id}/content",
     "/v1/threads/{id}/runs/{id}/submit_tool_outputs", "/v1/vector_stores/{id}/search", "/{w}/{w}", "/v1/{w}",
-    "/openai/threads/{id}/runs",
+    "/openai/threads/{id}/runs", "/api/projects/{w}/threads/{id}/runs/{id}", "/api/projects/{w}/{w}",
 ]
 
 
