@@ -97,13 +97,19 @@ def sql(query: str, store: str, fmt: str) -> None:
     """Run a read-only SQL QUERY against the audit store and print the result.
 
     The store can be queried at any time, also while proxies are writing to it. Views: exchanges,
-    runs, run_steps, tool_calls, file_search_results, vector_stores, vector_store_usage,
-    vector_store_files, assistants, threads, messages, files, attached_file_events,
-    attached_file_intervals (and the raw *_log/*_observations tables). Cost views (USD): costs, run_costs, cost_by_day, cost_by_assistant, cost_by_model,
-    cost_by_key, code_interpreter_sessions, code_interpreter_calls, vector_store_storage_daily,
-    retrieval_storage_daily, vector_store_activity, vector_store_lifetimes, storage_intervals,
-    storage_days, api_version_usage, polling_overhead; prices: model_prices, tool_prices.
-    Only SELECT, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN are accepted.
+    exchange_generations, runs, run_steps, tool_calls, file_search_results, vector_stores,
+    vector_store_usage, vector_store_files, assistants, threads, messages, files,
+    attached_file_events, attached_file_intervals, responses, response_tool_calls,
+    response_file_search_results, conversations, conversation_items (and the raw
+    *_log/*_observations tables). Cost views (USD): costs, run_costs, response_costs,
+    response_tool_call_costs, cost_by_day, cost_by_assistant, cost_by_model, cost_by_key,
+    run_generations, code_interpreter_sessions, code_interpreter_calls,
+    response_code_interpreter_calls, response_container_sessions, tool_sessions,
+    vector_store_storage_daily, retrieval_storage_daily, vector_store_activity, vector_store_uses,
+    vector_store_lifetimes, storage_intervals, storage_days, api_version_usage, polling_overhead;
+    migration: migration_daily, migration_weekly, migration_assistants, migration_vector_stores;
+    prices: model_prices, tool_prices. Only SELECT, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN are
+    accepted.
 
     \b
     Example:
