@@ -497,13 +497,13 @@ WITH called AS (
     GROUP BY r.assistant_id
 ),
 tools AS (
-    SELECT assistant_id, unnest(CASE WHEN len(tools) > 0 THEN list_distinct(tools) ELSE [NULL::VARCHAR] END) AS tool
+    SELECT assistant_id, unnest(CASE WHEN len(tools) > 0 THEN list_sort(list_distinct(tools)) ELSE [NULL::VARCHAR] END) AS tool
     FROM assistants
 ),
 a AS (
     SELECT c.*, n.name, n.model, n.deleted, coalesce(n.vector_store_ids, []) AS vector_store_ids,
            coalesce(n.file_ids, []) AS file_ids,
-           list_distinct(list_concat(coalesce(n.code_interpreter_file_ids, []), coalesce(n.file_ids, [])))
+           list_sort(list_distinct(list_concat(coalesce(n.code_interpreter_file_ids, []), coalesce(n.file_ids, []))))
                AS container_file_ids,
            t.tool
     FROM called c LEFT JOIN assistants n USING (assistant_id) LEFT JOIN tools t USING (assistant_id)
