@@ -104,7 +104,7 @@ def sql(query: str, store: str, fmt: str) -> None:
     *_log/*_observations tables). Cost views (USD): costs, run_costs, response_costs,
     response_tool_call_costs, cost_by_day, cost_by_assistant, cost_by_model, cost_by_key,
     run_generations, code_interpreter_sessions, code_interpreter_calls,
-    response_code_interpreter_calls, response_container_sessions, tool_sessions,
+    response_tool_call_times, response_container_sessions, tool_sessions,
     vector_store_storage_daily, retrieval_storage_daily, vector_store_activity, vector_store_uses,
     vector_store_lifetimes, storage_intervals, storage_days, api_version_usage, polling_overhead;
     migration: migration_daily, migration_weekly, migration_assistants, migration_vector_stores;

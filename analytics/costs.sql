@@ -89,23 +89,27 @@ LEFT JOIN model_prices p
       AND (p.valid_from IS NULL OR p.valid_from <= CAST(timezone('UTC', r.priced_at) AS DATE))
       AND (p.valid_to IS NULL OR CAST(timezone('UTC', r.priced_at) AS DATE) < p.valid_to);
 
+-- Every tool call of a response with what its response says about it: model, key, SDK, and the
+-- best time known (the response's created_at, else when the call was first seen).
+CREATE OR REPLACE VIEW response_tool_call_times AS
+SELECT c.call_id, c.response_id, c.type, c.status, c.container_id, c.vector_store_ids, r.model, r.key_fingerprint,
+       r.sdk, coalesce(r.created_at, c.first_seen_at) AS called_at
+FROM response_tool_calls c LEFT JOIN responses r USING (response_id);
+
 -- The per-call tool fees of the Responses API: every file_search and web_search call item is
 -- one billed call (`kind` file_search_call / web_search_call), at the price in force on its
 -- response's day. Assistants runs pay no such fee. Tool calls are billed whatever the response's
 -- usage said.
 CREATE OR REPLACE VIEW response_tool_call_costs AS
-WITH c AS (
-    SELECT c.call_id, c.response_id, c.type, c.type || '_call' AS kind, c.status, r.model, r.key_fingerprint, r.sdk,
-           coalesce(r.created_at, c.first_seen_at) AS occurred_at
-    FROM response_tool_calls c LEFT JOIN responses r USING (response_id)
-    WHERE c.type IN ('file_search', 'web_search')
-)
-SELECT c.*, CAST(timezone('UTC', c.occurred_at) AS DATE) AS day, p.usd, coalesce(p.source, 'unpriced') AS price_source
-FROM c
+SELECT c.call_id, c.response_id, c.type, c.type || '_call' AS kind, c.status, c.model, c.key_fingerprint, c.sdk,
+       c.called_at AS occurred_at, CAST(timezone('UTC', c.called_at) AS DATE) AS day, p.usd,
+       coalesce(p.source, 'unpriced') AS price_source
+FROM response_tool_call_times c
 LEFT JOIN tool_prices p
-       ON p.kind = c.kind
-      AND (p.valid_from IS NULL OR p.valid_from <= CAST(timezone('UTC', c.occurred_at) AS DATE))
-      AND (p.valid_to IS NULL OR CAST(timezone('UTC', c.occurred_at) AS DATE) < p.valid_to);
+       ON p.kind = c.type || '_call'
+      AND (p.valid_from IS NULL OR p.valid_from <= CAST(timezone('UTC', c.called_at) AS DATE))
+      AND (p.valid_to IS NULL OR CAST(timezone('UTC', c.called_at) AS DATE) < p.valid_to)
+WHERE c.type IN ('file_search', 'web_search');
 
 -- Every code_interpreter tool call with the best time known for it.
 CREATE OR REPLACE VIEW code_interpreter_calls AS
@@ -118,13 +122,6 @@ FROM tool_calls tc
 LEFT JOIN run_steps s ON s.step_id = tc.step_id
 LEFT JOIN runs r ON r.run_id = coalesce(tc.run_id, s.run_id)
 WHERE tc.type = 'code_interpreter';
-
--- Every code_interpreter call of a response with its container and the best time known for it.
-CREATE OR REPLACE VIEW response_code_interpreter_calls AS
-SELECT c.call_id, c.container_id, c.response_id, r.model, r.key_fingerprint, r.sdk,
-       coalesce(r.created_at, c.first_seen_at) AS called_at
-FROM response_tool_calls c LEFT JOIN responses r USING (response_id)
-WHERE c.type = 'code_interpreter';
 
 -- Code interpreter sessions of both APIs, in one walk. Calls are grouped by scope: an Assistants
 -- thread (kind code_interpreter_session), a Responses container (code_interpreter_container).
@@ -144,7 +141,7 @@ calls AS (
         UNION ALL
         SELECT 'code_interpreter_container', container_id, call_id, NULL, response_id, NULL, key_fingerprint, sdk,
                called_at
-        FROM response_code_interpreter_calls
+        FROM response_tool_call_times WHERE type = 'code_interpreter'
     )
     WHERE scope_id IS NOT NULL AND called_at IS NOT NULL
 ),
@@ -410,10 +407,8 @@ SELECT unnest(vector_store_ids), 'assistants', 'assistant', assistant_id, NULL, 
 UNION ALL
 SELECT unnest(vector_store_ids), 'assistants', 'thread', thread_id, NULL, NULL FROM threads
 UNION ALL
-SELECT unnest(c.vector_store_ids), 'responses', 'file_search_call', c.call_id, c.response_id,
-       coalesce(r.created_at, c.first_seen_at)
-FROM response_tool_calls c LEFT JOIN responses r USING (response_id)
-WHERE c.type = 'file_search';
+SELECT unnest(vector_store_ids), 'responses', 'file_search_call', call_id, response_id, called_at
+FROM response_tool_call_times WHERE type = 'file_search';
 
 -- Live vector stores: when a run or a response last used them (through an assistant's or
 -- thread's file_search tool_resources, a Responses file_search call, or the store's own
@@ -547,7 +542,7 @@ WITH u AS (
     FROM vector_store_uses GROUP BY vector_store_id
 ),
 storage AS (
-    SELECT vector_store_id, sum(usd) AS storage_usd FROM costs WHERE kind = 'vector_store_storage' GROUP BY ALL
+    SELECT vector_store_id, sum(usd) AS storage_usd FROM vector_store_storage_daily GROUP BY ALL
 )
 SELECT u.vector_store_id, a.name, a.key_fingerprint,
        CASE WHEN u.by_assistants AND u.by_responses THEN 'both' WHEN u.by_responses THEN 'responses'

@@ -312,7 +312,9 @@ def render(report: dict[str, Any], fmt: str, layout: Layout = COST_REPORT) -> st
             cols = [c for c in rows[0] if c not in layout.not_in_table]
             for c in cols:
                 text = any(isinstance(r[c], str) for r in rows)
-                table.add_column(c, justify="left" if text else "right", overflow="fold")
+                # ids are what a reader copies: whole, on one line; other text folds
+                table.add_column(c, justify="left" if text else "right", overflow="fold",
+                                 no_wrap=c.endswith("_id") or c == "key_fingerprint")
             for r in rows:
                 table.add_row(*(escape(_cell(r[c], c)) for c in cols))
             console.print(table)
@@ -495,7 +497,7 @@ REPORT_RUNS_COLUMNS = (
 # for the views built on it), so the store is folded and priced once per report, not per section.
 MATERIALIZED = ("run_steps", "tool_calls", "vector_stores", "vector_store_usage", "assistants",
                 "threads", "exchange_generations", "run_generations", "run_costs", "responses",
-                "response_tool_calls", "response_costs", "tool_sessions", "code_interpreter_sessions",
+                "response_tool_calls", "response_costs", "response_tool_call_times", "tool_sessions", "code_interpreter_sessions",
                 "vector_store_lifetimes", "vector_store_storage_daily", "retrieval_storage_daily", "costs",
                 "vector_store_uses", "vector_store_activity")
 
