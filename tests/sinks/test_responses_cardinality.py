@@ -14,9 +14,16 @@ from prometheus_client import CollectorRegistry
 from proxy.assistants.parse import parse
 from proxy.config import Settings
 from proxy.serving.exchange import Exchange
-from proxy.sinks.metrics import CAPPED_LABELS, FIXED_LABELS, MetricsSink, series_count
+from proxy.sinks.metrics import MetricsSink, series_count
 from tests.exchanges import exchange
-from tests.sinks.test_metrics_cardinality import GAUGE_LIMIT, README_BOUND, _exchange, _word, series_bound
+from tests.sinks.test_metrics_cardinality import (
+    GAUGE_LIMIT,
+    README_BOUND,
+    _exchange,
+    _word,
+    assert_labels_in_vocabulary,
+    series_bound,
+)
 
 PATHS = ["/v1/responses", "/v1/responses/{id}", "/v1/responses/{id}/cancel", "/openai/responses",
          "/openai/v1/responses", "/v1/conversations", "/v1/conversations/{id}/items", "/v1/responses/{id}/input_items"]
@@ -83,19 +90,7 @@ def test_random_responses_traffic_keeps_labels_in_vocabulary_and_series_bounded(
     for i in range(4000):
         ex = _responses_exchange(rng, i) if i % 2 else _exchange(rng, i)
         sink.on_exchange(ex, parse(ex, capture_content=False))
-    labels: dict[str, set[str]] = {}
-    for family in registry.collect():
-        for sample in family.samples:
-            for name, value in sample.labels.items():
-                if name != "le":
-                    labels.setdefault(name, set()).add(value)
-    for name, values in labels.items():
-        if name in FIXED_LABELS:
-            assert values <= FIXED_LABELS[name], (name, sorted(values - FIXED_LABELS[name])[:10])
-        elif name == "vector_store_id":
-            assert len(values) <= GAUGE_LIMIT
-        else:
-            assert len(values) <= CAPPED_LABELS[name] + 3, (name, len(values))
+    labels = assert_labels_in_vocabulary(registry)
     # the random traffic reached the new metrics, with values of their own
     assert {"responses", "conversations", "assistants"} <= labels["api"]
     assert {"responses", "shared"} <= labels["generation"]
