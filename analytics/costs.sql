@@ -3,7 +3,7 @@
 -- tables (proxy/facts.py) and the price tables model_prices / tool_prices (analytics/prices.py).
 -- All days are UTC days. Money is USD (DOUBLE). An item whose model or tool has no price has usd
 -- NULL and price_source 'unpriced'. `api` is the API generation an item belongs to (the
--- vocabulary of exchange_generations; storage of vector stores is `vector_stores`, one fact
+-- vocabulary of exchange_generations; storage of vector stores is `shared`, one fact
 -- whichever API reads the store).
 
 -- The API generation and SDK of each run: `foundry_agents` when a client called it through an
@@ -308,7 +308,7 @@ FROM code_interpreter_sessions s LEFT JOIN run_generations g USING (run_id)
 UNION ALL
 SELECT timezone('UTC', CAST(day AS TIMESTAMP)), day, 'vector_store_storage', NULL, NULL, NULL,
        vector_store_id, NULL, key_fingerprint, billable_gib_days, 'GiB-day', usd, coalesce(price_source, 'unpriced'),
-       'vector_stores', NULL, NULL
+       'shared', NULL, NULL
 FROM vector_store_storage_daily
 UNION ALL
 SELECT timezone('UTC', CAST(day AS TIMESTAMP)), day, 'retrieval_storage', NULL, NULL, assistant_id,
@@ -448,7 +448,7 @@ FROM v CROSS JOIN org LEFT JOIN price ON true;
 -- Migration from the Assistants API to the Responses API (and to Azure AI Foundry agents).
 -- Calls (client exchanges), tokens (priced runs and responses) and cost (every costs item) per
 -- UTC day, key fingerprint, SDK and API generation. Storage of vector stores (api
--- `vector_stores`) and v1 retrieval storage have no SDK.
+-- `shared`) and v1 retrieval storage have no SDK.
 CREATE OR REPLACE VIEW migration_daily AS
 WITH calls AS (
     SELECT CAST(timezone('UTC', started_at) AS DATE) AS day, key_fingerprint, sdk, api, count(*) AS calls

@@ -386,13 +386,17 @@ class Prices:
         return None
 
     def token_cost(
-        self, model: str | None, input_tokens: int, output_tokens: int, at: datetime
+        self, model: str | None, input_tokens: int, output_tokens: int, at: datetime, *, cached_input_tokens: int = 0
     ) -> tuple[float | None, str]:
-        """USD for these tokens at the price in force at `at`; (None, "unpriced") if unknown."""
+        """USD for these tokens at the price in force at `at`; (None, "unpriced") if unknown.
+        `cached_input_tokens` (part of `input_tokens`) are priced at the model's cached-input
+        price where it has one."""
         p = self.model_period(model, at)
         if p is None:
             return None, "unpriced"
-        usd = (input_tokens * p.input_usd_per_mtok + output_tokens * p.output_usd_per_mtok) / 1e6
+        cached = min(max(cached_input_tokens, 0), input_tokens) if p.cached_input_usd_per_mtok is not None else 0
+        usd = ((input_tokens - cached) * p.input_usd_per_mtok + cached * (p.cached_input_usd_per_mtok or 0.0)
+               + output_tokens * p.output_usd_per_mtok) / 1e6
         return usd, p.source
 
     # -- tables for SQL ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from analytics.schema import GENERATIONS
 from analytics.store import StoreError
 from proxy.config import ConfigError
 from proxy.sinks.common import TERMINAL_RUN_STATUSES
@@ -23,8 +24,8 @@ from proxy.sinks.common import TERMINAL_RUN_STATUSES
 KINDS = ("tokens", "code_interpreter_session", "vector_store_storage", "retrieval_storage")
 # Kinds only the Responses API bills: listed in the spend when the window has any.
 RESPONSES_KINDS = ("file_search_call", "web_search_call", "code_interpreter_container")
-# API generations (analytics/views.sql exchange_generations; `vector_stores`: what both share).
-API_GENERATIONS = ("assistants_v1", "assistants_v2", "foundry_agents", "responses", "vector_stores")
+# API generations (analytics/views.sql exchange_generations; `shared`: what every generation reads).
+API_GENERATIONS = tuple(g for g in GENERATIONS if g != "other")
 _GENERATION_ORDER = "CASE api " + " ".join(f"WHEN '{g}' THEN {i}" for i, g in enumerate(API_GENERATIONS)) + " END"
 TOP_N = 10
 FAILED_STATUSES = tuple(sorted(TERMINAL_RUN_STATUSES - {"completed"}))
@@ -331,7 +332,7 @@ _MIGRATION_SECTIONS: tuple[tuple[str, str], ...] = (
     ("assistants", "Assistants still called, and the Responses equivalent of each tool"),
     ("vector_stores", "Vector stores and the side that reads them (storage is billed once)"),
 )
-# The generations a client calls a model through (vector_stores calls are neither side).
+# The generations a client calls a model through (`shared` calls are neither side).
 _MODEL_APIS = ("assistants_v1", "assistants_v2", "foundry_agents", "responses")
 
 

@@ -18,7 +18,7 @@ QUALIFY row_number() OVER (PARTITION BY exchange_id ORDER BY observed_at) = 1;
 
 -- The API generation of each client call, what a migration is counted in: `assistants_v1`,
 -- `assistants_v2`, `responses` (the Responses and Conversations APIs), `foundry_agents` (Azure AI
--- Foundry Agent Service projects, whatever Assistants version they serve), and `vector_stores`
+-- Foundry Agent Service projects, whatever Assistants version they serve), and `shared`
 -- for the files, uploads and vector stores both generations read. Calls of no generation (`other`
 -- paths) are left out.
 CREATE OR REPLACE VIEW exchange_generations AS
@@ -27,7 +27,7 @@ SELECT * FROM (
            CASE WHEN api = 'foundry_agents' OR provider = 'azure.ai.agents' THEN 'foundry_agents'
                 WHEN api IN ('responses', 'conversations') THEN 'responses'
                 WHEN api_version = 'v1' OR v1_semantics THEN 'assistants_v1'
-                WHEN split_part(operation, '.', 1) IN ('files', 'uploads', 'vector_stores') THEN 'vector_stores'
+                WHEN split_part(operation, '.', 1) IN ('files', 'uploads', 'vector_stores') THEN 'shared'
                 WHEN api = 'assistants' THEN 'assistants_v2'
            END AS api
     FROM exchanges WHERE origin = 'client'

@@ -56,7 +56,7 @@ def generation(request: httpx.Request) -> str:
         return "responses"
     if request.headers.get("OpenAI-Beta") == "assistants=v1":
         return "assistants_v1"
-    return "vector_stores" if resource in ("files", "uploads", "vector_stores") else "assistants_v2"
+    return "shared" if resource in ("files", "uploads", "vector_stores") else "assistants_v2"
 
 
 class Team:

@@ -158,7 +158,7 @@ def test_api_column_and_the_cost_by_views_cover_both_apis(con):
     responses_usd = RESP_1_USD + RESP_2_USD + FILE_SEARCH_USD + WEB_SEARCH_USD + CONTAINER_USD
     assert by_api == {"responses": pytest.approx(responses_usd), "assistants_v1": pytest.approx(RUN_USD),
                       "assistants_v2": pytest.approx(RUN_USD), "foundry_agents": pytest.approx(RUN_USD),
-                      "vector_stores": 0}  # 3 KB: under the free GiB
+                      "shared": 0}  # 3 KB: under the free GiB
     total = _scalar(con, "SELECT sum(usd) FROM costs")
     for view in ("cost_by_day", "cost_by_key"):
         assert _scalar(con, f"SELECT sum(usd) FROM {view}") == pytest.approx(total)
@@ -214,9 +214,9 @@ def test_migration_views(con):
                                                       + CONTAINER_USD))
     assert weekly[("2026-W28", OLD, "assistants_v1")] == (1, 110_000, pytest.approx(RUN_USD))
     assert weekly[("2026-W28", OLD, "assistants_v2")] == (1, 110_000, pytest.approx(RUN_USD))
-    assert weekly[("2026-W28", OLD, "vector_stores")] == (1, 0, 0)  # the vector store call
+    assert weekly[("2026-W28", OLD, "shared")] == (1, 0, 0)  # the vector store call
     assert weekly[("2026-W28", FOUNDRY, "foundry_agents")] == (1, 110_000, pytest.approx(RUN_USD))
-    assert _scalar(con, "SELECT DISTINCT sdk FROM migration_weekly WHERE api <> 'vector_stores'") == SDK
+    assert _scalar(con, "SELECT DISTINCT sdk FROM migration_weekly WHERE api <> 'shared'") == SDK
 
     tools = {(r[0], r[1]): r[2:] for r in con.execute(
         "SELECT assistant_id, tool, api, responses_tool, responses_tool_json FROM migration_assistants").fetchall()}
@@ -241,8 +241,8 @@ def test_migration_report(con):
     report = build_migration_report(con, None, None)
     assert report["responses_calls"] == 6 and report["model_api_calls"] == 9
     assert report["responses_share"] == pytest.approx(6 / 9, abs=1e-4)
-    assert [r["api"] for r in report["by_api"]] == ["assistants_v1", "assistants_v2", "foundry_agents", "responses",
-                                                    "vector_stores"]
+    assert [r["api"] for r in report["by_api"]] == ["assistants_v1", "assistants_v2", "responses", "foundry_agents",
+                                                    "shared"]
     by_key = {r["key_fingerprint"]: r for r in report["by_key"]}
     assert (by_key[NEW]["responses_share"], by_key[OLD]["responses_share"]) == (1.0, 0.0)
     assert report["assistants_still_called"] == 3 and report["vector_stores_both_sides"] == 1
