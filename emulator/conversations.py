@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from emulator import models, responses_schema
+from emulator import models
 from emulator.app import send_json
 from emulator.errors import ApiError
 from emulator.http_helpers import check_metadata, list_response, read_json, store_of
+from emulator.request_schema import schemas_for
 from emulator.responses import RESPONSES, ResponsesState, conversation_item, input_resources, new_id
 
 
@@ -20,7 +21,7 @@ def state_of(request: web.Request) -> ResponsesState:
 
 async def checked_body(request: web.Request, operation: str) -> dict:
     body = await read_json(request)
-    responses_schema.check(operation, body)
+    schemas_for("responses").check(operation, body)
     return body
 
 

@@ -1,8 +1,12 @@
-"""Request bodies checked against the official spec before any handler sees them.
+"""Request bodies checked against the official spec before any handler sees them: the one
+validator of every API the emulator serves.
 
-The schemas are the spec's own (request_schemas.json, package data written by
-scripts/extract_spec_fixture.py), one per "METHOD /path" and API version, so an operation is
-validated as soon as its schema is in that file. A body that fails gets OpenAI's 400
+Each API's schemas are the spec's own request schemas, package data written by a fixture script:
+one document {"operations": {"METHOD /path": schema}, "components": {"schemas": ...}} per API,
+  * Assistants (with files and vector stores), one per version: request_schemas.json holds
+    {"v1": document, "v2": document} (scripts/extract_spec_fixture.py);
+  * Responses and Conversations: responses_request_schemas.json (scripts/extract_responses_fixture.py).
+An operation is validated as soon as its schema is in its file. A body that fails gets OpenAI's 400
 `invalid_request_error`, worded as OpenAI words it: "Invalid type for 'tools[0].function':
 expected an object, but got a string instead." (param "tools[0].function", code "invalid_type").
 """
@@ -11,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -46,18 +51,15 @@ def parse_body(raw: bytes) -> dict:
     return body
 
 
-@functools.cache
-def _schemas() -> dict[str, dict]:
-    return json.loads(resources.files("emulator").joinpath("request_schemas.json").read_text())
-
-
 class RequestSchemas:
-    """The request body schemas of one API version."""
+    """The request body schemas of one API (or API version), and the check that answers a body with
+    the 400 OpenAI would."""
 
-    def __init__(self, version: str, spec: dict) -> None:
-        uri = f"urn:openai-spec:{version}:requests"
-        self.operations: dict[str, Any] = spec["operations"]
-        registry = Registry().with_resource(uri, Resource(spec, specification=DRAFT202012))
+    def __init__(self, name: str, document: dict, choose: Callable[[list[ValidationError]], ValidationError]) -> None:
+        uri = f"urn:openai-spec:{name}:requests"
+        self.operations: dict[str, Any] = document["operations"]
+        self._choose = choose
+        registry = Registry().with_resource(uri, Resource(document, specification=DRAFT202012))
         self._resolver = registry.resolver(uri)
         self._validators = {op: Draft202012Validator({"$ref": f"{uri}#/operations/{_pointer(op)}"}, registry=registry)
                             for op in self.operations}
@@ -79,7 +81,7 @@ class RequestSchemas:
                 raise unknown_parameter(name)
         errors = [e for e in self._validators[operation].iter_errors(body) if not _matched_several(e)]
         if errors:
-            raise _api_error(_meant(min(errors, key=_rank)))
+            raise _api_error(self._choose(errors))
 
 
 def _pointer(key: str) -> str:
@@ -87,16 +89,49 @@ def _pointer(key: str) -> str:
     return quote(key.replace("~", "~0").replace("/", "~1"))
 
 
+@dataclass(frozen=True)
+class SchemaFile:
+    """Where one API's request schemas ship, and how it picks the error it reports among those a
+    body has: what differs between the APIs is this data, the validation and wording are shared."""
+
+    file: str
+    document: str | None  # the key of its document, for a file holding several
+    choose: Callable[[list[ValidationError]], ValidationError]
+
+
+def meant_error(errors: list[ValidationError]) -> ValidationError:
+    """The shallowest concrete error, inside the variant of a union the value was meant as."""
+    return _meant(min(errors, key=_rank))
+
+
+APIS = {
+    "v1": SchemaFile("request_schemas.json", "v1", meant_error),
+    "v2": SchemaFile("request_schemas.json", "v2", meant_error),
+    # Responses has so far reported jsonschema's best_match, which blames a flawed union member as a
+    # whole: a function tool without `name` is "tools[0]", invalid_value (meant_error would name
+    # "tools[0].name", missing_required_parameter, as OpenAI's Responses API does).
+    "responses": SchemaFile("responses_request_schemas.json", None, best_match),
+}
+
+
 @functools.cache
-def schemas_for(version: str) -> RequestSchemas:
-    return RequestSchemas(version, _schemas()[version])
+def _file(name: str) -> dict:
+    return json.loads(resources.files("emulator").joinpath(name).read_text())
+
+
+@functools.cache
+def schemas_for(api: str) -> RequestSchemas:
+    """The request schemas of `api`: an Assistants version ("v1", "v2") or "responses" (with Conversations)."""
+    source = APIS[api]
+    document = _file(source.file) if source.document is None else _file(source.file)[source.document]
+    return RequestSchemas(api, document, source.choose)
 
 
 def operation_schemas(version: str, operation: str) -> RequestSchemas | None:
-    """Whose schema validates `operation` under `version`: its own, or v2's for an operation v1
-    never had (vector stores answer under either version)."""
+    """Whose schema validates the Assistants `operation` under `version`: its own, or v2's for an
+    operation v1 never had (vector stores answer under either version)."""
     for candidate in (version, "v2"):
-        if candidate in _schemas() and operation in _schemas()[candidate]["operations"]:
+        if candidate in APIS and operation in schemas_for(candidate).operations:
             return schemas_for(candidate)
     return None
 
@@ -120,13 +155,19 @@ def _kind_rejected(error: ValidationError) -> bool:
     return list(error.relative_path) == ["type"] and error.validator in ("enum", "const")
 
 
+def _fitting(error: ValidationError) -> list[list[ValidationError]]:
+    """The errors of each anyOf/oneOf branch whose kind the value is (its JSON type and `type` tag
+    fit): the variants it was meant as, flawed inside."""
+    branches: dict[Any, list[ValidationError]] = {}
+    for sub in error.context or ():
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    return [errs for errs in branches.values() if not any(_kind_rejected(e) for e in errs)]
+
+
 def _meant(error: ValidationError) -> ValidationError:
     """For anyOf/oneOf, descend into the branch the value was meant for (its type and tag fit)."""
     while error.validator in _COMPOSITIONS and error.context:
-        branches: dict[Any, list[ValidationError]] = {}
-        for sub in error.context:
-            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-        meant = [errs for errs in branches.values() if not any(_kind_rejected(e) for e in errs)]
+        meant = _fitting(error)
         if not meant:
             return error
         errors = [e for e in meant[0] if not _matched_several(e)]
@@ -208,6 +249,8 @@ def _api_error(error: ValidationError) -> ApiError:
         return bad_request(f"Invalid value: '{value}'. Supported values are: {_quoted(allowed)}.",
                            param=param, code="invalid_value")
     if kind in _COMPOSITIONS:
+        if _fitting(error):  # a variant it is, but not one without flaws
+            return bad_request(f"Invalid '{param}': does not match the schema.", param=param, code="invalid_value")
         kinds, values, tags = _branch_kinds(error)
         if tags and isinstance(value, dict):
             tag_param = param_of([*error.absolute_path, "type"])

@@ -182,7 +182,7 @@ def main() -> None:
     requests = {op: body["request"]["application/json"] for op, body in ops.items()
                 if "application/json" in body["request"]}
     request_schemas = closure(schemas, requests)
-    write(REQUESTS_OUT, {"source": source, "errata": apply_errata(request_schemas), "requests": requests,
+    write(REQUESTS_OUT, {"source": source, "errata": apply_errata(request_schemas), "operations": requests,
                          "components": {"schemas": request_schemas}})
     write(RECORDED_OUT, recorded(args.recordings))
 
