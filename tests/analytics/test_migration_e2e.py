@@ -229,7 +229,7 @@ def test_costs_of_both_apis_match_what_the_clients_saw(mixed):
     runs = dict(con.execute("SELECT run_id, api FROM costs WHERE kind = 'tokens' AND run_id IS NOT NULL").fetchall())
     assert runs == {seen["v1_run"].id: "assistants_v1", seen["v2_run"].id: "assistants_v2"}
     assert {r[0] for r in con.execute("SELECT DISTINCT api FROM costs WHERE kind = 'vector_store_storage'").fetchall()} \
-        <= {"vector_stores"}
+        <= {"shared"}
 
     by_api = dict(con.execute("SELECT api, sum(usd) FROM costs GROUP BY api").fetchall())
     expected = {**legacy.usd, "responses": moving.usd["responses"] + sum(usd for _n, usd in fees.values())}
