@@ -2,8 +2,10 @@
 
 `serve` starts it with `python -m proxy.recording` and hands it the settings on its standard
 input (a pickle, then the pipe stays open: end of file means the supervisor is gone, and the
-recorder drains and exits). It runs at the lowest CPU priority there is (`SCHED_IDLE`; `nice` 19 where that is refused),
-so it only ever gets CPU the workers leave idle.
+recorder drains and exits). Its working threads (journal -> facts -> store, metrics, spans; the views keeper) run at the
+lowest CPU priority there is (`SCHED_IDLE`; `nice` 19 where that is refused), so that work only
+gets CPU the workers leave idle; its event loop (the /metrics socket, the credential channel)
+stays at normal priority, so a scrape is answered at once even under saturation.
 
 It holds:
 - the `JournalRecorder` thread (journal -> parse -> store, prices, metrics, spans, enrichment);
@@ -62,7 +64,7 @@ def lower_priority() -> str:
     a busy core in slices of several milliseconds, which is what a worker's request waited behind
     (the benchmark's p99 at 1,000 req/s went from 78 ms to 8.7 ms, and saturated throughput from
     0.55x to 0.84x the bare forwarder, when the recorder became SCHED_IDLE: bench/findings.md).
-    Set on the main thread before any other starts, so every thread of the recorder inherits it."""
+    Per thread (Linux scheduling policies are): called first by each working thread."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         return "SCHED_IDLE"
@@ -135,7 +137,8 @@ class RecorderService:
         sinks, self.metrics = standard_sinks(settings, registry=self.registry, tracer_provider=self.tracer_provider,
                                              extra_sinks=[*extra, *self.extra_sinks])
         assert self.metrics is not None
-        self.recorder = JournalRecorder(self.store_dir, sinks, parse, capture_content=settings.capture_content)
+        self.recorder = JournalRecorder(self.store_dir, sinks, parse, capture_content=settings.capture_content,
+                                        thread_setup=lower_priority)
         self.metrics.bind_recorder(self.recorder)
         self.recorder.start()
         if sampling and key:
@@ -171,7 +174,7 @@ class RecorderService:
             self.tracer_provider.shutdown()
 
 
-async def run_recorder(settings: Settings, control: RecorderControl, priority: str = "") -> None:
+async def run_recorder(settings: Settings, control: RecorderControl) -> None:
     try:
         provider = tracer_provider_from_env()
     except ConfigError as exc:  # a bad OTEL_* value: the supervisor stops start-up with this one line
@@ -198,7 +201,8 @@ async def run_recorder(settings: Settings, control: RecorderControl, priority: s
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     # end of file on stdin: the supervisor is gone (even kill -9): drain and exit
     loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 4096) else None)
-    log.info("recorder %d following %s (%s)", os.getpid(), service.store_dir, priority)
+    log.info("recorder %d following %s (its working threads at the lowest CPU priority)", os.getpid(),
+             service.store_dir)
     await stop.wait()
     loop.remove_reader(sys.stdin.fileno())
     log.info("recorder storing what is left in the journal")
@@ -212,8 +216,7 @@ def main() -> None:
     # `kill -USR1 <recorder pid>` writes every thread's stack to the log: where is it stuck?
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     settings, control = pickle.load(sys.stdin.buffer)
-    priority = lower_priority()
     from proxy.serve import configure_logging, run_loop
 
     configure_logging(settings.log_level)
-    run_loop(run_recorder(settings, control, priority))
+    run_loop(run_recorder(settings, control))

@@ -86,8 +86,12 @@ class JournalRecorder:
         flush_records: int = 500,  # a backlog is stored in pieces: on a small disk each must fit
         idle_wait: float = 0.02,
         clock: Callable[[], float] = time.monotonic,
+        thread_setup: Callable[[], object] | None = None,
     ) -> None:
         self.store_dir = Path(store_dir).absolute()
+        # run first on each thread of the recorder's own (the recorder process lowers their CPU
+        # priority there, and only there: its event loop serves /metrics at normal priority)
+        self.thread_setup = thread_setup
         self.shared = list(shared_sinks)
         self.parse = parse
         self.capture_content = capture_content
@@ -165,6 +169,8 @@ class JournalRecorder:
 
     def _keep_views(self) -> None:
         """(Re)create STORE/audit.duckdb when its views changed or the file was damaged or removed."""
+        if self.thread_setup is not None:
+            self.thread_setup()
         self.ready.wait()  # the slots' stores are open: the tables' layout exists
         failures = 0
         built = False
@@ -200,6 +206,8 @@ class JournalRecorder:
     # --- the loop -----------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self.thread_setup is not None:
+            self.thread_setup()
         next_scan = 0.0
         next_flush = self.clock() + self.flush_interval
         while True:
