@@ -9,6 +9,7 @@ against a proxy that is already running (the docker-compose `demo` profile uses 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -19,7 +20,6 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from rich.table import Table
 
 from analytics.cli import report as report_command
@@ -167,7 +167,7 @@ def _table(title: str, rows: list[dict[str, Any]]) -> Table:
     for column in rows[0]:
         table.add_column(column, justify="left" if isinstance(rows[0][column], (str, list)) else "right")
     for row in rows:
-        table.add_row(*("-" if v is None else ", ".join(v) if isinstance(v, list) else f"{v:,}"
+        table.add_row(*("-" if v is None else ", ".join(v) or "-" if isinstance(v, list) else f"{v:,}"
                         if isinstance(v, int) else str(v) for v in row.values()))
     return table
 
@@ -175,16 +175,19 @@ def _table(title: str, rows: list[dict[str, Any]]) -> Table:
 def print_responses_summary(store: Path, console: Console) -> None:
     summary = responses_summary(store)
     calls, statuses = summary["calls"], summary["statuses"]
-    console.print(
-        f"\n[bold]Responses API[/]: {calls['responses']} calls to /responses, {calls['conversations']} to "
+    # laid out at the report's width (analytics.report renders at 140 columns), wherever it goes
+    buffer = io.StringIO()
+    out = Console(file=buffer, width=REPORT_WIDTH, force_terminal=console.is_terminal)
+    out.print(
+        f"[bold]Responses API[/]: {calls['responses']} calls to /responses, {calls['conversations']} to "
         f"/conversations; {sum(statuses.values())} responses "
         f"({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}), {summary['conversations']} conversation(s)"
     )
-    # as wide as the report's tables (analytics.report renders at 140 columns)
     if summary["models"]:
-        console.print(_table("Responses by model", summary["models"]), width=REPORT_WIDTH)
+        out.print(_table("Responses by model", summary["models"]))
     if summary["tool_calls"]:
-        console.print(_table("Response tool calls by type", summary["tool_calls"]), width=REPORT_WIDTH)
+        out.print(_table("Response tool calls by type", summary["tool_calls"]))
+    console.out("\n" + buffer.getvalue(), end="", highlight=False)
 
 
 def print_results(store: Path, outcome: dict[str, Any], console: Console) -> None:
