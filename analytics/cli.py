@@ -97,13 +97,19 @@ def sql(query: str, store: str, fmt: str) -> None:
     """Run a read-only SQL QUERY against the audit store and print the result.
 
     The store can be queried at any time, also while proxies are writing to it. Views: exchanges,
-    runs, run_steps, tool_calls, file_search_results, vector_stores, vector_store_usage,
-    vector_store_files, assistants, threads, messages, files, attached_file_events,
-    attached_file_intervals (and the raw *_log/*_observations tables). Cost views (USD): costs, run_costs, cost_by_day, cost_by_assistant, cost_by_model,
-    cost_by_key, code_interpreter_sessions, code_interpreter_calls, vector_store_storage_daily,
-    retrieval_storage_daily, vector_store_activity, vector_store_lifetimes, storage_intervals,
-    storage_days, api_version_usage, polling_overhead; prices: model_prices, tool_prices.
-    Only SELECT, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN are accepted.
+    exchange_generations, runs, run_steps, tool_calls, file_search_results, vector_stores,
+    vector_store_usage, vector_store_files, assistants, threads, messages, files,
+    attached_file_events, attached_file_intervals, responses, response_tool_calls,
+    response_file_search_results, conversations, conversation_items (and the raw
+    *_log/*_observations tables). Cost views (USD): costs, run_costs, response_costs,
+    response_tool_call_costs, cost_by_day, cost_by_assistant, cost_by_model, cost_by_key,
+    run_generations, code_interpreter_sessions, code_interpreter_calls,
+    response_tool_call_times, response_container_sessions, tool_sessions,
+    vector_store_storage_daily, retrieval_storage_daily, vector_store_activity, vector_store_uses,
+    vector_store_lifetimes, storage_intervals, storage_days, api_version_usage, polling_overhead;
+    migration: migration_daily, migration_weekly, migration_assistants, migration_vector_stores;
+    prices: model_prices, tool_prices. Only SELECT, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN are
+    accepted.
 
     \b
     Example:
@@ -130,20 +136,27 @@ def sql(query: str, store: str, fmt: str) -> None:
 @format_option
 @click.option("--prices", "prices_file", envvar="ASSISTANTS_AUDIT_PRICES", type=click.Path(dir_okay=False),
               help="JSON or YAML file overriding token, storage or tool prices.")
+@click.option("--migration", is_flag=True,
+              help="Print the migration report instead: calls, tokens and cost by API generation per key, "
+                   "SDK and week; assistants still called with the Responses equivalent of their tools; "
+                   "vector stores read by both sides.")
 def report(store: str, since: str | None, until: str | None, idle_days: int, fmt: str,
-           prices_file: str | None) -> None:
+           prices_file: str | None, migration: bool) -> None:
     """Print the cost and usage audit report of an audit store.
 
-    Spend by kind, top assistants and models, vector stores by storage cost with their projected
-    30-day cost, idle stores still billed, failures with the tokens they burnt, v1 traffic still
-    present, and polling overhead.
+    Spend by kind and by API generation, top assistants and models, vector stores by storage
+    cost with their projected 30-day cost, idle stores still billed, failures with the tokens
+    they burnt, v1 traffic still present, and polling overhead. With --migration: the move from
+    the Assistants API (v1, v2, Azure AI Foundry agents) to the Responses API.
 
     \b
     Example:
       assistants-audit report --store ./audit --since 2025-06-01 --format markdown
+      assistants-audit report --store ./audit --migration --format json
     """
     try:
-        click.echo(run_report(store, since, until, idle_days, fmt, prices_file), nl=fmt != "table")
+        click.echo(run_report(store, since, until, idle_days, fmt, prices_file, migration=migration),
+                   nl=fmt != "table")
     except (ConfigError, PricesError) as exc:  # a bad option value: exit 2, worded as `serve --prices` words it
         raise OptionError(str(exc)) from None
     except StoreError as exc:

@@ -40,15 +40,33 @@ TOOL_PRICE_COLUMNS = (
     "kind VARCHAR, usd DOUBLE, unit VARCHAR, free_quantity DOUBLE, session_seconds DOUBLE, "
     "valid_from DATE, valid_to DATE, source VARCHAR"
 )
-TOOL_KINDS = ("vector_store_storage", "code_interpreter_session", "retrieval_storage")
-# Flat override keys, named like the Prices attributes: key -> (item, field).
-_FLAT_KEYS = {
-    "storage_usd_per_gib_day": ("vector_store_storage", "usd"),
-    "free_storage_gib": ("vector_store_storage", "free_gib"),
-    "code_interpreter_usd_per_session": ("code_interpreter_session", "usd"),
-    "retrieval_usd_per_gib_assistant_day": ("retrieval_storage", "usd"),
-}
 PRICES_SUBDIR = "_prices"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolItem:
+    """One priced tool or storage item of the price file: the unit its `usd` is per, and the flat
+    override keys (`--prices`) that each set one field of its current version."""
+
+    unit: str
+    flat_keys: tuple[tuple[str, str], ...]  # (override key, field of the version)
+
+
+# The vocabulary of tool and storage prices: `tool_prices.kind`, the items of
+# analytics/data/prices.json and of an override file. Each is defined here once.
+TOOL_ITEMS: dict[str, ToolItem] = {
+    "vector_store_storage": ToolItem("GiB-day", (("storage_usd_per_gib_day", "usd"), ("free_storage_gib", "free_gib"))),
+    "code_interpreter_session": ToolItem("session", (("code_interpreter_usd_per_session", "usd"),)),
+    "retrieval_storage": ToolItem("GiB-assistant-day", (("retrieval_usd_per_gib_assistant_day", "usd"),)),
+    # the Responses API's per-call tool fees and its code_interpreter containers
+    "file_search_call": ToolItem("call", (("file_search_usd_per_call", "usd"),)),
+    "web_search_call": ToolItem("call", (("web_search_usd_per_call", "usd"),)),
+    "code_interpreter_container": ToolItem("container session",
+                                           (("code_interpreter_usd_per_container_session", "usd"),)),
+}
+TOOL_KINDS = tuple(TOOL_ITEMS)
+# Flat override keys, named like the Prices attributes: key -> (item, field).
+_FLAT_KEYS = {key: (kind, fieldname) for kind, item in TOOL_ITEMS.items() for key, fieldname in item.flat_keys}
 
 
 class PricesError(ValueError):
@@ -199,7 +217,7 @@ def _tool_versions(kind: str, raw: Any, where: str) -> list[ToolPrice]:
             ToolPrice(
                 kind=kind,
                 usd=_num(v["usd"], f"{where}: {kind}.usd"),
-                unit=str(v.get("unit", _DEFAULT_UNITS[kind])),
+                unit=str(v.get("unit", TOOL_ITEMS[kind].unit)),
                 free_quantity=None if free is None else _num(free, f"{where}: {kind}.free_gib"),
                 session_seconds=None if session is None else _num(session, f"{where}: {kind}.session_seconds"),
                 valid_from=start,
@@ -208,13 +226,6 @@ def _tool_versions(kind: str, raw: Any, where: str) -> list[ToolPrice]:
             )
         )
     return out
-
-
-_DEFAULT_UNITS = {
-    "vector_store_storage": "GiB-day",
-    "code_interpreter_session": "session",
-    "retrieval_storage": "GiB-assistant-day",
-}
 
 
 class Prices:
@@ -329,6 +340,18 @@ class Prices:
     def retrieval_usd_per_gib_assistant_day(self) -> float:
         return self.tool_price("retrieval_storage").usd
 
+    @property
+    def file_search_usd_per_call(self) -> float:
+        return self.tool_price("file_search_call").usd
+
+    @property
+    def web_search_usd_per_call(self) -> float:
+        return self.tool_price("web_search_call").usd
+
+    @property
+    def code_interpreter_usd_per_container_session(self) -> float:
+        return self.tool_price("code_interpreter_container").usd
+
     # -- model token prices -------------------------------------------------------------------
 
     def model_periods(self, model: str) -> list[ModelPricePeriod]:
@@ -363,13 +386,17 @@ class Prices:
         return None
 
     def token_cost(
-        self, model: str | None, input_tokens: int, output_tokens: int, at: datetime
+        self, model: str | None, input_tokens: int, output_tokens: int, at: datetime, *, cached_input_tokens: int = 0
     ) -> tuple[float | None, str]:
-        """USD for these tokens at the price in force at `at`; (None, "unpriced") if unknown."""
+        """USD for these tokens at the price in force at `at`; (None, "unpriced") if unknown.
+        `cached_input_tokens` (part of `input_tokens`) are priced at the model's cached-input
+        price where it has one."""
         p = self.model_period(model, at)
         if p is None:
             return None, "unpriced"
-        usd = (input_tokens * p.input_usd_per_mtok + output_tokens * p.output_usd_per_mtok) / 1e6
+        cached = min(max(cached_input_tokens, 0), input_tokens) if p.cached_input_usd_per_mtok is not None else 0
+        usd = ((input_tokens - cached) * p.input_usd_per_mtok + cached * (p.cached_input_usd_per_mtok or 0.0)
+               + output_tokens * p.output_usd_per_mtok) / 1e6
         return usd, p.source
 
     # -- tables for SQL ------------------------------------------------------------------------
@@ -446,11 +473,15 @@ def write_price_table(
     return paths
 
 
+# The fact tables whose `model` is priced: runs (and the assistants they run) and responses.
+PRICED_MODEL_TABLES = ("run_snapshots", "assistant_observations", "response_snapshots")
+
+
 def store_models(store_dir: str | os.PathLike[str]) -> set[str]:
-    """Model names in the store's run and assistant observations (a scan of one column)."""
+    """Model names in the store's runs, assistants and responses (a scan of one column)."""
     tables = Path(store_dir).absolute() / "tables"
     found: set[str] = set()
-    for table in ("run_snapshots", "assistant_observations"):
+    for table in PRICED_MODEL_TABLES:
         if not any((tables / table).glob("*.parquet")):
             continue
         glob = (tables / table / "*.parquet").as_posix().replace("'", "''")
@@ -479,10 +510,9 @@ def cost_views_sql() -> str:
 
 
 def connection_models(con: Any) -> list[str]:
-    """Model names in the runs and assistants a store connection sees."""
-    return [r[0] for r in con.execute(
-        "SELECT model FROM run_snapshots WHERE model IS NOT NULL UNION SELECT model FROM assistant_observations "
-        "WHERE model IS NOT NULL").fetchall()]
+    """Model names in the runs, assistants and responses a store connection sees."""
+    return [r[0] for r in con.execute(" UNION ".join(
+        f"SELECT model FROM {table} WHERE model IS NOT NULL" for table in PRICED_MODEL_TABLES)).fetchall()]
 
 
 def install_report_prices(con: Any, prices: Prices) -> list[str]:
@@ -499,7 +529,7 @@ def install_report_prices(con: Any, prices: Prices) -> list[str]:
 
 class PriceSink:
     """proxy.recording.dispatch.Sink that keeps STORE/tables/_prices/ current: when a model not seen
-    before appears in a run or an assistant, the price files are rewritten on the next flush,
+    before appears in a run, an assistant or a response, the price files are rewritten on the next flush,
     so `duckdb -readonly STORE/audit.duckdb` prices it. Runs on the recorder's worker thread."""
 
     wants_replay = True  # models seen only in replayed exchanges need prices too
@@ -513,7 +543,7 @@ class PriceSink:
 
     def on_exchange(self, exchange: Any, facts: Any) -> None:
         for fact in facts:
-            model = getattr(fact, "model", None) if fact.TABLE in ("run_snapshots", "assistant_observations") else None
+            model = getattr(fact, "model", None) if fact.TABLE in PRICED_MODEL_TABLES else None
             if model and model not in self.seen:
                 self.seen.add(model)
                 self.new.add(model)

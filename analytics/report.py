@@ -12,13 +12,21 @@ import io
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from analytics.schema import GENERATIONS
+from analytics.store import StoreError
 from proxy.config import ConfigError
 from proxy.sinks.common import TERMINAL_RUN_STATUSES
 
 KINDS = ("tokens", "code_interpreter_session", "vector_store_storage", "retrieval_storage")
+# Kinds only the Responses API bills: listed in the spend when the window has any.
+RESPONSES_KINDS = ("file_search_call", "web_search_call", "code_interpreter_container")
+# API generations (analytics/views.sql exchange_generations; `shared`: what every generation reads).
+API_GENERATIONS = tuple(g for g in GENERATIONS if g != "other")
+_GENERATION_ORDER = "CASE api " + " ".join(f"WHEN '{g}' THEN {i}" for i, g in enumerate(API_GENERATIONS)) + " END"
 TOP_N = 10
 FAILED_STATUSES = tuple(sorted(TERMINAL_RUN_STATUSES - {"completed"}))
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_RUN_STATUSES))
@@ -96,21 +104,34 @@ def build_report(
     spend = [
         {"kind": k, "items": by_kind.get(k, {}).get("items", 0), "quantity": by_kind.get(k, {}).get("quantity") or 0,
          "usd": by_kind.get(k, {}).get("usd", 0.0), "unpriced_items": by_kind.get(k, {}).get("unpriced_items", 0)}
-        for k in KINDS
+        for k in (*KINDS, *(k for k in RESPONSES_KINDS if k in by_kind))
     ]
     report["total_usd"] = round(sum(r["usd"] for r in spend), 6)
     report["spend_by_kind"] = spend
+    report["spend_by_api"] = _rows(con, f"""
+        SELECT api, count(*) AS items, coalesce(sum(usd), 0) AS usd, count(*) FILTER (WHERE usd IS NULL) AS unpriced_items
+        FROM costs WHERE {costs_where} GROUP BY api ORDER BY {_GENERATION_ORDER}, api""", costs_params)
 
     step("pricing models")
+    # runs and responses: a response's input and output tokens are its prompt and completion
+    priced = f"""(
+        SELECT model, true AS is_run, prompt_tokens, completion_tokens, total_tokens, usd FROM run_costs
+        WHERE {runs_where}
+        UNION ALL
+        SELECT model, false, input_tokens, output_tokens, total_tokens, usd FROM response_costs
+        WHERE {runs_where})"""
     report["unpriced_models"] = _rows(con, f"""
-        SELECT model, count(*) AS runs, sum(total_tokens) AS tokens FROM run_costs
-        WHERE usd IS NULL AND {runs_where} GROUP BY model ORDER BY tokens DESC NULLS LAST""", runs_params)
+        SELECT model, count(*) FILTER (WHERE is_run) AS runs, sum(total_tokens) AS tokens,
+               count(*) FILTER (WHERE NOT is_run) AS responses
+        FROM {priced} WHERE usd IS NULL GROUP BY model ORDER BY tokens DESC NULLS LAST""", runs_params * 2)
     report["top_models"] = _rows(con, f"""
-        SELECT model, count(*) AS runs, sum(prompt_tokens) AS prompt_tokens,
+        SELECT model, count(*) FILTER (WHERE is_run) AS runs, sum(prompt_tokens) AS prompt_tokens,
                sum(completion_tokens) AS completion_tokens, sum(usd) AS usd,
-               count(*) FILTER (WHERE usd IS NULL) AS unpriced_runs
-        FROM run_costs WHERE {runs_where}
-        GROUP BY model ORDER BY usd DESC NULLS LAST, runs DESC LIMIT {TOP_N}""", runs_params)
+               count(*) FILTER (WHERE usd IS NULL AND is_run) AS unpriced_runs,
+               count(*) FILTER (WHERE NOT is_run) AS responses,
+               count(*) FILTER (WHERE usd IS NULL AND NOT is_run) AS unpriced_responses
+        FROM {priced}
+        GROUP BY model ORDER BY usd DESC NULLS LAST, runs DESC LIMIT {TOP_N}""", runs_params * 2)
 
     step("ranking assistants")
     report["top_assistants"] = _rows(con, f"""
@@ -185,6 +206,7 @@ def build_report(
 
 _SECTIONS: tuple[tuple[str, str], ...] = (
     ("spend_by_kind", "Spend by kind"),
+    ("spend_by_api", "Spend by API generation"),
     ("top_assistants", "Top assistants"),
     ("top_models", "Top models"),
     ("unpriced_models", "Unpriced models (cost unknown, not zero)"),
@@ -224,12 +246,29 @@ def _headline(report: dict[str, Any]) -> str:
         window = f" ({report['since'] or 'start'} .. {report['until'] or 'now'})"
     if report["empty"]:
         return f"The audit store is empty: no runs, exchanges or vector stores recorded yet{window}."
-    unpriced = sum(r["runs"] for r in report["unpriced_models"])
-    tail = f"; {unpriced} run(s) on unpriced models not included" if unpriced else ""
+    runs = sum(r["runs"] for r in report["unpriced_models"])
+    responses = sum(r["responses"] for r in report["unpriced_models"])
+    items = [f"{n} {what}(s)" for n, what in ((runs, "run"), (responses, "response")) if n]
+    tail = f"; {' and '.join(items)} on unpriced models not included" if items else ""
     return f"Total spend{window}: ${report['total_usd']:,.2f}{tail}."
 
 
-def render(report: dict[str, Any], fmt: str) -> str:
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How a report dict is rendered: its title, sections (key, title) in order, the one-line
+    headline, and the top-level figures the CSV writes as `summary` rows."""
+
+    title: str
+    sections: tuple[tuple[str, str], ...]
+    headline: Callable[[dict[str, Any]], str]
+    summary: tuple[str, ...]
+    not_in_table: frozenset[str] = frozenset()  # columns too wide for a terminal (json, csv, markdown have them)
+
+
+COST_REPORT = Layout("Assistants cost audit", _SECTIONS, _headline, ("total_usd",))
+
+
+def render(report: dict[str, Any], fmt: str, layout: Layout = COST_REPORT) -> str:
     """Render as `table` (rich), `markdown`, `csv` or `json`."""
     if fmt == "json":
         import orjson
@@ -239,43 +278,145 @@ def render(report: dict[str, Any], fmt: str) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["section", "column", "row", "value"])
-        writer.writerow(["summary", "total_usd", 0, report["total_usd"]])
-        for key, _title in _SECTIONS:
+        for figure in layout.summary:
+            writer.writerow(["summary", figure, 0, "" if report[figure] is None else report[figure]])
+        for key, _title in layout.sections:
             for i, row in enumerate(_section_rows(report, key)):
                 for column, value in row.items():
                     writer.writerow([key, column, i, "" if value is None else value])
         return out.getvalue()
-    sections = () if report["empty"] else _SECTIONS
+    sections = () if report.get("empty") else layout.sections
     if fmt == "markdown":
-        lines = ["# Assistants cost audit", "", _headline(report), ""]
+        lines = [f"# {layout.title}", "", layout.headline(report), ""]
         for key, title in sections:
             rows = _section_rows(report, key)
             if not rows:
                 continue
             cols = list(rows[0])
             lines += [f"## {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-            lines += ["| " + " | ".join(_cell(r[c], c) for c in cols) + " |" for r in rows]
+            lines += ["| " + " | ".join(_cell(r[c], c).replace("|", "\\|") for c in cols) + " |" for r in rows]
             lines.append("")
         return "\n".join(lines)
     if fmt == "table":
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         buffer = io.StringIO()
         console = Console(file=buffer, width=140, force_terminal=False)
-        console.print(f"[bold]{_headline(report)}[/bold]")
+        console.print(f"[bold]{escape(layout.headline(report))}[/bold]")
         for key, title in sections:
             rows = _section_rows(report, key)
             if not rows:
                 continue
             table = Table(title=title, title_justify="left")
-            for c in rows[0]:
-                table.add_column(c, justify="right" if not isinstance(rows[0][c], str) else "left")
+            cols = [c for c in rows[0] if c not in layout.not_in_table]
+            for c in cols:
+                text = any(isinstance(r[c], str) for r in rows)
+                # ids are what a reader copies: whole, on one line; other text folds
+                table.add_column(c, justify="left" if text else "right", overflow="fold",
+                                 no_wrap=c.endswith("_id") or c == "key_fingerprint")
             for r in rows:
-                table.add_row(*(_cell(r[c], c) for c in rows[0]))
+                table.add_row(*(escape(_cell(r[c], c)) for c in cols))
             console.print(table)
         return buffer.getvalue()
     raise ValueError(f"unknown format {fmt!r}")
+
+
+# --- the migration report --------------------------------------------------------------------
+
+_MIGRATION_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("by_api", "Calls, tokens and cost by API generation"),
+    ("by_key", "Migration by key fingerprint (share of model API calls on the Responses API)"),
+    ("weekly", "Week by week, per key fingerprint and SDK"),
+    ("assistants", "Assistants still called, and the Responses equivalent of each tool"),
+    ("vector_stores", "Vector stores and the side that reads them (storage is billed once)"),
+)
+# The generations a client calls a model through (`shared` calls are neither side).
+_MODEL_APIS = ("assistants_v1", "assistants_v2", "foundry_agents", "responses")
+
+
+def build_migration_report(
+    con: Any, since: datetime | None, until: datetime | None, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """The migration report as a dict (the `--format json` output), from the migration views
+    (analytics/costs.sql). Raises StoreError when the store holds no traffic of any generation."""
+    step = progress or (lambda _label: None)
+    step("finding API generations")
+    calls, runs, responses = con.execute(
+        "SELECT (SELECT count(*) FROM exchange_generations), (SELECT count(*) FROM runs), "
+        "(SELECT count(*) FROM responses)").fetchone()
+    if not (calls or runs or responses):
+        raise StoreError("no Assistants, Responses or Foundry agents traffic recorded in this store yet: "
+                         "no migration to show")
+    day_where, day_params = _window("timezone('UTC', CAST(day AS TIMESTAMP))", since, until)
+    report: dict[str, Any] = {
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    step("summing calls, tokens and cost by API generation")
+    report["by_api"] = _rows(con, f"""
+        SELECT api, sum(calls) AS calls, sum(tokens) AS tokens, sum(usd) AS usd, sum(unpriced_items) AS unpriced_items,
+               min(strftime(day, '%G-W%V')) AS first_week, max(strftime(day, '%G-W%V')) AS last_week
+        FROM migration_daily WHERE {day_where} GROUP BY api ORDER BY {_GENERATION_ORDER}, api""", day_params)
+    model_apis = ", ".join(f"'{a}'" for a in _MODEL_APIS)
+    by_generation = ", ".join(f"coalesce(sum(calls) FILTER (WHERE api = '{a}'), 0) AS {a}_calls" for a in _MODEL_APIS)
+    share = (f"coalesce(sum(calls) FILTER (WHERE api = 'responses'), 0)"
+             f" / nullif(sum(calls) FILTER (WHERE api IN ({model_apis})), 0)")
+    step("measuring progress by key")
+    report["by_key"] = _rows(con, f"""
+        SELECT key_fingerprint, {by_generation}, round({share}, 4) AS responses_share, sum(usd) AS usd
+        FROM migration_daily WHERE {day_where}
+        GROUP BY key_fingerprint ORDER BY responses_share NULLS FIRST, key_fingerprint""", day_params)
+    totals = con.execute(f"""
+        SELECT sum(calls) FILTER (WHERE api = 'responses'), sum(calls) FILTER (WHERE api IN ({model_apis}))
+        FROM migration_daily WHERE {day_where}""", day_params).fetchone()
+    report["responses_calls"], report["model_api_calls"] = (int(totals[0] or 0), int(totals[1] or 0))
+    report["responses_share"] = (round(report["responses_calls"] / report["model_api_calls"], 4)
+                                 if report["model_api_calls"] else None)
+    step("week by week")
+    report["weekly"] = _rows(con, f"""
+        SELECT * FROM (
+            SELECT strftime(date_trunc('week', day), '%G-W%V') AS iso_week, key_fingerprint, sdk, api,
+                   sum(calls) AS calls, sum(tokens) AS tokens, sum(usd) AS usd, sum(unpriced_items) AS unpriced_items
+            FROM migration_daily WHERE {day_where} GROUP BY ALL)
+        WHERE calls > 0 OR tokens > 0 OR usd > 0 OR unpriced_items > 0  -- not the free storage of each day
+        ORDER BY iso_week, key_fingerprint NULLS LAST, sdk NULLS LAST, {_GENERATION_ORDER}""", day_params)
+    step("listing assistants still called")
+    runs_where, runs_params = _window("last_run_at", since, None)
+    first_where, first_params = _window("first_run_at", None, until)
+    report["assistants"] = _rows(con, f"""
+        SELECT assistant_id, name, api, runs, {_ts('last_run_at')} AS last_run_at, tool, responses_tool,
+               responses_tool_json, note
+        FROM migration_assistants
+        WHERE NOT deleted AND {runs_where} AND {first_where}
+        ORDER BY last_run_at DESC, assistant_id, tool NULLS FIRST""", runs_params + first_params)
+    step("finding vector stores used from both sides")
+    report["vector_stores"] = _rows(con, f"""
+        SELECT vector_store_id, name, used_by, assistants, threads, runs, responses, file_search_calls,
+               usage_gib AS current_gib, storage_usd, projected_daily_usd * 30 AS projected_30d_usd
+        FROM migration_vector_stores
+        ORDER BY used_by = 'both' DESC, storage_usd DESC, vector_store_id""", [])
+    report["assistants_still_called"] = len({r["assistant_id"] for r in report["assistants"]})
+    report["vector_stores_both_sides"] = sum(r["used_by"] == "both" for r in report["vector_stores"])
+    return report
+
+
+def _migration_headline(report: dict[str, Any]) -> str:
+    window = ""
+    if report["since"] or report["until"]:
+        window = f" ({report['since'] or 'start'} .. {report['until'] or 'now'})"
+    share = report["responses_share"]
+    moved = (f"{share:.0%} of model API calls on the Responses API ({report['responses_calls']:,} of "
+             f"{report['model_api_calls']:,})" if share is not None else "no model API calls")
+    return (f"Migration{window}: {moved}; {report['assistants_still_called']} assistant(s) still called; "
+            f"{report['vector_stores_both_sides']} vector store(s) read by both sides.")
+
+
+MIGRATION_REPORT = Layout("Assistants to Responses migration", _MIGRATION_SECTIONS, _migration_headline,
+                          ("responses_share", "responses_calls", "model_api_calls", "assistants_still_called",
+                           "vector_stores_both_sides"), frozenset({"responses_tool_json"}))
 
 
 def open_report_connection(store: str, prices_file: str | None,
@@ -356,8 +497,10 @@ REPORT_RUNS_COLUMNS = (
 # the same name on the report's connection, which shadows the view for every later query (and
 # for the views built on it), so the store is folded and priced once per report, not per section.
 MATERIALIZED = ("run_steps", "tool_calls", "vector_stores", "vector_store_usage", "assistants",
-                "threads", "run_costs", "code_interpreter_sessions", "vector_store_lifetimes",
-                "vector_store_storage_daily", "retrieval_storage_daily", "costs", "vector_store_activity")
+                "threads", "exchange_generations", "run_generations", "run_costs", "responses",
+                "response_tool_calls", "response_costs", "response_tool_call_times", "tool_sessions", "code_interpreter_sessions",
+                "vector_store_lifetimes", "vector_store_storage_daily", "retrieval_storage_daily", "costs",
+                "vector_store_uses", "vector_store_activity")
 
 
 def materialize(con: Any, progress: Callable[[str], None] | None = None) -> None:
@@ -393,10 +536,10 @@ def progress_display(console: Any) -> Iterator[Callable[[str], None]]:
 
 
 def run_report(store: str, since: str | None, until: str | None, idle_days: int, fmt: str,
-               prices_file: str | None, console: Any = None) -> str:
-    """Everything `assistants-audit report` does, returning the rendered text. Progress (on
-    `console`, default stderr, when it is a terminal) starts before the store is opened, so the
-    folding and pricing of a big store shows too."""
+               prices_file: str | None, console: Any = None, migration: bool = False) -> str:
+    """Everything `assistants-audit report` does (`migration`: `report --migration`), returning
+    the rendered text. Progress (on `console`, default stderr, when it is a terminal) starts
+    before the store is opened, so the folding and pricing of a big store shows too."""
     from rich.console import Console
 
     start = parse_when(since, "--since")
@@ -406,8 +549,11 @@ def run_report(store: str, since: str | None, until: str | None, idle_days: int,
     with progress_display(console or Console(stderr=True)) as step:
         con = open_report_connection(store, prices_file, progress=step)
         try:
-            data = build_report(con, start, end, idle_days, progress=step)
+            if migration:
+                data, layout = build_migration_report(con, start, end, progress=step), MIGRATION_REPORT
+            else:
+                data, layout = build_report(con, start, end, idle_days, progress=step), COST_REPORT
         finally:
             con.close()
         step("rendering")
-        return render(data, fmt)
+        return render(data, fmt, layout)

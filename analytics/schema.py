@@ -24,6 +24,11 @@ _SCALARS: dict[Any, str] = {
 
 TABLES: dict[str, type] = {cls.TABLE: cls for cls in FACT_TYPES}
 
+# API generations, the axis a migration moves along: the `api` of the cost and migration views
+# (views.sql exchange_generations) and the `generation` metric label, one vocabulary. Vector
+# stores, files and uploads are read by every generation: `shared`. `other`: no generation.
+GENERATIONS = ("assistants_v1", "assistants_v2", "responses", "foundry_agents", "shared", "other")
+
 
 def column_type(annotation: Any) -> str:
     """DuckDB type of a field annotation: `X | None` -> type of X, `tuple[X, ...]` -> X[]."""

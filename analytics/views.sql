@@ -16,6 +16,24 @@ CREATE OR REPLACE VIEW exchanges AS
 SELECT * FROM exchange_log
 QUALIFY row_number() OVER (PARTITION BY exchange_id ORDER BY observed_at) = 1;
 
+-- The API generation of each client call, what a migration is counted in: `assistants_v1`,
+-- `assistants_v2`, `responses` (the Responses and Conversations APIs), `foundry_agents` (Azure AI
+-- Foundry Agent Service projects, whatever Assistants version they serve), and `shared`
+-- for the files, uploads and vector stores both generations read. Calls of no generation (`other`
+-- paths) are left out.
+CREATE OR REPLACE VIEW exchange_generations AS
+SELECT * FROM (
+    SELECT exchange_id, started_at, key_fingerprint, sdk, operation, provider,
+           CASE WHEN api = 'foundry_agents' OR provider = 'azure.ai.agents' THEN 'foundry_agents'
+                WHEN api IN ('responses', 'conversations') THEN 'responses'
+                WHEN api_version = 'v1' OR v1_semantics THEN 'assistants_v1'
+                WHEN split_part(operation, '.', 1) IN ('files', 'uploads', 'vector_stores') THEN 'shared'
+                WHEN api = 'assistants' THEN 'assistants_v2'
+           END AS api
+    FROM exchanges WHERE origin = 'client'
+)
+WHERE api IS NOT NULL;
+
 -- One row per run, folded from every snapshot (create, polls, list, cancel, tool outputs, stream events).
 CREATE OR REPLACE VIEW runs AS
 WITH snaps AS (
@@ -65,6 +83,7 @@ folded AS (
         count(*) FILTER (WHERE status = 'requires_action') > 0 AS required_action,
         max(required_action_count) AS max_required_action_count,
         arg_max(key_fingerprint, pos) FILTER (WHERE key_fingerprint IS NOT NULL) AS key_fingerprint,
+        arg_max(project, pos) FILTER (WHERE project IS NOT NULL) AS project,
         arg_max(instructions_chars, pos) FILTER (WHERE instructions_chars IS NOT NULL) AS instructions_chars,
         arg_max(instructions, pos) FILTER (WHERE instructions IS NOT NULL) AS instructions,
         count(*) AS snapshot_count,
@@ -84,7 +103,7 @@ SELECT
     streamed, poll_count, polls_unchanged,
     status IN ('completed', 'failed', 'cancelled', 'expired', 'incomplete') AS terminal,
     last_error_message, tools, required_action, max_required_action_count, key_fingerprint,
-    instructions_chars, instructions, snapshot_count, exchange_count, first_seen_at, last_seen_at
+    instructions_chars, instructions, snapshot_count, exchange_count, first_seen_at, last_seen_at, project
 FROM folded;
 
 -- One row per run step.

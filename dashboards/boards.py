@@ -1,4 +1,4 @@
-"""The four dashboards, one function each. Every query uses only the metric names the proxy
+"""The five dashboards, one function each. Every query uses only the metric names the proxy
 exposes (proxy/sinks/metrics.py); tests/dashboards runs every expression against a real
 Prometheus scraping a real proxy."""
 
@@ -27,6 +27,7 @@ from dashboards.panels import (
     timeseries_panel,
 )
 from analytics.prices import Prices
+from proxy.sinks.common import GENERATIONS
 from proxy.sinks.metrics import ASSISTANT_LABEL_LIMIT
 
 GIB = 1024**3
@@ -41,6 +42,10 @@ IDLE_WINDOW_S = IDLE_DAYS * 86400
 
 # Terminal run statuses other than completed (the run-failure panel and its trace links).
 RUN_FAILURES = "failed|expired|cancelled|incomplete"
+# Responses that did not complete, and the generations a migration moves between (not `shared`,
+# the vector stores and files both sides use, nor `other`).
+RESPONSE_FAILURES = "failed|incomplete|cancelled"
+MIGRATING = "|".join(g for g in GENERATIONS if g not in ("shared", "other"))
 
 
 def latency() -> Dashboard:
@@ -627,9 +632,223 @@ def cost() -> Dashboard:
     return d
 
 
+def responses() -> Dashboard:
+    d = base_dashboard(
+        "assistants-audit-responses",
+        "Assistants API / Responses & migration",
+        "The move from the Assistants API to the Responses API (and to Azure AI Foundry agents), "
+        "watched with the same audit on both sides: calls, tokens and spend by API generation, "
+        "then the Responses API's own latency, time to first event, outcomes and tool calls. "
+        "Generations: assistants_v1, assistants_v2, responses (with Conversations), foundry_agents; "
+        "`shared` is the vector stores and files every generation uses.",
+    )
+    d = d.with_row(Row("Migration"))
+    d = d.with_panel(
+        stat_panel(
+            "Responses share of calls in range",
+            "Share of client calls to an agent API (Assistants v1 or v2, Responses with Conversations, "
+            "Foundry agents) that went to the Responses API over the time range. It reaches 100% when "
+            "the migration is done; the Assistants API at api.openai.com is sunset on 2026-08-26. "
+            "Vector store and file calls are left out: both sides use them.",
+            "percentunit",
+            Q(
+                'sum(increase(assistants_audit_generation_calls_total{generation="responses"}[$__range]))'
+                f' / sum(increase(assistants_audit_generation_calls_total{{generation=~"{MIGRATING}"}}[$__range]))',
+                "responses share",
+                instant=True,
+            ),
+            thresholds=((None, "red"), (0.5, "orange"), (0.99, "green")),
+        )
+    )
+    d = d.with_panel(
+        stat_panel(
+            "Assistants calls in range",
+            "Calls to the Assistants API (v1 and v2) over the time range. Every one of them comes from a "
+            "client that still has to migrate: the API version mix panel on the Cost & usage dashboard "
+            "names their SDKs, `assistants-audit report --migration` their keys.",
+            "short",
+            Q(
+                'sum(increase(assistants_audit_generation_calls_total{generation=~"assistants_v1|assistants_v2"}'
+                "[$__range])) or vector(0)",
+                "assistants calls",
+                instant=True,
+            ),
+        )
+    )
+    d = d.with_panel(
+        bar_gauge_panel(
+            "Spend in range by API generation",
+            "Estimated USD (tokens at the price in force, cached input at its own price; code "
+            "interpreter sessions of runs) per API generation over the time range. Compare the cost of "
+            "the same work before and after moving a client.",
+            "currencyUSD",
+            Q(
+                "sum by (generation) (increase(assistants_audit_generation_cost_usd_total[$__range]))",
+                "{{generation}}",
+                instant=True,
+            ),
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Migration progress: calls by API generation",
+            "Client calls per second by API generation, stacked. During a migration the assistants_v2 "
+            "band shrinks as the responses band grows; assistants_v1 must already be gone (it is "
+            "retired). A band that does not shrink is a client nobody has moved yet.",
+            "reqps",
+            Q(f"sum by (generation) (rate(assistants_audit_generation_calls_total[{RATE}]))", "{{generation}}"),
+            stacked=True,
+            width=24,
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Spend rate by API generation",
+            "USD per hour by API generation and kind (tokens, code_interpreter_session). A generation "
+            "costing more for the same traffic after a move usually means lost prompt caching (cached "
+            "input is cheaper) or a tool that now runs on every call.",
+            "currencyUSD",
+            Q(
+                f"3600 * sum by (generation, kind) (rate(assistants_audit_generation_cost_usd_total[{RATE}]))",
+                "{{generation}} {{kind}} (per hour)",
+            ),
+            stacked=True,
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Tokens by API generation",
+            "Tokens per second of finished runs and responses, by generation and type. cached_input is "
+            "the part of input served from the prompt cache (chained responses and conversations), "
+            "reasoning the part of output spent thinking (o-series models).",
+            "suffix:tok/s",
+            Q(
+                f"sum by (generation, token_type) (rate(assistants_audit_generation_tokens_total[{RATE}]))",
+                "{{generation}} {{token_type}}",
+            ),
+        )
+    )
+    d = d.with_row(Row("Responses API"))
+    d = d.with_panel(
+        timeseries_panel(
+            "Responses latency by mode (p50 / p95)",
+            "How long a response took: sync and stream from the create request to its last byte (a "
+            "stream: to its last event), background from created_at to completion. Background "
+            "responses are long by design; compare sync with the GenAI duration by model below.",
+            "s",
+            *(quantile(q, "assistants_audit_response_duration_seconds", ["mode"]) for q in (0.5, 0.95)),
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Streamed responses: time to first event (p50 / p95)",
+            "For streamed responses, time from the request reaching the proxy to the first event "
+            "relayed to the client: what a user waits before anything appears. If it rises while the "
+            "whole-response latency does not, the upstream is queueing requests.",
+            "s",
+            *(quantile(q, "assistants_audit_response_time_to_first_event_seconds") for q in (0.5, 0.95)),
+        )
+    )
+    d = d.with_panel(
+        stat_panel(
+            "Response failure ratio",
+            "Share of finished responses that failed (status failed, with an error code) over the "
+            "rate interval. Failed responses are answered HTTP 200, so they never show in the HTTP "
+            "error panels." + ABSENT_IS_ZERO,
+            "percentunit",
+            Q(
+                f'(sum(rate(assistants_audit_responses_total{{status="failed"}}[{RATE}])) or vector(0))'
+                f" / sum(rate(assistants_audit_responses_total[{RATE}]))",
+                "failure ratio",
+            ),
+            thresholds=((None, "green"), (0.01, "orange"), (0.05, "red")),
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Responses that did not complete, by reason",
+            "Responses per minute that ended failed (by error.code: server_error, rate_limit_exceeded, "
+            "vector_store_timeout, ...), incomplete (by incomplete_details.reason: max_output_tokens, "
+            "content_filter) or cancelled. max_output_tokens means the limit the client set cut the "
+            "answer: raise max_output_tokens or shorten the task. The spans (`chat {model}` with "
+            "error.type) and the `responses` view have each one." + ABSENT_IS_ZERO,
+            "opm",
+            Q(
+                "60 * sum by (status, status_reason) (rate(assistants_audit_responses_total"
+                f'{{status=~"{RESPONSE_FAILURES}"}}[{RATE}])) or vector(0)',
+                "{{status}} {{status_reason}}",
+            ),
+            width=12,
+        )
+    )
+    d = d.with_panel(
+        bar_gauge_panel(
+            "Response outcomes in range",
+            "Finished responses by status over the time range. queued and in_progress are not final "
+            "and do not appear; a background response counts when a poll sees it finish.",
+            "short",
+            Q("sum by (status) (increase(assistants_audit_responses_total[$__range]))", "{{status}}", instant=True),
+            width=6,
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Tool calls by API and type",
+            "Tool calls per second on both sides, by API family and type: Assistants runs' function, "
+            "file_search, code_interpreter; Responses' function, file_search, web_search, "
+            "code_interpreter, mcp, ... (`other` for a type the proxy does not know). file_search and "
+            "web_search calls are billed per call on the Responses API.",
+            "ops",
+            Q(f"sum by (api, type) (rate(assistants_audit_api_tool_calls_total[{RATE}]))", "{{api}} {{type}}"),
+            stacked=True,
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "GenAI chat duration by model (p95)",
+            "OpenTelemetry GenAI view of Responses creates (gen_ai.operation.name chat), per model and "
+            "error type: a failed response carries its error code. Streamed creates last until their "
+            "last event.",
+            "s",
+            Q(
+                "histogram_quantile(0.95, sum by (le, gen_ai_request_model, error_type) "
+                "(rate(gen_ai_client_operation_duration_seconds_bucket"
+                f'{{gen_ai_operation_name="chat", gen_ai_request_model=~"$model"}}[{RATE}])))',
+                "p95 {{gen_ai_request_model}} {{error_type}}",
+            ),
+        )
+    )
+    d = d.with_row(Row("By API family"))
+    d = d.with_panel(
+        timeseries_panel(
+            "Requests by API family and status",
+            "Client requests per second by API family (assistants, responses, conversations, "
+            "foundry_agents, other) and status class. 4xx on responses right after moving a client "
+            "usually means requests still shaped for the Assistants API.",
+            "reqps",
+            Q(
+                f"sum by (api, status_class) (rate(assistants_audit_api_requests_total[{RATE}]))",
+                "{{api}} {{status_class}}",
+            ),
+            stacked=True,
+        )
+    )
+    d = d.with_panel(
+        timeseries_panel(
+            "Latency by API family (p50 / p95)",
+            "Request received to last byte forwarded, per API family. Responses creates answer in one "
+            "call what a polled run needs many for, so expect fewer, longer requests after a move.",
+            "s",
+            *(quantile(q, "assistants_audit_api_request_duration_seconds", ["api"]) for q in (0.5, 0.95)),
+        )
+    )
+    return d
+
+
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "latency": latency,
     "failures": failures,
     "vector-stores": vector_stores,
     "cost": cost,
+    "responses": responses,
 }

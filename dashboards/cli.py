@@ -12,7 +12,8 @@ from dashboards.render import JSON_DIR, render_all
 
 @click.group("dashboards", context_settings={"help_option_names": ["-h", "--help"]})
 def dashboards() -> None:
-    """Grafana dashboards as code (Latency, Failures, Vector-store storage & cost, Cost & usage).
+    """Grafana dashboards as code (Latency, Failures, Vector-store storage & cost, Cost & usage,
+    Responses & migration).
 
     \b
     Example:

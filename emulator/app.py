@@ -1,6 +1,7 @@
 """The emulator's aiohttp application: `make_app(EmulatorSettings(...))`.
 
-Serves the Assistants API under /v1/... (OpenAI) and /openai/...?api-version=... (Azure)."""
+Serves the Assistants API under /v1/... (OpenAI), /openai/...?api-version=... (Azure OpenAI) and
+/api/projects/{project}/...?api-version=v1 (Azure AI Foundry Agent Service, classic agents)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ BODY = "json_body"  # request key: the JSON body, valid against its operation's 
 
 ASSISTANTS_ROOTS = ("assistants", "threads")
 AZURE_V2_FROM = "2024-05-01"
+# Azure AI Foundry Agent Service: the Assistants v2 protocol under a project, one api-version
+FOUNDRY_PREFIX = "/api/projects/{project}"
+FOUNDRY_API_VERSIONS = ("v1",)
 
 
 def api_path(request: web.Request) -> tuple[str, bool]:
@@ -66,6 +70,9 @@ def api_path(request: web.Request) -> tuple[str, bool]:
         return path[len("/openai"):], True
     if path.startswith("/v1/"):
         return path[len("/v1"):], False
+    project = request.match_info.get("project")
+    if project is not None and path.startswith("/api/projects/"):
+        return path[len("/api/projects/") + len(project):], True
     return path, False
 
 
@@ -176,15 +183,19 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
             await asyncio.sleep(delay_ms / 1000)
         if request.path.startswith("/_emulator/"):
             return await handler(request)
-        if azure and "api-version" not in request.query and not path.startswith("/v1/"):
+        foundry = "project" in request.match_info
+        if foundry:
+            request["version"] = foundry_version(request)
+        elif azure and "api-version" not in request.query and not path.startswith("/v1/"):
             raise ApiError(404, "Resource not found", type="invalid_request_error", code="404")
-        key = _api_key(request, azure)
+        key = _bearer_token(request) if foundry else _api_key(request, azure)
         if not key:
-            raise errors.missing_key()
+            raise errors.missing_bearer_token() if foundry else errors.missing_key()
         if key.startswith("sk-invalid"):
             raise errors.invalid_key(key)
-        root = path.strip("/").split("/", 1)[0]
-        request["version"] = requested_version(request, root, azure)
+        if not foundry:
+            root = path.strip("/").split("/", 1)[0]
+            request["version"] = requested_version(request, root, azure)
         if fault is not None and fault.status:
             raise fault.error()
         app[STORE].clock.tick()
@@ -207,7 +218,7 @@ async def check_body(request: web.Request) -> None:
     resource = request.match_info.route.resource
     if resource is None:
         return
-    template = resource.canonical.removeprefix("/v1").removeprefix("/openai")
+    template = resource.canonical.removeprefix("/v1").removeprefix("/openai").removeprefix(FOUNDRY_PREFIX)
     operation = f"{request.method} {template}"
     schemas = operation_schemas(request["version"], operation)
     if schemas is not None:
@@ -216,11 +227,26 @@ async def check_body(request: web.Request) -> None:
         request[BODY] = body
 
 
-def _api_key(request: web.Request, azure: bool) -> str:
+def foundry_version(request: web.Request) -> str:
+    """The Assistants version a Foundry project request gets: Foundry serves Assistants v2 under
+    its own api-version (only `v1` so far) and ignores OpenAI-Beta."""
+    api_version = request.query.get("api-version")
+    if not api_version:
+        raise errors.missing_api_version()
+    if api_version not in FOUNDRY_API_VERSIONS:
+        raise errors.unsupported_api_version(api_version, FOUNDRY_API_VERSIONS)
+    return V2
+
+
+def _bearer_token(request: web.Request) -> str:
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
-    return request.headers.get("api-key", "").strip()
+    return ""
+
+
+def _api_key(request: web.Request, azure: bool) -> str:
+    return _bearer_token(request) or request.headers.get("api-key", "").strip()
 
 
 def make_app(settings: EmulatorSettings | None = None) -> web.Application:

@@ -46,8 +46,10 @@ def emulator(listen: str, seed: int | None, time_scale: float, step_clock: bool,
     """Run the offline Assistants API emulator (v1 and v2, files, vector stores).
 
     Point any OpenAI SDK at it: base_url=http://HOST:PORT/v1 with any API key (Azure style:
-    http://HOST:PORT/openai with ?api-version=...). Run behaviour is scripted from the input and
-    faults are injected with the X-Emulator-Fault header; see emulator/SCRIPT.md.
+    http://HOST:PORT/openai with ?api-version=...; Azure AI Foundry agents:
+    http://HOST:PORT/api/projects/NAME with ?api-version=v1 and a bearer token). Run behaviour is
+    scripted from the input and faults are injected with the X-Emulator-Fault header; see
+    emulator/SCRIPT.md.
 
     \b
     Example:

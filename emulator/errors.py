@@ -66,3 +66,24 @@ def missing_key() -> ApiError:
 def invalid_key(key: str) -> ApiError:
     shown = key[:3] + "*" * max(0, len(key) - 7) + key[-4:] if len(key) > 8 else "****"
     return ApiError(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+
+
+def missing_bearer_token() -> ApiError:
+    """Foundry projects take an Entra ID token only (no api-key)."""
+    return ApiError(
+        401,
+        "Access denied due to missing or invalid authentication. Provide a Microsoft Entra ID token "
+        "in an Authorization header using Bearer auth (i.e. Authorization: Bearer TOKEN).",
+        code="Unauthorized",
+    )
+
+
+def missing_api_version() -> ApiError:
+    return ApiError(400, "The api-version query parameter (?api-version=) is required for all requests.",
+                    param="api-version", code="MissingApiVersionParameter")
+
+
+def unsupported_api_version(value: str, supported: tuple[str, ...]) -> ApiError:
+    return ApiError(400, f"The requested api-version '{value}' is not supported. "
+                         f"Supported api-versions are: {', '.join(supported)}.",
+                    param="api-version", code="UnsupportedApiVersion")

@@ -263,6 +263,13 @@ async def create_thread(request: web.Request) -> web.StreamResponse:
     return await send_json(request, models.thread(t, version))
 
 
+async def list_threads(request: web.Request) -> web.StreamResponse:
+    """Foundry projects only: OpenAI's Assistants API has no way to list threads."""
+    version = version_of(request)
+    items = list(store_of(request).threads.values())
+    return await send_json(request, list_response(request, items, lambda t: models.thread(t, version)))
+
+
 async def get_thread(request: web.Request) -> web.StreamResponse:
     t = lookup(store_of(request).threads, "thread", request.match_info["thread_id"])
     return await send_json(request, models.thread(t, version_of(request)))

@@ -1,4 +1,5 @@
-"""The route table: every endpoint under /v1 (OpenAI) and /openai (Azure), plus the control endpoint."""
+"""The route table: every endpoint under /v1 (OpenAI), /openai (Azure OpenAI) and a Foundry project
+(/api/projects/{project}: the Assistants protocol only), plus the control endpoint."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aiohttp import web
 from emulator import handlers as h
 from emulator import responses_api
 from emulator import vector_api as v
-from emulator.app import ENGINE, STORE
+from emulator.app import ENGINE, FOUNDRY_PREFIX, STORE
 
 
 # -- control (not part of the OpenAI API) ----------------------------------------------------------
@@ -75,10 +76,18 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/organization/usage/vector_stores", v.usage_vector_stores),
 ]
 
+# What a Foundry project serves beyond the Assistants API.
+FOUNDRY_ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/threads", h.list_threads),
+]
+
 
 def add_routes(app: web.Application) -> None:
     for prefix in ("/v1", "/openai"):
         for method, path, handler in ROUTES:
             app.router.add_route(method, prefix + path, handler)
+    for method, path, handler in ROUTES + FOUNDRY_ROUTES:
+        if not path.startswith("/organization/"):  # a project has no organization endpoints
+            app.router.add_route(method, FOUNDRY_PREFIX + path, handler)
     responses_api.add_routes(app)
     app.router.add_post("/_emulator/advance", advance_clock)

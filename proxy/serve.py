@@ -23,6 +23,7 @@ close: both drain and exit.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ctypes
 import logging
 import os
@@ -168,6 +169,11 @@ async def serve_worker(settings: Settings, *, worker: str, control: RecorderCont
         runner = ProxyRunner(app, handle_signals=False, access_log=None, shutdown_timeout=settings.grace_period)
         await runner.setup()
         await _start_site(runner, "listen", settings.listen_address, reuse_port=reuse_port or None, backlog=1024)
+        # Everything alive now lives as long as the worker: out of the cyclic collector's sight,
+        # so its collections scan a request's objects, not the ~40,000 of the imported modules
+        # (with them, the collector took about 15 % of a saturated worker's CPU).
+        gc.collect()
+        gc.freeze()
         log.info("worker %s forwarding %s -> %s (journal slot %s)", worker, _url(*settings.listen_address),
                  settings.upstream, appender.name)
         probe = None

@@ -40,7 +40,7 @@ class ExchangeFact:
     path: str
     route: str  # templated: /threads/{thread_id}/runs/{run_id}
     operation: str  # runs.retrieve, vector_stores.files.create, ..., other
-    provider: str  # openai | azure.ai.openai
+    provider: str  # openai | azure.ai.openai | azure.ai.agents (proxy.assistants.routes)
     status_code: int | None
     beta_header: str | None  # OpenAI-Beta exactly as sent
     api_version: str | None  # v1 | v2 | None (implied by the header)
@@ -60,7 +60,7 @@ class ExchangeFact:
     parse_error: str | None
     body_truncated: bool
     user_agent: str | None
-    sdk: str | None  # e.g. "python 1.20.0" from X-Stainless-Lang / -Package-Version
+    sdk: str | None  # "python 1.20.0" from X-Stainless-Lang / -Package-Version, "python azure-ai-agents 1.1.0" from azsdk-* User-Agents
     sdk_lang: str | None
     sdk_version: str | None
     helper: str | None  # X-Stainless-Poll-Helper / Stream-Helper value
@@ -79,6 +79,7 @@ class ExchangeFact:
     api: str | None = None  # assistants | responses | conversations | other (proxy.assistants.routes.APIS)
     response_id: str | None = None  # the Responses API response the exchange created or named
     conversation_id: str | None = None  # the Conversations API conversation it created or named
+    project: str | None = None  # Azure AI Foundry project of /api/projects/{project}/ (never a metric label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class RunSnapshot:
     instructions_chars: int | None
     instructions: str | None  # content
     usage_invalid: str | None = None  # one of USAGE_INVALID_REASONS; the tokens are then None
+    project: str | None = None  # Azure AI Foundry project the run was seen under
 
 
 @dataclass(frozen=True, slots=True)

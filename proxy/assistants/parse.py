@@ -10,6 +10,7 @@ Content (message text, instructions, tool arguments/outputs, chunk text) is copi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -31,7 +32,7 @@ from proxy.assistants.facts import (
     VectorStoreFileObservation,
     VectorStoreObservation,
 )
-from proxy.assistants.routes import ASSISTANTS, CONVERSATIONS, RESPONSES, RouteInfo, classify
+from proxy.assistants.routes import ASSISTANTS_PROTOCOL, CONVERSATIONS, RESPONSES, RouteInfo, classify
 from proxy.assistants.wire import CUT_SHORT as _CUT_SHORT
 from proxy.assistants.wire import Body, Json, refused_counts, ts
 from proxy.assistants.wire import as_dict as _dict
@@ -180,6 +181,7 @@ def _run(ctx: _Ctx, obj: Json, source: str, event: str | None) -> None:
             instructions_chars=len(instructions) if instructions is not None else None,
             instructions=ctx.content(instructions),
             usage_invalid=usage.invalid,
+            project=ctx.route.project,
         )
     )
     for call in required_calls:
@@ -526,6 +528,20 @@ def _sdk(lang: str | None, version: str | None) -> str | None:
     return lang or None
 
 
+# Azure SDKs send no X-Stainless-* headers; their User-Agent starts `azsdk-<lang>-<package>/<version>`
+# (azure-core's UserAgentPolicy), e.g. `azsdk-python-ai-agents/1.1.0 Python/3.11.7 (Linux...)`.
+_AZURE_SDK_AGENT = re.compile(r"azsdk-(python|js|net|java|go|cpp)-([a-z0-9.-]+)/([0-9A-Za-z.+-]+)")
+
+
+def _azure_sdk(user_agent: str | None) -> tuple[str | None, str | None]:
+    """(lang, "azure-<package> <version>") of an Azure SDK's User-Agent, else (None, None)."""
+    found = _AZURE_SDK_AGENT.match(user_agent or "")
+    if found is None:
+        return None, None
+    lang, package, version = found.groups()
+    return lang, f"azure-{package} {version}"
+
+
 def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     """All facts of one exchange; the ExchangeFact first. Never raises on bad bodies."""
     ex = exchange
@@ -534,7 +550,7 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     beta = req_header("openai-beta")
     # what the upstream serves: Azure goes by its api-version and ignores OpenAI-Beta (the SDK
     # sends assistants=v2 with any api-version); both raw values are recorded as well
-    assistants = route.api == ASSISTANTS
+    assistants = route.api in ASSISTANTS_PROTOCOL
     api_version = (route.implied_azure_assistants_version or api_version_from_beta(beta)) if assistants else None
     started = datetime.fromtimestamp(ex.started_at, tz=timezone.utc)
     observed = datetime.fromtimestamp(ex.started_at + max(ex.duration_s, 0.0), tz=timezone.utc)
@@ -570,6 +586,8 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
     error_type, error_code = ex.error_type, None
     resp_json = response.data if isinstance(response.data, dict) else {}
     lang, version = req_header("x-stainless-lang"), req_header("x-stainless-package-version")
+    if not lang:
+        lang, version = _azure_sdk(req_header("user-agent"))
     seen = None
     if route.api in (RESPONSES, CONVERSATIONS):
         seen = parse_responses(ex, route, request, response, capture_content=capture_content, observed_at=observed,
@@ -661,6 +679,7 @@ def parse(exchange: Exchange, *, capture_content: bool) -> list[Fact]:
         api=route.api,
         response_id=seen.response_id if seen else None,
         conversation_id=seen.conversation_id if seen else None,
+        project=route.project,
     )
     return [exchange_fact, *ctx.facts, *(seen.facts if seen else ())]
 

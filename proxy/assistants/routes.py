@@ -2,15 +2,23 @@
 
 Runs once per exchange on the recorder thread, so it is a walk over a trie of path segments built
 at import time: no regex per call. The API prefix is whatever precedes the first known resource
-segment (`/v1`, a gateway base path, Azure's `/openai`), so any base URL works.
+segment (`/v1`, a gateway base path, Azure's `/openai`, an Azure AI Foundry project's
+`/api/projects/{project}`), so any base URL works.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# `gen_ai.provider.name` values (OTel GenAI semantic conventions). The conventions list
+# `azure.ai.openai` but nothing yet for the Foundry Agent Service; azure-ai-agents' own tracing
+# says `gen_ai.system = "az.ai.agents"`, and the conventions renamed every `az.ai.*` system to
+# `azure.ai.*` (az.ai.inference -> azure.ai.inference, az.ai.openai -> azure.ai.openai), so
+# Foundry agents are `azure.ai.agents`, spelled like their neighbours and their SDK's package.
 OPENAI = "openai"
 AZURE = "azure.ai.openai"
+AZURE_AGENTS = "azure.ai.agents"
+PROVIDERS = frozenset({OPENAI, AZURE, AZURE_AGENTS})
 
 # (method, template, operation). Templates use the path parameter names of the OpenAPI specs;
 # operations are named like the official SDK's resources (client.beta.threads.runs.steps.list
@@ -26,6 +34,7 @@ _ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/assistants/{assistant_id}/files/{file_id}", "assistants.files.retrieve"),
     ("DELETE", "/assistants/{assistant_id}/files/{file_id}", "assistants.files.delete"),
     ("POST", "/threads", "threads.create"),
+    ("GET", "/threads", "threads.list"),  # Azure AI Foundry projects only
     ("POST", "/threads/runs", "threads.create_and_run"),
     ("GET", "/threads/{thread_id}", "threads.retrieve"),
     ("POST", "/threads/{thread_id}", "threads.update"),
@@ -89,11 +98,15 @@ _ROUTES: tuple[tuple[str, str, str], ...] = (
 # The API family of an exchange (`exchange_log.api`, and the label other sinks may use): fixed.
 # Vector stores, files and uploads are the Assistants API's resources (the Responses API's
 # file_search reads the same vector stores), so they count as `assistants`.
+# An Azure AI Foundry project's Agent Service speaks the Assistants protocol but is an API
+# generation of its own (`foundry_agents`): parsed like `assistants`, counted apart.
 ASSISTANTS = "assistants"
 RESPONSES = "responses"
 CONVERSATIONS = "conversations"
+FOUNDRY_AGENTS = "foundry_agents"
 OTHER_API = "other"
-APIS = (ASSISTANTS, RESPONSES, CONVERSATIONS, OTHER_API)
+APIS = (ASSISTANTS, RESPONSES, CONVERSATIONS, FOUNDRY_AGENTS, OTHER_API)
+ASSISTANTS_PROTOCOL = frozenset({ASSISTANTS, FOUNDRY_AGENTS})
 _API_OF_ROOT = {"responses": RESPONSES, "conversations": CONVERSATIONS}
 
 # Every operation `classify` can answer: the metrics sink's fixed `operation` vocabulary.
@@ -118,16 +131,21 @@ _AZURE_V2_FROM = "2024-05-01"
 class RouteInfo:
     route: str  # templated, prefix stripped: /threads/{thread_id}/runs/{run_id}
     operation: str  # runs.retrieve, ..., or "other"
-    provider: str  # openai | azure.ai.openai
+    provider: str  # openai | azure.ai.openai | azure.ai.agents
     ids: dict[str, str] = field(default_factory=dict)  # path parameters: {"thread_id": ..., ...}
-    prefix: str = ""  # what preceded the API path: /v1, /openai, /gateway/v1
+    prefix: str = ""  # what preceded the API path: /v1, /openai, /gateway/v1, /api/projects/p
     azure_api_version: str | None = None  # the api-version query parameter
     v1_only: bool = False  # an Assistants-v1-only route (assistant files, message files)
     api: str = OTHER_API  # one of APIS: the family of the first known resource segment
+    project: str | None = None  # the Azure AI Foundry project named in /api/projects/{project}/
 
     @property
     def implied_azure_assistants_version(self) -> str | None:
-        """Assistants API version an Azure api-version selects (Azure sends no OpenAI-Beta)."""
+        """Assistants API version an Azure api-version selects (Azure sends no OpenAI-Beta).
+        A Foundry project serves Assistants v2 under api-versions of its own (`v1`, and any
+        later one), which say nothing about the Assistants version."""
+        if self.provider == AZURE_AGENTS:
+            return "v2"
         v = self.azure_api_version
         if not v:
             return None
@@ -191,30 +209,51 @@ def _azure_api_version(query: str) -> str | None:
     return None
 
 
-def _generic_template(segments: list[str]) -> str:
-    # Unknown paths still get a low-cardinality route: id-like segments become {id}.
+def _generic_template(segments: list[str], project_at: int | None = None) -> str:
+    # Unknown paths still get a low-cardinality route: id-like segments become {id}, a Foundry
+    # project's name {project}.
     out = []
-    for seg in segments:
+    for i, seg in enumerate(segments):
         has_digit = any(c.isdigit() for c in seg)
         looks_like_id = has_digit and (len(seg) >= 12 or "_" in seg or "-" in seg)
-        out.append("{id}" if looks_like_id else seg)
+        out.append("{project}" if i == project_at else "{id}" if looks_like_id else seg)
     return "/" + "/".join(out)
+
+
+def _project_index(segments: list[str]) -> int | None:
+    """Where the project name stands in `.../api/projects/{project}/...` (an Azure AI Foundry
+    project endpoint, maybe behind a gateway's base path), or None."""
+    for i in range(len(segments) - 2):
+        if segments[i] == "api" and segments[i + 1] == "projects":
+            return i + 2
+    return None
 
 
 def classify(method: str, path: str, query: str = "") -> RouteInfo:
     """Classify one request line. Never raises; unknown paths get operation ``other``."""
     segments = [s for s in path.split("/") if s]
-    start = next((i for i, s in enumerate(segments) if s in _ROOTS), None)
-    if start is not None and not _FOREIGN_SEGMENTS.isdisjoint(segments[:start]):
+    project_at = _project_index(segments)
+    # a project may be named like a resource (`threads`, `chat`): its name is no path segment
+    start = next((i for i, s in enumerate(segments) if s in _ROOTS and i != project_at), None)
+    if start is not None and not _FOREIGN_SEGMENTS.isdisjoint(s for i, s in enumerate(segments[:start])
+                                                               if i != project_at):
         start = None
     azure_version = _azure_api_version(query)
     prefix_segments = segments[:start] if start is not None else []
-    provider = AZURE if azure_version or (prefix_segments[:1] == ["openai"]) else OPENAI
+    project = segments[project_at] if project_at is not None else None
+    if project is not None:
+        # the Agent Service's own paths; /api/projects/{project}/openai/... is Azure OpenAI's
+        provider = AZURE if segments[project_at + 1:project_at + 2] == ["openai"] else AZURE_AGENTS
+    elif azure_version or prefix_segments[:1] == ["openai"]:
+        provider = AZURE
+    else:
+        provider = OPENAI
     if start is None:
-        return RouteInfo(_generic_template(segments), "other", provider, {}, "", azure_version)
+        return RouteInfo(_generic_template(segments, project_at), "other", provider, {}, "", azure_version,
+                         project=project)
     prefix = "/" + "/".join(prefix_segments) if prefix_segments else ""
     rest = segments[start:]
-    api = _API_OF_ROOT.get(rest[0], ASSISTANTS)
+    api = _API_OF_ROOT.get(rest[0], FOUNDRY_AGENTS if provider == AZURE_AGENTS else ASSISTANTS)
     node: _Node | None = _TRIE
     ids: dict[str, str] = {}
     for seg in rest:
@@ -227,7 +266,8 @@ def classify(method: str, path: str, query: str = "") -> RouteInfo:
         if node is None:
             break
     if node is None or node.template is None:
-        return RouteInfo(_generic_template(rest), "other", provider, ids, prefix, azure_version, api=api)
+        return RouteInfo(_generic_template(rest), "other", provider, ids, prefix, azure_version, api=api,
+                         project=project)
     operation = node.methods.get(method.upper(), "other")
     return RouteInfo(node.template, operation, provider, ids, prefix, azure_version, operation in V1_ONLY_OPERATIONS,
-                     api)
+                     api, project)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import gc
 import logging
 import os
 import pickle
@@ -201,6 +202,8 @@ async def run_recorder(settings: Settings, control: RecorderControl) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     # end of file on stdin: the supervisor is gone (even kill -9): drain and exit
     loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 4096) else None)
+    gc.collect()
+    gc.freeze()  # what startup made lives as long as the process: out of the collector's scans
     log.info("recorder %d following %s (its working threads at the lowest CPU priority)", os.getpid(),
              service.store_dir)
     await stop.wait()

@@ -1,4 +1,4 @@
-"""Prometheus metrics for every exchange, run, tool call and vector store.
+"""Prometheus metrics for every exchange, run, response, tool call and vector store.
 
 Every metric is bound to the registry passed in. Runs count once, when a snapshot first shows
 a terminal status; per-run, per-tool-call and per-store state is kept in bounded LRUs so memory
@@ -45,9 +45,19 @@ from proxy.assistants.facts import (
     ToolCallFact,
     VectorStoreObservation,
 )
-from proxy.assistants.routes import AZURE, OPENAI, OPERATIONS
+from proxy.assistants.routes import APIS, ASSISTANTS, OPENAI, OPERATIONS, PROVIDERS, RESPONSES
 from proxy.lru import LRU
-from proxy.sinks.common import GENAI_OPERATION_NAMES, TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
+from proxy.responses.facts import RESPONSE_USAGE_INVALID_REASONS, TOOL_CALL_TYPE_NAMES, ResponseSnapshot, ResponseToolCallFact
+from proxy.sinks.common import (
+    GENAI_OPERATION_NAMES,
+    GENERATIONS,
+    TERMINAL_RESPONSE_STATUSES,
+    TERMINAL_RUN_STATUSES,
+    api_generation,
+    genai_operation,
+    response_stop_reason,
+    run_ended_at,
+)
 
 log = logging.getLogger("assistants_audit.metrics")
 
@@ -80,19 +90,28 @@ _UPSTREAM_ERROR_KINDS = {
 _SAFE_LABEL = re.compile(r"^[A-Za-z0-9_.:/=+-]{1,64}$")
 _HTTP_STATUS = re.compile(r"(?:http_)?(\d{3})")
 
+# Run `last_error.code` values the API documents.
+_RUN_ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
+# A response's `error.code` (the spec's ResponseErrorCode) and `incomplete_details.reason` values.
+_RESPONSE_ERROR_CODES = frozenset({
+    "server_error", "rate_limit_exceeded", "invalid_prompt", "data_residency_mismatch", "bio_policy",
+    "vector_store_timeout", "invalid_image", "invalid_image_format", "invalid_base64_image", "invalid_image_url",
+    "image_too_large", "image_too_small", "image_parse_error", "image_content_policy_violation",
+    "invalid_image_mode", "image_file_too_large", "unsupported_image_media_type", "empty_image_file",
+    "failed_to_download_image", "image_file_not_found",
+})
+_INCOMPLETE_REASONS = frozenset({"max_output_tokens", "content_filter"})
 # Error types worth a series of their own: the proxy's own (proxy.serving.forward, proxy.serving.guard), OpenAI's
 # error `type`s, and the HTTP statuses the API documents. Anything else is "other".
 _ERROR_TYPES = frozenset({
     "upstream_unreachable", "upstream_timeout", "upstream_reset", "upstream_error", "client_disconnected",
-    "proxy_shutdown", "invalid_request", "invalid_request_target", "method_not_allowed",
+    *_RESPONSE_ERROR_CODES, "proxy_shutdown", "invalid_request", "invalid_request_target", "method_not_allowed",
     "request_header_fields_too_large", "request_too_large", "request_target_too_long", "invalid_proxy_key",
     "invalid_request_error", "authentication_error", "permission_error", "not_found_error", "conflict_error",
     "unprocessable_entity_error", "rate_limit_error", "server_error", "api_error", "insufficient_quota", "error",
     *(f"http_{code}" for code in (400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 422, 429, 431,
                                    500, 502, 503, 504)),
 })
-# Run `last_error.code` values the API documents.
-_RUN_ERROR_CODES = frozenset({"server_error", "rate_limit_exceeded", "invalid_prompt"})
 _TOOL_TYPES = frozenset({"code_interpreter", "file_search", "retrieval", "function"})
 _BETA_HEADERS = frozenset({"assistants=v1", "assistants=v2"})
 _STORE_ERROR_KINDS = frozenset({"disk_full", "read_only", "io"})  # proxy.sinks.store.error_kind
@@ -105,20 +124,25 @@ FIXED_LABELS: dict[str, frozenset[str]] = {
     "api_version": frozenset({"v1", "v2", UNKNOWN}),
     "stream": frozenset({"true", "false"}),
     "gen_ai_operation_name": GENAI_OPERATION_NAMES,
-    "gen_ai_provider_name": frozenset({OPENAI, AZURE}),
+    "gen_ai_provider_name": PROVIDERS,
     "error_type": _ERROR_TYPES | {"", OTHER},
     "gen_ai_token_type": frozenset({"input", "output"}),
-    "token_type": frozenset({"input", "output"}),
-    "status": TERMINAL_RUN_STATUSES | {"in_progress", "cancelled"},  # runs; vector store files
+    # cached_input is part of input, reasoning part of output (generation_tokens_total only)
+    "token_type": frozenset({"input", "output", "cached_input", "reasoning"}),
+    "status": TERMINAL_RUN_STATUSES | {"in_progress", "cancelled"},  # runs, responses; vector store files
     "last_error_code": _RUN_ERROR_CODES | {"", OTHER},
-    "type": _TOOL_TYPES | {OTHER},
+    "status_reason": _RESPONSE_ERROR_CODES | _INCOMPLETE_REASONS | {"", "failed", "incomplete", OTHER},
+    "type": _TOOL_TYPES | frozenset(TOOL_CALL_TYPE_NAMES) | {OTHER},  # Assistants and Responses tool calls
+    "api": frozenset(APIS) | {OTHER},  # proxy.assistants.routes.APIS
+    "generation": frozenset(GENERATIONS),  # proxy.sinks.common.api_generation
+    "mode": frozenset({"sync", "stream", "background"}),
     "kind": frozenset({"tokens", "code_interpreter_session",  # cost
                        "unreachable", "timeout", "reset", "http_5xx", "http_429",  # upstream errors
                        *_STORE_ERROR_KINDS, OTHER}),  # store errors
     "beta_header": _BETA_HEADERS | {"none", OTHER},
     "outcome": frozenset({"ok", "error"}),
-    "reason": frozenset(USAGE_INVALID_REASONS),
-    "object": frozenset({"run", "step"}),
+    "reason": frozenset(USAGE_INVALID_REASONS) | frozenset(RESPONSE_USAGE_INVALID_REASONS),
+    "object": frozenset({"run", "step", "response"}),
 }
 CAPPED_LABELS: dict[str, int] = {
     "model": MODEL_LABEL_LIMIT,
@@ -193,6 +217,14 @@ class _RunState:
     terminal: bool = False
     model: str | None = None
     assistant: str | None = None
+    generation: str = "other"
+
+
+@dataclass(slots=True)
+class _ResponseState:
+    terminal: bool = False
+    background: bool = False
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,12 +364,15 @@ class MetricsSink:
         max_runs: int = 20_000,
         max_tool_calls: int = 50_000,
         max_vector_stores: int = 10_000,
+        max_responses: int = 20_000,
     ) -> None:
         self.registry = registry
         self.prices = prices if prices is not None else Prices.load(settings.prices)
         self._clock = clock
         self._runs: LRU[str, _RunState] = LRU(max_runs)
         self._tool_calls: LRU[str, list[bool]] = LRU(max_tool_calls)  # [counted, results counted]
+        self._responses: LRU[str, _ResponseState] = LRU(max_responses)
+        self._response_tool_calls: LRU[str, bool] = LRU(max_tool_calls)
         self._ci_sessions: LRU[str, float] = LRU(max_runs)  # thread -> session start
         self._vector_stores: LRU[str, VectorStoreState] = LRU(max_vector_stores)
         self._deleted_stores: LRU[str, float] = LRU(max_vector_stores)
@@ -437,6 +472,48 @@ class MetricsSink:
             "assistants_audit_invalid_usage_total",
             "Runs and steps whose reported usage was impossible (not priced)", ["object", "reason"], registry=r,
         )
+        # Per API family and generation: the migration from the Assistants API to the Responses
+        # API (and to Foundry agents), seen on both sides with the same labels. No model label
+        # here: the per-model view is gen_ai_client_* (the conventions' own) and the run metrics.
+        self.api_requests = Counter(
+            "assistants_audit_api_requests_total", "Client requests by API family (assistants, responses, ...)",
+            ["api", "status_class"], registry=r,
+        )
+        self.api_request_duration = Histogram(
+            "assistants_audit_api_request_duration_seconds", "Request received to last byte forwarded, by API family",
+            ["api"], registry=r, buckets=EXCHANGE_BUCKETS,
+        )
+        self.generation_calls = Counter(
+            "assistants_audit_generation_calls_total",
+            "Client calls by API generation (assistants_v1, assistants_v2, responses, foundry_agents, shared, other)",
+            ["generation"], registry=r,
+        )
+        self.generation_tokens = Counter(
+            "assistants_audit_generation_tokens_total",
+            "Tokens of finished runs and responses by API generation (cached_input is part of input, reasoning of output)",
+            ["generation", "token_type"], registry=r,
+        )
+        self.generation_cost = Counter(
+            "assistants_audit_generation_cost_usd_total", "Estimated cost in USD by API generation",
+            ["generation", "kind"], registry=r,
+        )
+        self.api_tool_calls = Counter(
+            "assistants_audit_api_tool_calls_total", "Tool calls by API family and type", ["api", "type"], registry=r,
+        )
+        self.responses = Counter(
+            "assistants_audit_responses_total", "Responses by terminal status, and why a failed or incomplete one stopped",
+            ["status", "status_reason"], registry=r,
+        )
+        self.response_duration = Histogram(
+            "assistants_audit_response_duration_seconds",
+            "Responses: create to last event (sync, stream), created_at to completion (background)",
+            ["mode"], registry=r, buckets=GENAI_DURATION_BUCKETS,
+        )
+        self.response_first_event = Histogram(
+            "assistants_audit_response_time_to_first_event_seconds",
+            "Streamed responses: request received to the first event relayed", registry=r,
+            buckets=GENAI_DURATION_BUCKETS,
+        )
         self.store = StoreHealth(r)
 
         prices = self.prices
@@ -453,13 +530,18 @@ class MetricsSink:
 
     def on_exchange(self, exchange: Exchange, facts: Sequence[Fact]) -> None:
         ef = facts[0] if facts and isinstance(facts[0], ExchangeFact) else None
-        self._exchange(exchange, ef)
+        self._exchange(exchange, ef, facts)
         provider = ef.provider if ef is not None else "openai"
+        api = ef.api if ef is not None else None
         for fact in facts:
             if isinstance(fact, RunSnapshot):
-                self._run(fact, provider)
+                self._run(fact, provider, api)
+            elif isinstance(fact, ResponseSnapshot):
+                self._response(fact, exchange, ef)
+            elif isinstance(fact, ResponseToolCallFact):
+                self._response_tool_call(fact)
             elif isinstance(fact, ToolCallFact):
-                self._tool_call(fact)
+                self._tool_call(fact, api)
             elif isinstance(fact, FileSearchResultFact):
                 pass  # result_count on the tool call is the per-call number
             elif isinstance(fact, VectorStoreObservation):
@@ -520,7 +602,7 @@ class MetricsSink:
             child = self._children[key] = metric.labels(*key[1])
         return child
 
-    def _exchange(self, exchange: Exchange, ef: ExchangeFact | None) -> None:
+    def _exchange(self, exchange: Exchange, ef: ExchangeFact | None, facts: Sequence[Fact]) -> None:
         kind = _UPSTREAM_ERROR_KINDS.get(exchange.error_type or "")
         if kind is None and exchange.status is not None:
             kind = "http_429" if exchange.status == 429 else "http_5xx" if exchange.status >= 500 else None
@@ -543,6 +625,13 @@ class MetricsSink:
         ttfb = float(first_event) if first_event is not None else exchange.ttfb_s
         if ttfb is not None:
             self._child(self.exchange_ttfb, operation, sc, api_version, "true" if stream else "false").observe(ttfb)
+        api = _fixed("api", ef.api if ef else None, missing=OTHER)
+        self._child(self.api_requests, api, sc).inc()
+        self._child(self.api_request_duration, api).observe(exchange.duration_s)
+        self._child(self.generation_calls,
+                    api_generation(ef.api, ef.operation, ef.api_version) if ef else "other").inc()
+        if first_event is not None and ef is not None and ef.operation == "responses.create":
+            self.response_first_event.observe(float(first_event))
         self._child(self.proxy_overhead, operation).observe(exchange.proxy_overhead_s)
         upstream_s = exchange.extra.get("upstream_s")  # measured by the forwarder when it can
         self._child(self.upstream_seconds, operation).observe(
@@ -561,6 +650,10 @@ class MetricsSink:
         genai_op = genai_operation(ef.operation)
         if genai_op is not None:
             error = exchange.error_type or ef.error_type or (str(exchange.status) if (exchange.status or 0) >= 400 else "")
+            if not error and ef.operation == "responses.create":
+                # a response that failed was answered 200: the operation still ended in its error
+                failed = next((f for f in facts if isinstance(f, ResponseSnapshot) and f.status == "failed"), None)
+                error = (failed.error_code or "failed") if failed is not None else ""
             self._child(
                 self.genai_duration,
                 genai_op, _fixed("gen_ai_provider_name", ef.provider, missing=OPENAI), self._models(ef.model),
@@ -578,10 +671,11 @@ class MetricsSink:
 
     # -- runs ---------------------------------------------------------------------------------
 
-    def _run(self, run: RunSnapshot, provider: str) -> None:
+    def _run(self, run: RunSnapshot, provider: str, api: str | None) -> None:
         state = self._runs.setdefault(run.run_id, _RunState)
         if state.terminal:
             return  # counted already; later polls of a finished run change nothing
+        state.generation = api_generation(api, "runs", run.api_version)
         if run.model:
             state.model = run.model
         if run.assistant_id:
@@ -616,6 +710,7 @@ class MetricsSink:
             if n is not None:
                 self._child(self.tokens, model, assistant, token_type).inc(n)
                 self._child(self.genai_tokens, "invoke_agent", provider, model, token_type).observe(n)
+                self._child(self.generation_tokens, state.generation, token_type).inc(n)
         if tokens_in or tokens_out:
             at = run.created_at or run.observed_at
             try:
@@ -627,6 +722,7 @@ class MetricsSink:
                 self._child(self.unpriced_tokens, model).inc((tokens_in or 0) + (tokens_out or 0))
             else:
                 self._child(self.cost, model, assistant, "tokens").inc(usd)
+                self._child(self.generation_cost, state.generation, "tokens").inc(usd)
 
     def _invalid_step(self, step: StepSnapshot) -> None:
         if self._invalid_steps.get(step.step_id):
@@ -634,11 +730,13 @@ class MetricsSink:
         self._invalid_steps.put(step.step_id, True)
         self._child(self.invalid_usage, "step", _fixed("reason", step.usage_invalid, missing=OTHER)).inc()
 
-    def _tool_call(self, call: ToolCallFact) -> None:
+    def _tool_call(self, call: ToolCallFact, api: str | None) -> None:
         flags = self._tool_calls.setdefault(call.tool_call_id, lambda: [False, False])
         if not flags[0] and call.type:
             flags[0] = True
-            self._child(self.tool_calls, _fixed("type", call.type, missing=OTHER)).inc()
+            tool_type = _fixed("type", call.type, missing=OTHER)
+            self._child(self.tool_calls, tool_type).inc()
+            self._child(self.api_tool_calls, _fixed("api", api, missing=ASSISTANTS), tool_type).inc()
             if call.type == "code_interpreter":
                 self._code_interpreter_session(call)
         if not flags[1] and call.type == "file_search" and call.result_count is not None:
@@ -656,8 +754,61 @@ class MetricsSink:
         self.ci_sessions.inc()
         run = self._runs.get(call.run_id) if call.run_id else None
         model, assistant = (run.model, run.assistant) if run else (None, None)
-        self._child(self.cost, self._models(model), self._assistants(assistant), "code_interpreter_session").inc(
-            self.prices.code_interpreter_usd_per_session)
+        usd = self.prices.code_interpreter_usd_per_session
+        self._child(self.cost, self._models(model), self._assistants(assistant), "code_interpreter_session").inc(usd)
+        self._child(self.generation_cost, run.generation if run else "other", "code_interpreter_session").inc(usd)
+
+    # -- responses ----------------------------------------------------------------------------
+
+    def _response(self, response: ResponseSnapshot, exchange: Exchange, ef: ExchangeFact | None) -> None:
+        """A response counts once, when a snapshot first shows it finished (like a run)."""
+        state = self._responses.setdefault(response.response_id, _ResponseState)
+        if state.terminal or response.deleted:
+            return
+        state.background = state.background or response.background is True
+        state.model = response.model or state.model
+        if response.status not in TERMINAL_RESPONSE_STATUSES:
+            return
+        state.terminal = True
+        self._child(self.responses, response.status,
+                    _fixed("status_reason", response_stop_reason(response), missing="")).inc()
+        if state.background:
+            end = response.completed_at or response.observed_at
+            if response.created_at is not None:
+                self._child(self.response_duration, "background").observe(
+                    max(0.0, (end - response.created_at).total_seconds()))
+        elif ef is not None and ef.operation == "responses.create":
+            # the client waited for the whole exchange (a stream: to its last event)
+            self._child(self.response_duration, "stream" if response.streamed else "sync").observe(exchange.duration_s)
+        if response.usage_invalid is not None:
+            self._child(self.invalid_usage, "response", _fixed("reason", response.usage_invalid, missing=OTHER)).inc()
+            return  # refused usage is neither counted nor priced
+        if response.input_tokens is None and response.output_tokens is None:
+            return  # cancelled, or failed before any work: nothing used
+        provider = _fixed("gen_ai_provider_name", ef.provider if ef else None, missing=OPENAI)
+        model = self._models(state.model)
+        for token_type, n in (("input", response.input_tokens), ("output", response.output_tokens),
+                              ("cached_input", response.cached_input_tokens), ("reasoning", response.reasoning_tokens)):
+            if n is None:
+                continue
+            self._child(self.generation_tokens, "responses", token_type).inc(n)
+            if token_type in ("input", "output"):
+                self._child(self.genai_tokens, "chat", provider, model, token_type).observe(n)
+        try:
+            usd, _source = self.prices.token_cost(
+                state.model or "", response.input_tokens or 0, response.output_tokens or 0,
+                response.created_at or response.observed_at, cached_input_tokens=response.cached_input_tokens or 0)
+        except Exception:
+            log.exception("pricing %s failed", state.model)
+            usd = None
+        if usd is not None:
+            self._child(self.generation_cost, "responses", "tokens").inc(usd)
+
+    def _response_tool_call(self, call: ResponseToolCallFact) -> None:
+        if call.source == "function_call_output" or self._response_tool_calls.get(call.call_id):
+            return  # a tool's result sent back, or a call seen before (a stream's final output, a retrieve)
+        self._response_tool_calls.put(call.call_id, True)
+        self._child(self.api_tool_calls, RESPONSES, _fixed("type", call.type, missing=OTHER)).inc()
 
     # -- vector stores ------------------------------------------------------------------------
 

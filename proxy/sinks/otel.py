@@ -1,4 +1,4 @@
-"""OpenTelemetry spans for every exchange and every run.
+"""OpenTelemetry spans for every exchange, every run and every response.
 
 * One SERVER span per proxied exchange (CLIENT for the proxy's own enrichment/sampler calls),
   timed by the Exchange, with the HTTP and GenAI semantic-convention attributes plus `openai.*`
@@ -9,8 +9,15 @@
   creation, `execute_tool {tool}` per tool call, `retrieval` per file_search call), and links
   to every exchange span that touched the run. Streamed runs are emitted at once; a polled run
   waits up to `step_wait_s` for the step list (the client's or the enrichment's) to arrive.
+* One span per Responses API response, when it ends: `chat {model}` (CLIENT, the OpenAI
+  conventions' inference span with `openai.api.type` = responses), a child of the exchange span
+  that created it, so in the client's trace, with the trace id the forwarder sent upstream. A
+  plain or streamed response spans its create exchange (a stream: to its last event, with
+  `gen_ai.response.time_to_first_chunk`); a background one runs from its create to the poll that
+  saw it finish, linked to every exchange that touched it. A child `execute_tool {tool}` per tool
+  call in its output, spanning the response (the API does not time output items).
 
-Per-run state lives in a bounded LRU. Content attributes only with capture_content.
+Per-run and per-response state lives in bounded LRUs. Content attributes only with capture_content.
 """
 
 from __future__ import annotations
@@ -38,11 +45,26 @@ from proxy.assistants.facts import (
     ToolCallFact,
 )
 from proxy.lru import LRU
-from proxy.sinks.common import TERMINAL_RUN_STATUSES, genai_operation, run_ended_at
+from proxy.responses.facts import ResponseSnapshot, ResponseToolCallFact
+from proxy.sinks.common import (
+    TERMINAL_RESPONSE_STATUSES,
+    TERMINAL_RUN_STATUSES,
+    genai_operation,
+    response_stop_reason,
+    run_ended_at,
+)
 from proxy.serving.tracecontext import TraceParent
 from proxy.sinks.telemetry import ExchangeIdGenerator
 
-MAX_LINKS = 64  # per run trace; the rest are counted in openai.run.unlinked_exchanges
+MAX_LINKS = 64  # per run trace or response span; the rest are counted in openai.*.unlinked_exchanges
+MAX_RESPONSE_TOOLS = 128  # tool call spans per response
+# Output items the client itself must act on: a completed response holding one stopped for tool calls.
+_CLIENT_CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call", "local_shell_call", "shell_call",
+                                "apply_patch_call"})
+# gen_ai.tool.type: what runs on the client is a `function`, what reads a store a `datastore`,
+# any other tool the API runs itself an `extension`.
+_TOOL_KINDS = {"function": "function", "custom": "function", "computer": "function", "local_shell": "function",
+               "shell": "function", "apply_patch": "function", "file_search": "datastore"}
 
 
 def _ns(dt: datetime | float | None) -> int | None:
@@ -93,6 +115,32 @@ class _RunState:
     instructions: str | None = None
 
 
+@dataclass(slots=True)
+class _ResponseState:
+    parent: SpanContext | None = None  # the exchange span that first carried the response (its create)
+    start: int | None = None  # ns
+    create_end: int | None = None  # ns, when the create exchange ended
+    request_model: str | None = None
+    provider: str = "openai"
+    server: dict[str, object] = field(default_factory=dict)
+    first_chunk_s: float | None = None
+    polls: int = 0
+    last: ResponseSnapshot | None = None
+    emitted: bool = False
+    links: list[tuple[SpanContext, str]] = field(default_factory=list)
+    unlinked: int = 0
+    tools: dict[str, ResponseToolCallFact] = field(default_factory=dict)
+
+
+def _finish_reason(response: ResponseSnapshot) -> str | None:
+    """The response's end in the conventions' usual finish-reason words."""
+    if response.status == "completed":
+        return "tool_calls" if _CLIENT_CALL_ITEMS.intersection(response.output_types) else "stop"
+    if response.status == "incomplete":
+        return {"max_output_tokens": "length"}.get(response.incomplete_reason or "", response.incomplete_reason)
+    return {"failed": "error", "cancelled": "cancelled"}.get(response.status or "")
+
+
 class OtelSink:
     """proxy.recording.dispatch.Sink producing spans on the given tracer provider."""
 
@@ -104,6 +152,7 @@ class OtelSink:
         step_wait_s: float = 5.0,
         max_runs: int = 10_000,
         max_assistants: int = 10_000,
+        max_responses: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.provider = tracer_provider
@@ -118,6 +167,7 @@ class OtelSink:
             self._tracer.id_generator = ids
         self._ids = ids
         self._runs: LRU[str, _RunState] = LRU(max_runs)
+        self._responses: LRU[str, _ResponseState] = LRU(max_responses)
         self._assistant_names: LRU[str, str] = LRU(max_assistants)
         self._pending: dict[str, None] = {}  # terminal runs awaiting their steps, oldest first
 
@@ -147,6 +197,7 @@ class OtelSink:
                 self._assistant_names.put(fact.assistant_id, fact.name)
         if ef is not None and ef.run_id:
             touched.add(ef.run_id)
+        self._responses_seen(exchange, ef, facts, span_context, operation)
         for run_id in touched:
             state = self._runs.setdefault(run_id, _RunState)
             if state.emitted:
@@ -187,12 +238,7 @@ class OtelSink:
             attrs["http.route"] = route
         if exchange.status is not None:
             attrs["http.response.status_code"] = exchange.status
-        if exchange.upstream:
-            # the API server the client addresses through the proxy
-            parts = urlsplit(exchange.upstream)
-            if parts.hostname:
-                attrs["server.address"] = parts.hostname
-            attrs["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
+        attrs.update(_server(exchange.upstream))  # the API server the client addresses through the proxy
         error_type = exchange.error_type
         if ef is not None:
             error_type = error_type or (ef.error_type or str(ef.status_code) if (ef.status_code or 0) >= 400 else None)
@@ -203,7 +249,9 @@ class OtelSink:
             optional = {
                 "gen_ai.operation.name": genai_op,
                 "gen_ai.agent.id": ef.assistant_id,
-                "gen_ai.conversation.id": ef.thread_id,
+                "gen_ai.conversation.id": ef.thread_id or ef.conversation_id,
+                "gen_ai.response.id": ef.response_id,
+                "openai.api": ef.api,
                 "gen_ai.request.model": ef.model,
                 "openai.beta_header": ef.beta_header,
                 "openai.api_version": ef.api_version,
@@ -230,6 +278,11 @@ class OtelSink:
                 attrs["gen_ai.usage.input_tokens"] = last_run.prompt_tokens
             if last_run.completion_tokens is not None:
                 attrs["gen_ai.usage.output_tokens"] = last_run.completion_tokens
+        last_response = next((f for f in reversed(facts) if isinstance(f, ResponseSnapshot)), None)
+        if last_response is not None:
+            if last_response.status:
+                attrs["openai.response.status"] = last_response.status
+            attrs.update(_usage_attributes(last_response))
         if error_type:
             attrs["error.type"] = error_type
 
@@ -443,3 +496,168 @@ class OtelSink:
         if failed:
             span.set_status(Status(StatusCode.ERROR))
         span.end(end_time=end)
+
+    # -- responses ----------------------------------------------------------------------------
+
+    def _responses_seen(self, exchange: Exchange, ef: ExchangeFact | None, facts: Sequence[Fact],
+                        span_context: SpanContext | None, operation: str) -> None:
+        """Fold this exchange's Responses facts into each response's state; emit the responses
+        this exchange saw end (a plain or streamed create ends with its exchange)."""
+        touched: dict[str, None] = {}
+        for fact in facts:
+            if isinstance(fact, ResponseSnapshot):
+                state = self._responses.setdefault(fact.response_id, _ResponseState)
+                if not state.emitted and not fact.deleted:
+                    state.last = fact
+                    touched[fact.response_id] = None
+            elif isinstance(fact, ResponseToolCallFact) and fact.response_id and fact.source != "function_call_output":
+                state = self._responses.setdefault(fact.response_id, _ResponseState)
+                if not state.emitted and (fact.call_id in state.tools or len(state.tools) < MAX_RESPONSE_TOOLS):
+                    state.tools[fact.call_id] = fact
+                    touched[fact.response_id] = None
+        if not touched:
+            return
+        start, end = _ns(exchange.started_at), _ns(exchange.started_at + exchange.duration_s)
+        creating = ef is not None and ef.operation == "responses.create"
+        for response_id in touched:
+            state = self._responses.get(response_id)
+            if state is None or state.emitted or state.last is None:
+                continue
+            if state.parent is None:
+                state.parent, state.start = span_context, start
+                state.provider = (ef.provider if ef else None) or state.provider
+                state.request_model = ef.model if creating and ef is not None else None
+                state.server = _server(exchange.upstream)
+                if creating:
+                    state.create_end = end
+                    first = exchange.extra.get("first_event_s") if ef is not None and ef.stream else None
+                    state.first_chunk_s = float(first) if first is not None else None
+            elif span_context is not None and span_context.is_valid:
+                if len(state.links) < MAX_LINKS:
+                    state.links.append((span_context, operation))
+                else:
+                    state.unlinked += 1
+            if ef is not None and ef.operation == "responses.retrieve":
+                state.polls += 1
+            last = state.last
+            if last.status in TERMINAL_RESPONSE_STATUSES:
+                self._emit_response(response_id, state, end)
+            elif state.create_end is not None and not last.background:
+                # a plain or streamed create that ended without its end (a cut stream): it is over
+                self._emit_response(response_id, state, end, cut=exchange.error_type or "incomplete_stream")
+
+    def _emit_response(self, response_id: str, state: _ResponseState, seen_end: int, cut: str | None = None) -> None:
+        """`seen_end`: the end of the exchange that saw the response end."""
+        state.emitted = True
+        r = state.last
+        assert r is not None
+        start = state.start or _ns(r.created_at or r.observed_at) or 0
+        if state.create_end is not None and not r.background:
+            end = state.create_end
+        else:  # background: it ended when the API says, or by the poll that saw it ended
+            end = _ns(r.completed_at) or seen_end or start
+        end = max(end, start)
+        model = state.request_model or r.model
+        attrs: dict[str, object] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": state.provider,
+            "openai.api.type": "responses",
+            "gen_ai.response.id": response_id,
+            **state.server,
+        }
+        finish = _finish_reason(r)
+        optional = {
+            "gen_ai.request.model": model,
+            "gen_ai.response.model": r.model,
+            "gen_ai.conversation.id": r.conversation_id,
+            "gen_ai.response.finish_reasons": [finish] if finish else None,
+            "gen_ai.response.time_to_first_chunk": state.first_chunk_s,
+            "openai.response.status": r.status,
+            "openai.response.background": r.background,
+            "openai.response.previous_response_id": r.previous_response_id,
+            "openai.response.incomplete_reason": r.incomplete_reason,
+            "openai.response.error.code": r.error_code,
+            "openai.response.usage_invalid": r.usage_invalid,
+        }
+        attrs.update({k: v for k, v in optional.items() if v is not None})
+        if r.streamed:
+            attrs["gen_ai.request.stream"] = True
+        if state.polls:
+            attrs["openai.response.polls"] = state.polls
+        if state.unlinked:
+            attrs["openai.response.unlinked_exchanges"] = state.unlinked
+        attrs.update(_usage_attributes(r))
+        error = response_stop_reason(r) if r.status == "failed" else cut
+        if error:
+            attrs["error.type"] = error
+        if self.capture_content and r.instructions is not None:
+            attrs["gen_ai.system_instructions"] = r.instructions
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(state.parent)) if state.parent else None
+        span = self._tracer.start_span(
+            f"chat {model}" if model else "chat", context=parent, kind=SpanKind.CLIENT, attributes=attrs,
+            links=[Link(ctx, {"openai.operation": op}) for ctx, op in state.links], start_time=start,
+        )
+        if error:
+            message = r.error_message if self.capture_content and r.status == "failed" else None
+            span.set_status(Status(StatusCode.ERROR, message))
+        inside = trace.set_span_in_context(span)
+        for call in state.tools.values():
+            self._emit_response_tool(inside, call, start, end)
+        span.end(end_time=end)
+        state.tools.clear()
+        state.links.clear()
+
+    def _emit_response_tool(self, parent, call: ResponseToolCallFact, start: int, end: int) -> None:
+        name = call.name or call.type
+        attrs: dict[str, object] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "gen_ai.tool.type": _TOOL_KINDS.get(call.type, "extension"),
+            "gen_ai.tool.call.id": call.call_id,
+            "openai.tool.type": call.type,
+        }
+        optional = {
+            "openai.tool.item_type": call.item_type,
+            "openai.tool.item_id": call.item_id,
+            "openai.tool.status": call.status,
+            "openai.mcp.server_label": call.server_label,
+            "openai.file_search.vector_store_ids": list(call.vector_store_ids) or None,
+            "openai.file_search.result_count": call.results_count if call.type == "file_search" else None,
+            "openai.file_search.query_count": call.queries_count,
+            "openai.web_search.source_count": call.results_count if call.type == "web_search" else None,
+            "openai.code_interpreter.container_id": call.container_id,
+        }
+        attrs.update({k: v for k, v in optional.items() if v is not None})
+        failed = call.status in ("failed", "incomplete") or call.error is not None
+        if failed:
+            attrs["error.type"] = call.status if call.status in ("failed", "incomplete") else "tool_error"
+        if self.capture_content:
+            arguments = call.arguments if call.arguments is not None else (
+                "\n".join(call.queries) if call.queries else None)
+            if arguments is not None:
+                attrs["gen_ai.tool.call.arguments"] = arguments
+            if call.output is not None:
+                attrs["gen_ai.tool.call.result"] = call.output
+        self._child(parent, f"execute_tool {name}", attrs, start, end, failed)
+
+
+def _usage_attributes(response: ResponseSnapshot) -> dict[str, object]:
+    """The conventions' usage attributes of a response (refused usage has none)."""
+    usage = {
+        "gen_ai.usage.input_tokens": response.input_tokens,
+        "gen_ai.usage.output_tokens": response.output_tokens,
+        "gen_ai.usage.cache_read.input_tokens": response.cached_input_tokens,
+        "gen_ai.usage.reasoning.output_tokens": response.reasoning_tokens,
+    }
+    return {k: v for k, v in usage.items() if v is not None}
+
+
+def _server(upstream: str | None) -> dict[str, object]:
+    """server.address / server.port of the API server behind the proxy."""
+    if not upstream:
+        return {}
+    parts = urlsplit(upstream)
+    out: dict[str, object] = {"server.port": parts.port or (443 if parts.scheme == "https" else 80)}
+    if parts.hostname:
+        out["server.address"] = parts.hostname
+    return out

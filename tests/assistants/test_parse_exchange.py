@@ -236,3 +236,20 @@ def test_only_event_stream_bodies_are_decoded_as_events(ctype):
     assert not any(isinstance(f, RunSnapshot) for f in facts)
     assert facts[0].parse_error == ("response:invalid_json" if ctype == "application/json" else None)
     assert body.startswith(b"event:")
+
+
+def test_foundry_project_exchange_names_provider_project_and_azure_sdk():
+    from tests.exchanges import exchange as make
+
+    run = b'{"id": "run_f1", "object": "thread.run", "thread_id": "thread_f1", "assistant_id": "asst_f1", "status": "queued"}'
+    facts = parse(make(method="GET", path="/api/projects/sales-eu/threads/thread_f1/runs/run_f1", query="api-version=v1",
+                       request_headers=(("user-agent", "azsdk-python-ai-agents/1.1.0 Python/3.11.7 (Linux-6.1-x86_64)"),),
+                       body=run), capture_content=False)
+    ef, snapshot = facts[0], next(f for f in facts if isinstance(f, RunSnapshot))
+    assert (ef.operation, ef.api, ef.provider, ef.project, ef.azure_api_version, ef.api_version) == (
+        "runs.retrieve", "foundry_agents", "azure.ai.agents", "sales-eu", "v1", "v2")
+    assert (ef.sdk, ef.sdk_lang, ef.sdk_version) == ("python azure-ai-agents 1.1.0", "python", "azure-ai-agents 1.1.0")
+    assert (snapshot.run_id, snapshot.project, snapshot.api_version) == ("run_f1", "sales-eu", "v2")
+    # elsewhere: no project, and a User-Agent alone names no OpenAI SDK
+    plain = parse(make(request_headers=(("user-agent", "OpenAI/Python 1.54.0"),)), capture_content=False)[0]
+    assert (plain.project, plain.sdk) == (None, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.assistants.routes import APIS, AZURE, OPENAI, OPERATIONS, classify
+from proxy.assistants.routes import APIS, AZURE, AZURE_AGENTS, OPENAI, OPERATIONS, classify
 
 
 @pytest.mark.parametrize(
@@ -111,3 +111,55 @@ def test_api_families():
     assert classify("POST", "/v1/chat/completions", "").api == "other"
     assert classify("GET", "/v1/organization/usage/vector_stores", "").api == "other"
     assert classify("GET", "/v1/containers/cntr_1/files", "").api == "other"
+
+
+def _sdk_requests():
+    """Every request the azure-ai-agents SDK can build: its generated `build_*_request`
+    functions, called with placeholder ids (`thread_id_x1`, ...)."""
+    import inspect
+
+    from azure.ai.agents.operations import _operations as sdk_operations
+
+    for name, build in sorted(vars(sdk_operations).items()):
+        if name.startswith("build_") and name.endswith("_request"):
+            required = {p.name: f"{p.name}_x1" for p in inspect.signature(build).parameters.values()
+                        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+            yield name, build(**required)
+
+
+def test_every_route_the_foundry_agents_sdk_calls_resolves():
+    seen = set()
+    for name, request in _sdk_requests():
+        path, _, query = request.url.partition("?")
+        info = classify(request.method, "/api/projects/team-proj" + path, query)
+        assert info.operation != "other", (name, request.method, path)
+        assert (info.provider, info.project, info.prefix, info.api) == (
+            AZURE_AGENTS, "team-proj", "/api/projects/team-proj", "foundry_agents")
+        assert info.implied_azure_assistants_version == "v2" and info.azure_api_version == "v1"
+        # the placeholders land in the ids, never in the template
+        assert "_x1" not in info.route and all(v.endswith("_x1") for v in info.ids.values()), (name, info)
+        seen.add(info.operation)
+    assert {"runs.submit_tool_outputs", "runs.steps.list", "vector_stores.file_batches.create", "files.create",
+            "threads.list"} <= seen and len(seen) >= 40
+
+
+def test_foundry_project_paths():
+    info = classify("GET", "/gw/api/projects/chat/threads/t1/runs/r1", "api-version=v1")
+    assert (info.operation, info.provider, info.project, info.prefix) == (
+        "runs.retrieve", AZURE_AGENTS, "chat", "/gw/api/projects/chat")
+    # a project named like a resource is a name, not the resource
+    info = classify("POST", "/api/projects/threads/threads", "api-version=v1")
+    assert (info.operation, info.project, info.ids) == ("threads.create", "threads", {})
+    # unknown project paths keep the name out of the template
+    info = classify("GET", "/api/projects/sales-2024/connections/conn", "api-version=v1")
+    assert (info.operation, info.route, info.provider, info.api) == (
+        "other", "/api/projects/{project}/connections/conn", AZURE_AGENTS, "other")
+    # Azure OpenAI reached through a project is Azure OpenAI
+    info = classify("GET", "/api/projects/p/openai/assistants", "api-version=2024-05-01-preview")
+    assert (info.operation, info.provider, info.project, info.api) == ("assistants.list", AZURE, "p", "assistants")
+    info = classify("POST", "/api/projects/p/openai/responses", "api-version=2025-04-01-preview")
+    assert (info.operation, info.provider, info.project, info.api) == ("responses.create", AZURE, "p", "responses")
+    # without /api/projects/{project} there is no project, whatever the api-version
+    assert classify("GET", "/v1/threads/t", "").project is None
+    info = classify("GET", "/openai/assistants", "api-version=v1")
+    assert (info.provider, info.project) == (AZURE, None)

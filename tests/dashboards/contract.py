@@ -48,6 +48,15 @@ CONTRACT_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "assistants_audit_invalid_usage_total": ("counter", ("object", "reason")),
     "assistants_audit_recorder_lag_bytes": ("gauge", ()),
     "assistants_audit_bodies_dropped_total": ("counter", ()),
+    "assistants_audit_api_requests_total": ("counter", ("api", "status_class")),
+    "assistants_audit_api_request_duration_seconds": ("histogram", ("api",)),
+    "assistants_audit_generation_calls_total": ("counter", ("generation",)),
+    "assistants_audit_generation_tokens_total": ("counter", ("generation", "token_type")),
+    "assistants_audit_generation_cost_usd_total": ("counter", ("generation", "kind")),
+    "assistants_audit_api_tool_calls_total": ("counter", ("api", "type")),
+    "assistants_audit_responses_total": ("counter", ("status", "status_reason")),
+    "assistants_audit_response_duration_seconds": ("histogram", ("mode",)),
+    "assistants_audit_response_time_to_first_event_seconds": ("histogram", ()),
 }
 
 # Plausible values so label filters in the panels (status_class=~"4xx|5xx", stream="true", ...) match.
@@ -75,10 +84,15 @@ _VALUES = {
     "gen_ai_token_type": "input",
     "object": "run",
     "reason": "negative",
+    "api": "responses",
+    "generation": "responses",
+    "status_reason": "server_error",
+    "mode": "sync",
 }
 
 # Where one metric's panels filter on another value than _VALUES has.
-_METRIC_VALUES = {"assistants_audit_upstream_errors_total": {"kind": "http_429"}}
+_METRIC_VALUES = {"assistants_audit_upstream_errors_total": {"kind": "http_429"},
+                  "gen_ai_client_operation_duration_seconds": {"gen_ai_operation_name": "chat"}}
 
 
 def exposition(tick: int) -> str:

@@ -27,6 +27,7 @@ EXPECTED = {
     "failures.json": "Assistants API / Failures",
     "vector-stores.json": "Assistants API / Vector-store storage & cost",
     "cost.json": "Assistants API / Cost & usage",
+    "responses.json": "Assistants API / Responses & migration",
 }
 
 

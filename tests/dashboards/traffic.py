@@ -1,7 +1,8 @@
 """Drive the proxy with every kind of traffic the dashboards show, through the real openai SDK:
 vector stores with files and an expiry, assistants with all three tool types, polled and
-streamed runs, a function call, failed and incomplete runs, a 404, a 429, a
-500, and v1 requests (OpenAI and Azure)."""
+streamed runs, a function call, failed and incomplete runs, the Responses API (plain, streamed,
+background, failed, incomplete and cancelled responses, every tool, a conversation), a 404, a 429,
+a 500, and v1 requests (OpenAI and Azure)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import io
 import urllib.request
 
 import openai
+
+from tests.responses.workload import run_responses_workload
 
 MODEL = "gpt-4o"  # priced, so the cost metrics move
 FAULT = "X-Emulator-Fault"
@@ -76,6 +79,9 @@ def drive(base_url: str) -> dict[str, int]:
             thread_id=bad.id, assistant_id=assistant.id, tool_choice="none", poll_interval_ms=1
         )
         done["runs"] += 1
+
+    # The Responses API, for the Responses & migration dashboard.
+    run_responses_workload(client)
 
     # HTTP errors: a 404, a 429 and a 500 from the upstream.
     for call, headers in (

@@ -7,20 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from prometheus_client import CollectorRegistry
 
 from analytics.prices import Prices
-from analytics.store import connect
-from proxy.serving.app import make_app
-from proxy.config import Settings
-from proxy.serving.fingerprint import Fingerprinter
-from proxy.recording.local import build_recorder
 from proxy.sinks.metrics import series_count
-from tests.servers import ServerThread
+from tests.sinks.pipeline import recorded_pipeline
 
 CLIENT_TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 WEATHER = {
@@ -36,31 +27,8 @@ WEATHER = {
 def recorded(emulator, tmp_path):
     """A proxy in front of the emulator with the full pipeline; yields (client, finish) where
     finish() stops recording and returns (registry, spans, store connection)."""
-    settings = Settings(upstream=emulator.url, store=str(tmp_path / "store"), admin_listen=None).validate()
-    registry = CollectorRegistry()
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    recorder = build_recorder(settings, registry=registry, tracer_provider=provider)
-    recorder.start()
-    assert recorder.ready.wait(30)
-    server = ServerThread(lambda: make_app(settings, recorder, fingerprinter=Fingerprinter("t"),
-                                           tracer_provider=provider)).start()
-    import openai
-
-    client = openai.OpenAI(api_key="sk-test", base_url=f"{server.url}/v1", max_retries=0,
-                           default_headers={"traceparent": CLIENT_TP})
-
-    def finish():
-        server.stop()
-        recorder.close()
-        return registry, exporter.get_finished_spans(), connect(settings.store)
-
-    try:
-        yield client, finish
-    finally:
-        server.stop()
-        recorder.close()
+    with recorded_pipeline(emulator.url, str(tmp_path / "store"), {"traceparent": CLIENT_TP}) as pipeline:
+        yield pipeline
 
 
 def test_runs_metrics_and_traces_match_the_store(recorded):
