@@ -2,9 +2,10 @@
 
 The emulator and the proxy run in this process (each on its own loopback port and event loop,
 in threads), the scripted workload drives them through the official `openai` SDK (Assistants v1,
-Assistants v2 and the Responses API with one key), and the audit report and a summary of the
-Responses side are printed at the end. No API key, no network. `--traffic-only` drives the workload
-against a proxy that is already running (the docker-compose `demo` profile uses it).
+Assistants v2 and the Responses API with one key), and the audit report, a summary of the
+Responses side and the migration report are printed at the end. No API key, no network.
+`--traffic-only` drives the workload against a proxy that is already running (the docker-compose
+`demo` profile uses it).
 """
 
 from __future__ import annotations
@@ -125,8 +126,8 @@ def run_demo(store: Path, rounds: int, capture_content: bool, console: Console) 
     return {"result": result, "seconds": time.monotonic() - started}
 
 
-def print_report(store: Path) -> None:
-    report_command.main(["--store", str(store)], standalone_mode=False)
+def print_report(store: Path, *options: str) -> None:
+    report_command.main(["--store", str(store), *options], standalone_mode=False)
 
 
 def responses_summary(store: Path) -> dict[str, Any]:
@@ -192,7 +193,7 @@ def print_responses_summary(store: Path, console: Console) -> None:
 
 def print_results(store: Path, outcome: dict[str, Any], console: Console) -> None:
     """What the demo prints once the store is complete: a summary of the workload, the audit
-    report, the Responses side, and queries to explore the store with."""
+    report, the Responses side, the migration report, and queries to explore the store with."""
     result: WorkloadResult = outcome["result"]
     statuses: dict[str, int] = {}
     for status in result.runs.values():
@@ -205,6 +206,8 @@ def print_results(store: Path, outcome: dict[str, Any], console: Console) -> Non
     )
     print_report(store)
     print_responses_summary(store, console)
+    console.print()
+    print_report(store, "--migration")
     console.print("\n[bold]Explore the store[/]")
     for command in (
         f'assistants-audit sql --store {store} "select operation, count(*) n, round(avg(duration_ms),1) avg_ms '
@@ -217,6 +220,7 @@ def print_results(store: Path, outcome: dict[str, Any], console: Console) -> Non
         f'from response_tool_calls"',
         f'assistants-audit sql --store {store} "select * from vector_stores"',
         f"assistants-audit report --store {store} --format markdown",
+        f"assistants-audit report --store {store} --migration --format json",
         f"python3 -c \"import duckdb; print(duckdb.connect('{store}/audit.duckdb', read_only=True)"
         f".sql('select * from costs limit 20'))\"",
     ):
@@ -241,8 +245,8 @@ def demo(store: Path, keep_store: bool, rounds: int, capture_content: bool, traf
     """Run the emulator, the proxy and a mixed workload, then print the audit report.
 
     The workload is one team in mid-migration: Assistants v1 and v2 runs and Responses API calls
-    (tools, a conversation, a background response) over the same vector store, so the report and
-    the Responses summary after it show both sides.
+    (tools, a conversation, a background response) over the same vector store, so the report, the
+    Responses summary and the migration report (`report --migration`) after it show both sides.
 
     Needs no API key and no network: the upstream is the built-in emulator. Afterwards the store
     is kept, so you can query it; the next demo empties it first (--keep-store appends instead).

@@ -44,6 +44,7 @@ def test_demo_prints_a_report_and_fills_the_store(tmp_path):
     assert "Top models" in out and "gpt-4o" in out
     assert "Explore the store" in out
     assert "Responses API:" in out and "Response tool calls by type" in out
+    assert "Migration:" in out and "Assistants still called" in out  # report --migration
     con = duckdb.connect(str(store / "audit.duckdb"), read_only=True)
     statuses = dict(con.execute("select status, count(*) from runs group by 1").fetchall())
     # two rounds: failed/incomplete/cancelled runs exist beside completed ones
@@ -112,7 +113,7 @@ def test_the_store_holds_all_three_generations_as_the_client_saw_them(tmp_path, 
 
     assert f"{len(result.runs)} runs" in out and f"{len(result.responses)} responses" in out
     assert "Top models" in out  # the report is printed too
-    section = out[out.index("Responses API:"):out.index("Explore the store")]
+    section = out[out.index("Responses API:"):out.index("Migration:")]
     assert f"; {len(result.responses)} responses ({len(result.responses)} completed), 1 conversation(s)" in section
     for item_type, n in Counter(result.response_tool_calls.values()).items():
         assert re.search(rf"│ {item_type.removesuffix('_call')}\s+│\s+{n} │", section), (item_type, section)
@@ -123,6 +124,13 @@ def test_the_store_holds_all_three_generations_as_the_client_saw_them(tmp_path, 
                                                                   "output_tokens", "reasoning_tokens"))]
         row = rf"│ {re.escape(model)}\s+│" + "".join(rf"\s+{n:,} │" for n in cells)
         assert re.search(row, section), (model, cells, section)
+
+    # the migration report after it: both sides, the assistants still called, the shared store
+    migration = out[out.index("Migration:"):out.index("Explore the store")]
+    assert "1 vector store(s) read by both sides" in migration, migration
+    assert re.search(rf"│ {result.vector_stores[0]} │[^│]+│ both\s+│", migration), migration
+    assert f"{len(result.assistants)} assistant(s) still called" in migration
+    assert all(assistant_id in migration for assistant_id in result.assistants)
 
 
 def test_demo_proxy_has_the_connection_guards_serve_has(tmp_path):
