@@ -233,7 +233,7 @@ def test_costs_of_both_apis_match_what_the_clients_saw(mixed):
 
     by_api = dict(con.execute("SELECT api, sum(usd) FROM costs GROUP BY api").fetchall())
     expected = {**legacy.usd, "responses": moving.usd["responses"] + sum(usd for _n, usd in fees.values())}
-    assert {api: usd for api, usd in by_api.items() if api != "vector_stores"} == pytest.approx(expected, abs=1e-9)
+    assert {api: usd for api, usd in by_api.items() if api != "shared"} == pytest.approx(expected, abs=1e-9)
     total = con.execute("SELECT sum(usd) FROM costs").fetchone()[0]
     for view in ("cost_by_day", "cost_by_key"):
         assert dict(con.execute(f"SELECT api, sum(usd) FROM {view} GROUP BY api").fetchall()) == pytest.approx(by_api)
