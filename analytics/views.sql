@@ -514,6 +514,8 @@ SELECT
              arg_max(output, pos) FILTER (WHERE output IS NOT NULL)) AS output,
     arg_max(queries, pos) FILTER (WHERE queries IS NOT NULL) AS queries,
     arg_max(error, pos) FILTER (WHERE error IS NOT NULL) AS error,
+    arg_max(error_type, pos) FILTER (WHERE error_type IS NOT NULL) AS error_type,
+    arg_max(error_code, pos) FILTER (WHERE error_code IS NOT NULL) AS error_code,
     bool_or(sent_back) AS output_submitted,
     arg_min(response_id, pos) FILTER (WHERE sent_back AND response_id IS NOT NULL) AS output_response_id,
     min(observed_at) FILTER (WHERE sent_back) AS submitted_at,

@@ -626,7 +626,8 @@ def write_report(f: dict[str, Any], checks: list[tuple[str, bool, str]], command
         f"{os.cpu_count()} cores shared by everything (emulator, proxy, clients and other work on the machine).", "",
         f"Setup: the emulator (`--time-scale {f['time_scale']:g}`) and `assistants-audit serve` (1 worker, a fresh "
         f"store, `--max-body-size 2MiB`) as subprocesses on loopback; {f['workers']} SDK workers looping "
-        "`proxy.demo.workload.Workload` (v1 and v2, polled and streamed runs, tool calls, uploads, vector stores) plus "
+        "`proxy.demo.workload.Workload` (Assistants v1 and v2 and the Responses API, polled and streamed, "
+        "tool calls, uploads, vector stores) plus "
         "one fault injector; the proxy's RSS, open fds and recorder backlog sampled every few seconds.", "",
         f"**Verdict: {'PASS' if passed else 'FAIL'}**", "",
         "| figure | first | last | max |", "|---|---|---|---|",

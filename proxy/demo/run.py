@@ -1,13 +1,16 @@
 """`assistants-audit demo`: the whole product on one machine, offline, in under a minute.
 
 The emulator and the proxy run in this process (each on its own loopback port and event loop,
-in threads), the scripted workload drives them through the official `openai` SDK, and the audit
-report is printed at the end. No API key, no network. `--traffic-only` drives the workload
-against a proxy that is already running (the docker-compose `demo` profile uses it).
+in threads), the scripted workload drives them through the official `openai` SDK (Assistants v1,
+Assistants v2 and the Responses API with one key), and the audit report, a summary of the
+Responses side and the migration report are printed at the end. No API key, no network.
+`--traffic-only` drives the workload against a proxy that is already running (the docker-compose
+`demo` profile uses it).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -18,12 +21,15 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from analytics.cli import report as report_command
+from analytics.store import connect
 from proxy.logs import configure_logging
-from proxy.demo.workload import Workload
+from proxy.demo.workload import Workload, WorkloadResult
 
 DEMO_KEY = "sk-demo-not-a-real-key"
+REPORT_WIDTH = 140
 
 
 def _progress(console: Console) -> Progress:
@@ -120,8 +126,105 @@ def run_demo(store: Path, rounds: int, capture_content: bool, console: Console) 
     return {"result": result, "seconds": time.monotonic() - started}
 
 
-def print_report(store: Path) -> None:
-    report_command.main(["--store", str(store)], standalone_mode=False)
+def print_report(store: Path, *options: str) -> None:
+    report_command.main(["--store", str(store), *options], standalone_mode=False)
+
+
+def responses_summary(store: Path) -> dict[str, Any]:
+    """The Responses side of the store, from its views: calls, responses, tokens, tool calls by type."""
+    con = connect(store)
+    try:
+        def rows(sql: str) -> list[dict[str, Any]]:
+            cursor = con.execute(sql)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+        calls = dict(con.execute(
+            "SELECT api, count(*) FROM exchanges WHERE origin = 'client' GROUP BY api").fetchall())
+        statuses = dict(con.execute("SELECT status, count(*) FROM responses GROUP BY status").fetchall())
+        return {
+            "calls": {api: calls.get(api, 0) for api in ("responses", "conversations")},
+            "statuses": statuses,
+            "conversations": con.execute("SELECT count(*) FROM conversations").fetchone()[0],
+            "models": rows("""
+                SELECT model, count(*) AS responses, count(*) FILTER (WHERE streamed) AS streamed,
+                       count(*) FILTER (WHERE background) AS background, sum(input_tokens) AS input_tokens,
+                       sum(cached_input_tokens) AS cached_input_tokens, sum(output_tokens) AS output_tokens,
+                       sum(reasoning_tokens) AS reasoning_tokens
+                FROM responses GROUP BY model ORDER BY responses DESC, model"""),
+            "tool_calls": rows("""
+                SELECT type, count(*) AS calls, count(*) FILTER (WHERE status = 'completed') AS completed,
+                       count(*) FILTER (WHERE output_submitted) AS outputs_sent_back,
+                       count(DISTINCT container_id) AS containers,
+                       list_sort(list_distinct(flatten(list(vector_store_ids)))) AS vector_stores
+                FROM response_tool_calls GROUP BY type ORDER BY calls DESC, type"""),
+        }
+    finally:
+        con.close()
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in rows[0]:
+        table.add_column(column, justify="left" if isinstance(rows[0][column], (str, list)) else "right")
+    for row in rows:
+        table.add_row(*("-" if v is None else ", ".join(v) or "-" if isinstance(v, list) else f"{v:,}"
+                        if isinstance(v, int) else str(v) for v in row.values()))
+    return table
+
+
+def print_responses_summary(store: Path, console: Console) -> None:
+    summary = responses_summary(store)
+    calls, statuses = summary["calls"], summary["statuses"]
+    # laid out at the report's width (analytics.report renders at 140 columns), wherever it goes
+    buffer = io.StringIO()
+    out = Console(file=buffer, width=REPORT_WIDTH, force_terminal=console.is_terminal)
+    out.print(
+        f"[bold]Responses API[/]: {calls['responses']} calls to /responses, {calls['conversations']} to "
+        f"/conversations; {sum(statuses.values())} responses "
+        f"({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}), {summary['conversations']} conversation(s)"
+    )
+    if summary["models"]:
+        out.print(_table("Responses by model", summary["models"]))
+    if summary["tool_calls"]:
+        out.print(_table("Response tool calls by type", summary["tool_calls"]))
+    console.out("\n" + buffer.getvalue(), end="", highlight=False)
+
+
+def print_results(store: Path, outcome: dict[str, Any], console: Console) -> None:
+    """What the demo prints once the store is complete: a summary of the workload, the audit
+    report, the Responses side, the migration report, and queries to explore the store with."""
+    result: WorkloadResult = outcome["result"]
+    statuses: dict[str, int] = {}
+    for status in result.runs.values():
+        statuses[status] = statuses.get(status, 0) + 1
+    console.print(
+        f"\n[bold]{len(result.runs)} runs[/] ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}), "
+        f"{result.streamed_runs} streamed, [bold]{len(result.responses)} responses[/], "
+        f"{len(result.vector_stores)} vector stores, {len(result.assistants)} assistants "
+        f"in {outcome['seconds']:.1f}s\n"
+    )
+    print_report(store)
+    print_responses_summary(store, console)
+    console.print()
+    print_report(store, "--migration")
+    console.print("\n[bold]Explore the store[/]")
+    for command in (
+        f'assistants-audit sql --store {store} "select operation, count(*) n, round(avg(duration_ms),1) avg_ms '
+        f'from exchanges group by 1 order by 2 desc"',
+        f'assistants-audit sql --store {store} "select run_id, model, status, api_version, last_error_code, '
+        f'total_tokens, poll_count from runs"',
+        f'assistants-audit sql --store {store} "select id, model, status, streamed, background, polls, '
+        f'input_tokens, output_tokens from responses"',
+        f'assistants-audit sql --store {store} "select response_id, type, status, vector_store_ids, container_id '
+        f'from response_tool_calls"',
+        f'assistants-audit sql --store {store} "select * from vector_stores"',
+        f"assistants-audit report --store {store} --format markdown",
+        f"assistants-audit report --store {store} --migration --format json",
+        f"python3 -c \"import duckdb; print(duckdb.connect('{store}/audit.duckdb', read_only=True)"
+        f".sql('select * from costs limit 20'))\"",
+    ):
+        console.print(f"  {command}", soft_wrap=True)
 
 
 @click.command("demo")
@@ -130,7 +233,7 @@ def print_report(store: Path) -> None:
               help="Where the demo's audit store is written (kept afterwards; emptied by the next demo).")
 @click.option("--keep-store", is_flag=True, help="Append to the store of an earlier demo instead of starting afresh.")
 @click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="How many rounds of the scripted workload to run (each: 5 runs of different kinds).")
+              help="How many rounds of the scripted workload to run (each: 5 runs of different kinds and 2 responses).")
 @click.option("--capture-content", is_flag=True, help="Also record message text, instructions and tool I/O.")
 @click.option("--traffic-only", is_flag=True,
               help="Only drive the workload against --base-url (a proxy already running); no emulator, no report.")
@@ -139,7 +242,11 @@ def print_report(store: Path) -> None:
               help="With --traffic-only: how many times to run the workload (0 = forever, for a live dashboard).")
 def demo(store: Path, keep_store: bool, rounds: int, capture_content: bool, traffic_only: bool,
          base_url: str | None, repeat: int) -> None:
-    """Run the emulator, the proxy and a scripted workload, then print the audit report.
+    """Run the emulator, the proxy and a mixed workload, then print the audit report.
+
+    The workload is one team in mid-migration: Assistants v1 and v2 runs and Responses API calls
+    (tools, a conversation, a background response) over the same vector store, so the report, the
+    Responses summary and the migration report (`report --migration`) after it show both sides.
 
     Needs no API key and no network: the upstream is the built-in emulator. Afterwards the store
     is kept, so you can query it; the next demo empties it first (--keep-store appends instead).
@@ -164,25 +271,4 @@ def demo(store: Path, keep_store: bool, rounds: int, capture_content: bool, traf
         raise click.UsageError("--base-url goes with --traffic-only")
     fresh_store(store, keep_store, console)
     outcome = run_demo(store, rounds, capture_content, console)
-    result = outcome["result"]
-    statuses: dict[str, int] = {}
-    for status in result.runs.values():
-        statuses[status] = statuses.get(status, 0) + 1
-    console.print(
-        f"\n[bold]{len(result.runs)} runs[/] ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}), "
-        f"{result.streamed_runs} streamed, {len(result.vector_stores)} vector stores, "
-        f"{len(result.assistants)} assistants in {outcome['seconds']:.1f}s\n"
-    )
-    print_report(store)
-    console.print("\n[bold]Explore the store[/]")
-    for command in (
-        f'assistants-audit sql --store {store} "select operation, count(*) n, round(avg(duration_ms),1) avg_ms '
-        f'from exchanges group by 1 order by 2 desc"',
-        f'assistants-audit sql --store {store} "select run_id, model, status, last_error_code, total_tokens, '
-        f'poll_count from runs"',
-        f'assistants-audit sql --store {store} "select * from vector_stores"',
-        f"assistants-audit report --store {store} --format markdown",
-        f"python3 -c \"import duckdb; print(duckdb.connect('{store}/audit.duckdb', read_only=True)"
-        f".sql('select * from costs limit 20'))\"",
-    ):
-        console.print(f"  {command}", soft_wrap=True)
+    print_results(store, outcome, console)

@@ -1,17 +1,25 @@
-"""A realistic, scripted Assistants workload driven through the official `openai` SDK.
+"""A realistic, scripted workload of a team in mid-migration, driven through the official `openai` SDK.
 
-Used by `assistants-audit demo`, the docker-compose traffic generator, the dashboards'
-integration test and the benchmark's realistic mix. It only speaks the public API, so it runs
-against any upstream; the emulator's triggers (`[fail:...]`, `[incomplete:...]`, `[expire]`,
-see emulator/SCRIPT.md) make some runs fail on purpose.
+Three API generations through one proxy with one key: a legacy client still on Assistants v1
+(retrieval), Assistants v2 (file_search, code_interpreter, function tools; polled, streamed,
+failed and cancelled runs), and the Responses API with Conversations (plain, streamed, a function
+round trip, file_search over the very vector store the assistants search, web_search,
+code_interpreter in a container, a conversation, a background response polled).
+
+Used by `assistants-audit demo`, the docker-compose traffic generator, the security test and
+the soak. It only speaks the public API, so it runs against any upstream; the emulator's
+triggers (`[fail:...]`, `[incomplete:...]`, `[slow]`, see emulator/SCRIPT.md) make some runs
+fail on purpose. What the client saw is kept in the result, so tests compare the store with it.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 from openai import OpenAI
@@ -50,6 +58,28 @@ WEATHER_TOOL = {
 }
 
 
+# The same tool in the Responses API's flat form.
+RESPONSES_WEATHER_TOOL = {"type": "function", **WEATHER_TOOL["function"]}
+RESPONSES_MODEL = "gpt-4o"
+_TERMINAL = ("completed", "failed", "incomplete", "cancelled")
+
+
+@dataclass(frozen=True)
+class SeenResponse:
+    """A response as the client last saw it (the final poll, the stream's last event)."""
+
+    status: str
+    model: str
+    input_tokens: int | None
+    cached_input_tokens: int | None
+    output_tokens: int | None
+    reasoning_tokens: int | None
+    total_tokens: int | None
+    streamed: bool
+    background: bool
+    conversation_id: str | None
+
+
 @dataclass
 class WorkloadResult:
     """What the workload did, for the demo's summary and for tests."""
@@ -60,6 +90,11 @@ class WorkloadResult:
     vector_stores: list[str] = field(default_factory=list)
     assistants: list[str] = field(default_factory=list)
     calls: int = 0
+    responses: dict[str, SeenResponse] = field(default_factory=dict)  # response id -> as last seen
+    # tool calls of those responses: call_id (function) or item id -> output item type as sent
+    response_tool_calls: dict[str, str] = field(default_factory=dict)
+    containers: list[str] = field(default_factory=list)
+    conversations: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[str], None]
@@ -86,13 +121,14 @@ class Workload:
 
     # The number of progress ticks `run` emits, so a caller can size a progress bar.
     def total_steps(self) -> int:
-        return 3 + self.rounds * 6 + 2
+        return 3 + self.rounds * 8 + 2 + 5
 
     def run(self) -> WorkloadResult:
         store_id, assistants = self._setup()
         for round_no in range(self.rounds):
             self._round(round_no, store_id, assistants)
         self._v1_traffic()
+        self._responses_traffic()
         self._orphans()
         return self.result
 
@@ -177,6 +213,13 @@ class Workload:
             self.result.api_errors += 1
         self.client.vector_stores.retrieve(store_id)
         self._tick("a 404 and a vector store check")
+        # The support bot's migrated twin: the same question over the same vector store.
+        self._saw(self.client.responses.create(
+            model=RESPONSES_MODEL, input="How long do refunds take?", instructions="Answer from the policy documents.",
+            tools=[{"type": "file_search", "vector_store_ids": [store_id]}], include=["file_search_call.results"]))
+        self._tick("responses: file_search, same vector store")
+        self._streamed_response(f"Summarise the shipping policy, part {round_no + 1}")
+        self._tick("responses: streamed")
 
     def _cancelled(self, assistant_id: str) -> None:
         c = self.client
@@ -207,6 +250,78 @@ class Workload:
         self.result.runs[run.id] = run.status
         self.result.assistants.append(assistant.id)
         self._tick("v1 client with retrieval")
+
+    # --- the Responses API ----------------------------------------------------------------------
+
+    def _saw(self, response: Any, *, streamed: bool = False) -> Any:
+        """Keep what the client saw of a response and its tool calls; returns the response."""
+        usage = response.usage
+        self.result.responses[response.id] = SeenResponse(
+            status=response.status, model=response.model,
+            input_tokens=usage.input_tokens if usage else None,
+            cached_input_tokens=usage.input_tokens_details.cached_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            reasoning_tokens=usage.output_tokens_details.reasoning_tokens if usage else None,
+            total_tokens=usage.total_tokens if usage else None,
+            streamed=streamed, background=bool(response.background),
+            conversation_id=response.conversation.id if response.conversation else None,
+        )
+        for item in response.output:
+            if item.type.endswith("_call"):
+                self.result.response_tool_calls[getattr(item, "call_id", None) or item.id] = item.type
+        return response
+
+    def _streamed_response(self, text: str) -> None:
+        with self.client.responses.create(model=RESPONSES_MODEL, input=text, stream=True) as stream:
+            final = [event for event in stream if event.type in ("response.completed", "response.incomplete",
+                                                                 "response.failed")]
+        if final:  # a stream cut short ends without a response to keep
+            self._saw(final[-1].response, streamed=True)
+
+    def _polled_response(self, response_id: str) -> Any:
+        """Retrieve a background response until it has finished, as its client does."""
+        deadline = time.monotonic() + 120
+        while True:
+            response = self.client.responses.retrieve(response_id)
+            if response.status in _TERMINAL or time.monotonic() > deadline:
+                return response
+            time.sleep(0.05)
+
+    def _responses_traffic(self) -> None:
+        """The new side of the migration: what the Assistants calls above become."""
+        c = self.client
+        self._saw(c.responses.create(model=RESPONSES_MODEL, input="Hello, what can you do?", instructions="Be brief."))
+        asked = self._saw(c.responses.create(model=RESPONSES_MODEL, input="Weather in Paris?",
+                                             tools=[RESPONSES_WEATHER_TOOL]))
+        outputs = [{"type": "function_call_output", "call_id": item.call_id,
+                    "output": json.dumps({"city": "Paris", "temperature_c": 21})}
+                   for item in asked.output if item.type == "function_call"]
+        self._saw(c.responses.create(model=RESPONSES_MODEL, previous_response_id=asked.id, input=outputs,
+                                     tools=[RESPONSES_WEATHER_TOOL]))
+        self._tick("responses: plain, function round trip")
+        self._saw(c.responses.create(model=RESPONSES_MODEL, input="Latest shipping carrier news",
+                                     tools=[{"type": "web_search"}], include=["web_search_call.action.sources"]))
+        self._tick("responses: web_search")
+        code = self._saw(c.responses.create(
+            model="gpt-4o-mini", input="Sum the numbers 0..9",
+            tools=[{"type": "code_interpreter", "container": {"type": "auto"}}], include=["code_interpreter_call.outputs"]))
+        containers = [item.container_id for item in code.output if item.type == "code_interpreter_call"]
+        self.result.containers.extend(containers)
+        if containers:  # the same container again: one session, two calls
+            self._saw(c.responses.create(model="gpt-4o-mini", input="And 10..19",
+                                         tools=[{"type": "code_interpreter", "container": containers[0]}]))
+        self._tick("responses: code_interpreter in a container")
+        conversation = c.conversations.create(metadata={"topic": "returns"},
+                                              items=[{"type": "message", "role": "user", "content": "Order 1234."}])
+        self.result.conversations.append(conversation.id)
+        self._saw(c.responses.create(model=RESPONSES_MODEL, input="I want to return it.", conversation=conversation.id))
+        self._saw(c.responses.create(model=RESPONSES_MODEL, input="How long will the refund take?",
+                                     conversation=conversation.id))
+        self._tick("responses: a conversation, two turns")
+        background = c.responses.create(model=RESPONSES_MODEL, input="Draft the quarterly refunds summary",
+                                        background=True)
+        self._saw(self._polled_response(background.id))
+        self._tick("responses: background, polled")
 
     def _orphans(self) -> None:
         """A store nobody uses any more: it keeps costing money."""

@@ -107,7 +107,12 @@ class ResponseToolCallFact:
     output_chars: int | None
     output: str | None  # content: function_call_output, MCP output, code_interpreter logs
     queries: tuple[str, ...] | None  # content: file_search queries, web_search query
-    error: str | None  # MCP/tool error as sent (truncated to 500 characters)
+    error: str | None  # content: the MCP/tool error as sent (truncated to 500 characters)
+    # Always, so a failed call shows without --capture-content: the error object's `type`
+    # (mcp_protocol_error, mcp_tool_execution_error, http_error; `error` for a bare string,
+    # `other` for anything not a short identifier) and its `code` (an HTTP or MCP protocol code).
+    error_type: str | None
+    error_code: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ impossible usage is refused like the Assistants parser refuses it (`usage_invali
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,6 +62,8 @@ _SOURCES = {
 # A response in one of these has finished and must have said what it used.
 _USAGE_EXPECTED = frozenset({"completed", "incomplete"})
 _ERROR_CHARS = 500
+# A tool call error's `type` or `code` kept without --capture-content: an identifier or a number.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 @dataclass(slots=True)
@@ -263,6 +266,7 @@ def _output_item(ctx: _Ctx, response_id: str | None, item: Json, source: str, vs
         arguments = _text(item.get("arguments"))
         output = _text(item.get("output"))
     error = _text(item.get("error"))
+    error_type, error_code = _error_kind(item.get("error"))
     ctx.add(ResponseToolCallFact(
         exchange_id=ctx.ex.exchange_id, seq=ctx.next_seq(), observed_at=ctx.observed_at, source=source,
         response_id=response_id, call_id=call_id, item_id=item_id, item_type=item_type, type=kind,
@@ -271,8 +275,22 @@ def _output_item(ctx: _Ctx, response_id: str | None, item: Json, source: str, vs
         results_count=results_count, queries_count=len(queries) if queries is not None and kind == "file_search" else None,
         arguments_chars=_chars(arguments), arguments=ctx.content(arguments),
         output_chars=_chars(output), output=ctx.content(output), queries=ctx.content(queries),
-        error=error[:_ERROR_CHARS] if error else None,
+        error=ctx.content(error[:_ERROR_CHARS] if error else None), error_type=error_type, error_code=error_code,
     ))
+
+
+def _error_kind(error: object) -> tuple[str | None, str | None]:
+    """(type, code) of a tool call's error, safe to keep without --capture-content: the error's
+    text (an MCP server's message, an echo of the arguments) may carry user data, these do not."""
+    if error is None or error == "" or error == {}:
+        return None, None
+    if not isinstance(error, dict):
+        return "error", None
+    kind, code = error.get("type"), error.get("code")
+    kind = kind if isinstance(kind, str) and _IDENTIFIER.fullmatch(kind) else "other"
+    if isinstance(code, bool) or not isinstance(code, (int, str)) or not _IDENTIFIER.fullmatch(str(code)):
+        code = None
+    return kind, None if code is None else str(code)
 
 
 def _file_search_results(ctx: _Ctx, response_id: str | None, call_id: str, results: list[Any]) -> None:
@@ -304,6 +322,7 @@ def _call_outputs(ctx: _Ctx, items: object, response_id: str | None) -> None:
             status=as_str(item.get("status")), name=None, server_label=None, vector_store_ids=(), container_id=None,
             results_count=None, queries_count=None, arguments_chars=None, arguments=None,
             output_chars=_chars(output), output=ctx.content(output), queries=None, error=None,
+            error_type=None, error_code=None,
         ))
 
 

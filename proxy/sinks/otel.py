@@ -626,9 +626,12 @@ class OtelSink:
             "openai.file_search.query_count": call.queries_count,
             "openai.web_search.source_count": call.results_count if call.type == "web_search" else None,
             "openai.code_interpreter.container_id": call.container_id,
+            "openai.tool.error.type": call.error_type,
+            "openai.tool.error.code": call.error_code,
         }
         attrs.update({k: v for k, v in optional.items() if v is not None})
-        failed = call.status in ("failed", "incomplete") or call.error is not None
+        # error_type, not the error's text: that is content, absent without --capture-content
+        failed = call.status in ("failed", "incomplete") or call.error_type is not None
         if failed:
             attrs["error.type"] = call.status if call.status in ("failed", "incomplete") else "tool_error"
         if self.capture_content:

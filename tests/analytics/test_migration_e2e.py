@@ -229,11 +229,11 @@ def test_costs_of_both_apis_match_what_the_clients_saw(mixed):
     runs = dict(con.execute("SELECT run_id, api FROM costs WHERE kind = 'tokens' AND run_id IS NOT NULL").fetchall())
     assert runs == {seen["v1_run"].id: "assistants_v1", seen["v2_run"].id: "assistants_v2"}
     assert {r[0] for r in con.execute("SELECT DISTINCT api FROM costs WHERE kind = 'vector_store_storage'").fetchall()} \
-        <= {"vector_stores"}
+        <= {"shared"}
 
     by_api = dict(con.execute("SELECT api, sum(usd) FROM costs GROUP BY api").fetchall())
     expected = {**legacy.usd, "responses": moving.usd["responses"] + sum(usd for _n, usd in fees.values())}
-    assert {api: usd for api, usd in by_api.items() if api != "vector_stores"} == pytest.approx(expected, abs=1e-9)
+    assert {api: usd for api, usd in by_api.items() if api != "shared"} == pytest.approx(expected, abs=1e-9)
     total = con.execute("SELECT sum(usd) FROM costs").fetchone()[0]
     for view in ("cost_by_day", "cost_by_key"):
         assert dict(con.execute(f"SELECT api, sum(usd) FROM {view} GROUP BY api").fetchall()) == pytest.approx(by_api)

@@ -1,18 +1,24 @@
 """`assistants-audit demo` end to end, as a user runs it: a fresh store, no API key, a report;
-its proxy served with the connection guards; and `--traffic-only` against a running proxy."""
+its mixed workload (Assistants v1, v2, Responses) recorded as the client saw it; its proxy served
+with the connection guards; and `--traffic-only` against a running proxy."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
+from dataclasses import fields
 
 import duckdb
 import pytest
+from rich.console import Console
 
 from analytics.store import connect
 from proxy.config import Settings
-from proxy.demo.run import DemoServers
+from proxy.demo.run import DemoServers, fresh_store, print_results, run_demo
+from proxy.demo.workload import SeenResponse
 from proxy.recording.local import build_recorder
 
 # The Assistants API itself is deprecated in the openai SDK; that is what this proxy is for.
@@ -37,6 +43,8 @@ def test_demo_prints_a_report_and_fills_the_store(tmp_path):
     assert "runs (" in out and "streamed" in out
     assert "Top models" in out and "gpt-4o" in out
     assert "Explore the store" in out
+    assert "Responses API:" in out and "Response tool calls by type" in out
+    assert "Migration:" in out and "Assistants still called" in out  # report --migration
     con = duckdb.connect(str(store / "audit.duckdb"), read_only=True)
     statuses = dict(con.execute("select status, count(*) from runs group by 1").fetchall())
     # two rounds: failed/incomplete/cancelled runs exist beside completed ones
@@ -57,6 +65,72 @@ def test_demo_prints_a_report_and_fills_the_store(tmp_path):
     ).fetchall()
     assert idle_days and all(abs(days) < 1 for _, days in idle_days), idle_days
     assert "Idle vector stores" not in out  # the report lists stores idle for 30 days or more
+
+
+def test_the_store_holds_all_three_generations_as_the_client_saw_them(tmp_path, capsys):
+    """One demo round in process, so what the workload's SDK calls returned is at hand: every
+    run (v1 and v2) and every response lands with the status and tokens the client saw, every
+    Responses tool call with its type, file_search over the assistants' own vector store; and the
+    printed output has the Responses section, with the store's numbers."""
+    store = tmp_path / "store"
+    console = Console(width=200)  # on stdout, where the report goes too
+    fresh_store(store, keep=False, console=console)
+    outcome = run_demo(store, rounds=1, capture_content=False, console=console)
+    print_results(store, outcome, console)
+    out = capsys.readouterr().out
+    result = outcome["result"]
+    con = connect(str(store))
+
+    runs = con.execute("SELECT run_id, status, api_version FROM runs").fetchall()
+    assert {run_id: status for run_id, status, _ in runs} == result.runs
+    assert Counter(version for *_, version in runs) == {"v1": 1, "v2": len(result.runs) - 1}
+
+    columns = [f.name for f in fields(SeenResponse)]
+    got = {row[0]: SeenResponse(*row[1:])
+           for row in con.execute(f"SELECT id, {', '.join(columns)} FROM responses").fetchall()}
+    assert got == result.responses
+    seen = result.responses.values()
+    assert all(r.input_tokens and r.output_tokens and r.status == "completed" for r in seen)
+    assert any(r.streamed for r in seen) and any(r.background for r in seen)
+    assert len({r.conversation_id for r in seen if r.conversation_id}) == 1 == len(result.conversations)
+    polls = con.execute("SELECT polls FROM responses WHERE background").fetchall()
+    assert polls and all(n >= 1 for (n,) in polls)
+
+    calls = dict(con.execute("SELECT call_id, item_type FROM response_tool_calls").fetchall())
+    assert calls == result.response_tool_calls
+    assert set(calls.values()) == {"function_call", "file_search_call", "web_search_call", "code_interpreter_call"}
+    searched = {vs for (vs,) in con.execute(
+        "SELECT DISTINCT unnest(vector_store_ids) FROM response_tool_calls WHERE type = 'file_search'").fetchall()}
+    by_assistants = {vs for (vs,) in con.execute(
+        "SELECT DISTINCT unnest(vector_store_ids) FROM assistants").fetchall()}
+    assert searched == by_assistants == {result.vector_stores[0]}
+    containers = {c for (c,) in con.execute("SELECT DISTINCT container_id FROM response_tool_calls "
+                                            "WHERE type = 'code_interpreter'").fetchall()}
+    assert containers == set(result.containers)
+    generations = {row for row in con.execute(
+        "SELECT DISTINCT api, api_version FROM exchanges WHERE origin = 'client' AND route <> 'other'").fetchall()}
+    assert {("assistants", "v1"), ("assistants", "v2"), ("responses", None), ("conversations", None)} <= generations
+
+    assert f"{len(result.runs)} runs" in out and f"{len(result.responses)} responses" in out
+    assert "Top models" in out  # the report is printed too
+    section = out[out.index("Responses API:"):out.index("Migration:")]
+    assert f"; {len(result.responses)} responses ({len(result.responses)} completed), 1 conversation(s)" in section
+    for item_type, n in Counter(result.response_tool_calls.values()).items():
+        assert re.search(rf"│ {item_type.removesuffix('_call')}\s+│\s+{n} │", section), (item_type, section)
+    for model in {r.model for r in seen}:
+        of_model = [r for r in seen if r.model == model]
+        cells = [len(of_model), sum(r.streamed for r in of_model), sum(r.background for r in of_model),
+                 *(sum(getattr(r, c) for r in of_model) for c in ("input_tokens", "cached_input_tokens",
+                                                                  "output_tokens", "reasoning_tokens"))]
+        row = rf"│ {re.escape(model)}\s+│" + "".join(rf"\s+{n:,} │" for n in cells)
+        assert re.search(row, section), (model, cells, section)
+
+    # the migration report after it: both sides, the assistants still called, the shared store
+    migration = out[out.index("Migration:"):out.index("Explore the store")]
+    assert "1 vector store(s) read by both sides" in migration, migration
+    assert re.search(rf"│ {result.vector_stores[0]} │[^│]+│ both\s+│", migration), migration
+    assert f"{len(result.assistants)} assistant(s) still called" in migration
+    assert all(assistant_id in migration for assistant_id in result.assistants)
 
 
 def test_demo_proxy_has_the_connection_guards_serve_has(tmp_path):

@@ -28,7 +28,7 @@ CONTRACT = {
     "vector_stores": "vector_store_id, name, status, usage_bytes, files_total, created_at, last_active_at, expires_at, deleted, last_seen_at",
     "vector_store_usage": "vector_store_id, observed_at, usage_bytes",
     "responses": "id, model, status, conversation_id, previous_response_id, background, streamed, polls, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, created_at, completed_at, error_code, error_message, incomplete_reason, store, deleted, key_fingerprint, sdk, provider, api_version, instructions, usage_invalid, truncated",
-    "response_tool_calls": "response_id, call_id, type, status, name, vector_store_ids, container_id, results_count, arguments, output, queries, output_submitted, output_response_id",
+    "response_tool_calls": "response_id, call_id, type, status, name, vector_store_ids, container_id, results_count, arguments, output, queries, error, error_type, error_code, output_submitted, output_response_id",
     "response_file_search_results": "response_id, call_id, rank, file_id, filename, score, text",
     "conversations": "id, created_at, deleted, items_created, key_fingerprint, provider, metadata_keys, responses",
 }

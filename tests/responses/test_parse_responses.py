@@ -116,6 +116,44 @@ def test_unknown_output_items_and_tool_calls():
     assert {c.type for c in calls.values()} <= set(TOOL_CALL_TYPE_NAMES)
 
 
+MCP_ERRORS = [
+    {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": "no order 1234 for jane@example.com"}]},
+    {"type": "http_error", "code": 503, "message": "upstream said: jane@example.com not found"},
+    {"type": "mcp_protocol_error", "code": -32602, "message": "bad params {\"email\": \"jane@example.com\"}"},
+    "tool crashed on input jane@example.com",
+    {"type": "Jane Doe <jane@example.com>", "code": {"nested": "jane@example.com"}},
+]
+
+
+@pytest.mark.parametrize("capture", [True, False], ids=["capture_content", "no_content"])
+def test_tool_call_error_text_is_content_its_type_and_code_are_not(capture):
+    """An MCP server's error can echo what the user sent: its text is kept only with
+    --capture-content; whether the call failed, and how, is always kept."""
+    output = [{"type": "mcp_call", "id": f"mcp_{i}", "name": "lookup", "server_label": "orders", "arguments": "{}",
+               "output": None, "error": error, "status": "failed"} for i, error in enumerate(MCP_ERRORS)]
+    output.append({"type": "mcp_call", "id": "mcp_ok", "name": "lookup", "server_label": "orders",
+                   "arguments": "{}", "output": "ok", "error": None, "status": "completed"})
+    facts = of(create(response(output=output), capture=capture), ResponseToolCallFact)
+    calls = {c.call_id: c for c in facts}
+    sent = {f"mcp_{i}": error for i, error in enumerate(MCP_ERRORS)}
+    for call_id, error in sent.items():
+        text = error if isinstance(error, str) else json.dumps(error, separators=(",", ":"))
+        assert calls[call_id].error == (text[:500] if capture else None), call_id
+    assert [(calls[c].error_type, calls[c].error_code) for c in sent] == [
+        ("mcp_tool_execution_error", None), ("http_error", "503"), ("mcp_protocol_error", "-32602"),
+        ("error", None), ("other", None)]
+    assert (calls["mcp_ok"].error, calls["mcp_ok"].error_type, calls["mcp_ok"].error_code) == (None, None, None)
+    if not capture:  # the user's data is nowhere in what is kept
+        assert "jane@example.com" not in repr(facts)
+
+
+def test_a_long_tool_call_error_is_cut_to_500_characters():
+    output = [{"type": "mcp_call", "id": "mcp_1", "name": "lookup", "server_label": "orders", "arguments": "{}",
+               "error": "x" * 2000, "status": "failed"}]
+    (call,) = of(create(response(output=output), capture=True), ResponseToolCallFact)
+    assert call.error == "x" * 500 and call.error_type == "error"
+
+
 def test_stream_with_unknown_events_bad_json_and_no_names():
     body = sse(
         ("response.created", {"type": "response.created", "response": response(status="in_progress", usage=None)}),

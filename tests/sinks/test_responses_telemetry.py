@@ -5,14 +5,22 @@ the SDK's objects) and against the store."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
 import openai
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from analytics.prices import Prices
+from proxy.assistants.parse import parse
+from proxy.config import Settings
+from proxy.sinks.otel import OtelSink
+from tests.exchanges import exchange
 from tests.recording.recorded import rows
 from tests.responses.test_responses_e2e import TERMINAL, WEATHER
 from tests.responses.workload import run_responses_workload
@@ -239,3 +247,30 @@ def test_serve_exports_response_spans_over_otlp(emulator, otlp_receiver, tmp_pat
     tool = next(s for s in spans if s.name == "execute_tool get_current_weather")
     assert tool.parent_span_id == chats[asked.id].span_id and tool.trace_id == CLIENT_TP[3:35]
     assert (tool.attributes["gen_ai.tool.call.id"], tool.attributes["gen_ai.tool.type"]) == (call.call_id, "function")
+
+
+@pytest.mark.parametrize("capture", [True, False], ids=["capture_content", "no_content"])
+def test_a_tool_call_error_marks_its_span_without_its_text(capture):
+    """An MCP call that reports an error is a failed `execute_tool` span, with the error's type
+    and code, whether or not content is captured; the error's text (it can echo the user's data)
+    is never an attribute. The emulator has no MCP server, so the answer is a recorded shape."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sink = OtelSink(provider, Settings(upstream="http://upstream", admin_listen=None, capture_content=capture))
+    error = {"type": "http_error", "code": 503, "message": "order 1234 of jane@example.com: upstream down"}
+    body = {"id": "resp_1", "object": "response", "created_at": 1741965097, "completed_at": 1741965099,
+            "status": "completed", "model": "gpt-4o", "tools": [{"type": "mcp", "server_label": "orders"}],
+            "usage": {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42},
+            "output": [{"type": "mcp_call", "id": "mcp_1", "server_label": "orders", "name": "lookup",
+                        "arguments": "{}", "output": None, "error": error, "status": "completed"}]}
+    ex = exchange(method="POST", path="/v1/responses", body=json.dumps(body).encode(),
+                  request_body=b'{"model":"gpt-4o","input":"Where is my order?"}',
+                  request_headers=(("content-type", "application/json"),))
+    sink.on_exchange(ex, parse(ex, capture_content=capture))
+    spans = exporter.get_finished_spans()
+    (tool,) = [s for s in spans if s.name.startswith("execute_tool")]
+    assert tool.status.status_code == StatusCode.ERROR and tool.attributes["error.type"] == "tool_error"
+    assert (tool.attributes["openai.tool.error.type"], tool.attributes["openai.tool.error.code"]) == ("http_error",
+                                                                                                     "503")
+    assert not any("jane@example.com" in str(v) for s in spans for v in s.attributes.values())
