@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -55,10 +55,9 @@ class RequestSchemas:
     """The request body schemas of one API (or API version), and the check that answers a body with
     the 400 OpenAI would."""
 
-    def __init__(self, name: str, document: dict, choose: Callable[[list[ValidationError]], ValidationError]) -> None:
+    def __init__(self, name: str, document: dict) -> None:
         uri = f"urn:openai-spec:{name}:requests"
         self.operations: dict[str, Any] = document["operations"]
-        self._choose = choose
         registry = Registry().with_resource(uri, Resource(document, specification=DRAFT202012))
         self._resolver = registry.resolver(uri)
         self._validators = {op: Draft202012Validator({"$ref": f"{uri}#/operations/{_pointer(op)}"}, registry=registry)
@@ -81,7 +80,7 @@ class RequestSchemas:
                 raise unknown_parameter(name)
         errors = [e for e in self._validators[operation].iter_errors(body) if not _matched_several(e)]
         if errors:
-            raise _api_error(self._choose(errors))
+            raise _api_error(meant_error(errors))
 
 
 def _pointer(key: str) -> str:
@@ -91,12 +90,11 @@ def _pointer(key: str) -> str:
 
 @dataclass(frozen=True)
 class SchemaFile:
-    """Where one API's request schemas ship, and how it picks the error it reports among those a
-    body has: what differs between the APIs is this data, the validation and wording are shared."""
+    """Where one API's request schemas ship: what differs between the APIs is this data; the
+    validation, the choice of the error reported and its wording are shared."""
 
     file: str
     document: str | None  # the key of its document, for a file holding several
-    choose: Callable[[list[ValidationError]], ValidationError]
 
 
 def meant_error(errors: list[ValidationError]) -> ValidationError:
@@ -105,12 +103,11 @@ def meant_error(errors: list[ValidationError]) -> ValidationError:
 
 
 APIS = {
-    "v1": SchemaFile("request_schemas.json", "v1", meant_error),
-    "v2": SchemaFile("request_schemas.json", "v2", meant_error),
-    # Responses has so far reported jsonschema's best_match, which blames a flawed union member as a
-    # whole: a function tool without `name` is "tools[0]", invalid_value (meant_error would name
-    # "tools[0].name", missing_required_parameter, as OpenAI's Responses API does).
-    "responses": SchemaFile("responses_request_schemas.json", None, best_match),
+    "v1": SchemaFile("request_schemas.json", "v1"),
+    "v2": SchemaFile("request_schemas.json", "v2"),
+    # a function tool without `name` is "tools[0].name", missing_required_parameter, as OpenAI's
+    # Responses API answers (mozilla-ai/any-llm#1310)
+    "responses": SchemaFile("responses_request_schemas.json", None),
 }
 
 
@@ -124,7 +121,7 @@ def schemas_for(api: str) -> RequestSchemas:
     """The request schemas of `api`: an Assistants version ("v1", "v2") or "responses" (with Conversations)."""
     source = APIS[api]
     document = _file(source.file) if source.document is None else _file(source.file)[source.document]
-    return RequestSchemas(api, document, source.choose)
+    return RequestSchemas(api, document)
 
 
 def operation_schemas(version: str, operation: str) -> RequestSchemas | None:

@@ -225,7 +225,7 @@ def test_azure_paths(emulator, base, query):
     ({"model": "gpt-4o", "input": "hi", "frobnicate": True}, "frobnicate", "unknown_parameter"),
     ({"model": "gpt-4o", "input": "hi", "background": "yes"}, "background", "invalid_type"),
     ({"model": "gpt-4o", "input": "hi", "include": ["everything"]}, "include[0]", "invalid_value"),
-    ({"model": "gpt-4o", "input": "hi", "tools": [{"type": "function"}]}, "tools[0]", "invalid_value"),
+    ({"model": "gpt-4o", "input": "hi", "tools": [{"type": "function"}]}, "tools[0].name", "missing_required_parameter"),
     ({"input": "hi"}, "model", "missing_required_parameter"),
 ])
 def test_malformed_create_is_an_openai_400(emulator, body, param, code):
