@@ -34,7 +34,7 @@ from proxy.assistants.facts import (
 )
 from proxy.assistants.routes import ASSISTANTS_PROTOCOL, CONVERSATIONS, RESPONSES, RouteInfo, classify
 from proxy.assistants.wire import CUT_SHORT as _CUT_SHORT
-from proxy.assistants.wire import Body, Json, refused_counts, ts
+from proxy.assistants.wire import Body, Counted, Json, refused_counts, ts
 from proxy.assistants.wire import as_dict as _dict
 from proxy.assistants.wire import as_float as _float
 from proxy.assistants.wire import as_int as _int
@@ -75,7 +75,7 @@ def api_version_from_beta(header: str | None) -> str | None:
 
 
 @dataclass(slots=True)
-class _Ctx:
+class _Ctx(Counted):
     ex: Exchange
     route: RouteInfo
     capture: bool
@@ -85,13 +85,6 @@ class _Ctx:
     facts: list[Fact] = field(default_factory=list)
     seq: int = 0
     v1: bool = False
-
-    def next_seq(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    def content(self, value: str | None) -> str | None:
-        return value if self.capture else None
 
     def object_version(self, obj: Json) -> str | None:
         """v1 when the object has a v1-only shape, else the version the request asked for."""

@@ -281,3 +281,20 @@ def decode_body(raw: bytes, content_type: str | None, encoding: str | None, trun
             except UnicodeDecodeError:
                 body.error = "invalid_utf8"
     return body
+
+
+class Counted:
+    """What both parsers' per-exchange contexts share (a mixin for their slotted dataclasses,
+    which hold `seq` and `capture`): the order of facts within an exchange, and content kept
+    only when capture is on."""
+
+    __slots__ = ()
+    seq: int
+    capture: bool
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def content(self, value: Any) -> Any:
+        return value if self.capture else None

@@ -25,6 +25,7 @@ import orjson
 from proxy.assistants.routes import CONVERSATIONS, RouteInfo
 from proxy.assistants.wire import (
     Body,
+    Counted,
     Json,
     as_dict,
     as_float,
@@ -79,7 +80,7 @@ class Seen:
 
 
 @dataclass(slots=True)
-class _Ctx:
+class _Ctx(Counted):
     ex: Exchange
     route: RouteInfo
     capture: bool
@@ -91,13 +92,6 @@ class _Ctx:
     seen: Seen = field(default_factory=Seen)
     seq: int = 0
     recorded_items: set[str] = field(default_factory=set)  # output item ids with a fact already
-
-    def next_seq(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    def content(self, value: Any) -> Any:
-        return value if self.capture else None
 
     def add(self, fact: ResponsesFact) -> None:
         self.seen.facts.append(fact)
