@@ -123,12 +123,15 @@ LEFT JOIN run_steps s ON s.step_id = tc.step_id
 LEFT JOIN runs r ON r.run_id = coalesce(tc.run_id, s.run_id)
 WHERE tc.type = 'code_interpreter';
 
--- Code interpreter sessions of both APIs, in one walk. Calls are grouped by scope: an Assistants
--- thread (kind code_interpreter_session), a Responses container (code_interpreter_container).
--- A session opens at a call and lasts the kind's session_seconds (a thread's hour, a
--- container's 20 minutes); the first call after that opens the next one.
+-- Code interpreter sessions of both APIs. Calls are grouped by scope: an Assistants thread
+-- (kind code_interpreter_session), a Responses container (code_interpreter_container). A session
+-- opens at a call and lasts the kind's session_seconds (a thread's hour, a container's 20
+-- minutes); the first call after that opens the next one. The session starts of a scope are one
+-- list_reduce over its call times, not a recursive CTE: DuckDB 2.0 hangs closing a connection
+-- while a recursive CTE of an unfinished result still runs (fetchone, then close), and a reader of
+-- `costs` must never hang (tests/analytics/test_reads_never_hang.py).
 CREATE OR REPLACE VIEW tool_sessions AS
-WITH RECURSIVE lengths AS (
+WITH lengths AS (
     SELECT kind, max(session_seconds) AS session_seconds FROM tool_prices GROUP BY kind
 ),
 calls AS (
@@ -145,25 +148,27 @@ calls AS (
     )
     WHERE scope_id IS NOT NULL AND called_at IS NOT NULL
 ),
-walk(kind, scope_id, rn, called_at, session_no, session_start) AS (
-    SELECT kind, scope_id, rn, called_at, 1, called_at FROM calls WHERE rn = 1
-    UNION ALL
-    SELECT c.kind, c.scope_id, c.rn, c.called_at,
-           w.session_no + CASE WHEN epoch(c.called_at) - epoch(w.session_start) >= l.session_seconds
-                               THEN 1 ELSE 0 END,
-           CASE WHEN epoch(c.called_at) - epoch(w.session_start) >= l.session_seconds
-                THEN c.called_at ELSE w.session_start END
-    FROM walk w
-    JOIN calls c ON c.kind = w.kind AND c.scope_id = w.scope_id AND c.rn = w.rn + 1
-    LEFT JOIN lengths l ON l.kind = c.kind
+-- [t1, t2, ...] -> the epochs that open a session: t1, then each first call at least a session
+-- length after the last opening (each element is a one-item list so the accumulator has its type).
+starts AS (
+    SELECT c.kind, c.scope_id,
+           list_reduce(list([epoch(c.called_at)] ORDER BY c.rn),
+                       lambda opened, call: CASE WHEN call[1] - opened[-1] >= l.session_seconds
+                                                 THEN list_concat(opened, call) ELSE opened END) AS opened
+    FROM calls c LEFT JOIN lengths l ON l.kind = c.kind
+    GROUP BY c.kind, c.scope_id, l.session_seconds
+),
+walk AS (
+    SELECT c.*, len(list_filter(s.opened, lambda o: o <= epoch(c.called_at))) AS session_no
+    FROM calls c JOIN starts s ON s.kind = c.kind AND s.scope_id = c.scope_id
 ),
 sessions AS (
-    SELECT w.kind, w.scope_id, w.session_no, min(w.session_start) AS session_start, count(*) AS calls,
-           arg_min(c.run_id, c.rn) AS run_id, arg_min(c.response_id, c.rn) AS response_id,
-           arg_min(c.assistant_id, c.rn) AS assistant_id, arg_min(c.key_fingerprint, c.rn) AS key_fingerprint,
-           arg_min(c.sdk, c.rn) AS sdk
-    FROM walk w JOIN calls c ON c.kind = w.kind AND c.scope_id = w.scope_id AND c.rn = w.rn
-    GROUP BY w.kind, w.scope_id, w.session_no
+    SELECT kind, scope_id, session_no, min(called_at) AS session_start, count(*) AS calls,
+           arg_min(run_id, rn) AS run_id, arg_min(response_id, rn) AS response_id,
+           arg_min(assistant_id, rn) AS assistant_id, arg_min(key_fingerprint, rn) AS key_fingerprint,
+           arg_min(sdk, rn) AS sdk
+    FROM walk
+    GROUP BY kind, scope_id, session_no
 )
 SELECT s.*, CAST(timezone('UTC', s.session_start) AS DATE) AS day, p.usd, p.source AS price_source
 FROM sessions s
