@@ -158,7 +158,7 @@ starts AS (
     FROM calls c LEFT JOIN lengths l ON l.kind = c.kind
     GROUP BY c.kind, c.scope_id, l.session_seconds
 ),
-walk AS (
+numbered AS (
     SELECT c.*, len(list_filter(s.opened, lambda o: o <= epoch(c.called_at))) AS session_no
     FROM calls c JOIN starts s ON s.kind = c.kind AND s.scope_id = c.scope_id
 ),
@@ -167,7 +167,7 @@ sessions AS (
            arg_min(run_id, rn) AS run_id, arg_min(response_id, rn) AS response_id,
            arg_min(assistant_id, rn) AS assistant_id, arg_min(key_fingerprint, rn) AS key_fingerprint,
            arg_min(sdk, rn) AS sdk
-    FROM walk
+    FROM numbered
     GROUP BY kind, scope_id, session_no
 )
 SELECT s.*, CAST(timezone('UTC', s.session_start) AS DATE) AS day, p.usd, p.source AS price_source

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tests.analytics.storebuild import write_store
 from tests.analytics.test_response_costs import mixed_facts
+from tests.recording.store_helpers import ROOT
 
 ROUNDS = 8  # with the recursive CTE, DuckDB 2.0.1 hung within the first 5 rounds each time it was tried
 QUERIES = (
@@ -47,9 +48,8 @@ READER = textwrap.dedent("""
 
 def test_first_row_then_close_returns_for_the_cost_views(tmp_path: Path) -> None:
     store = write_store(tmp_path / "audit", mixed_facts())
-    root = Path(__file__).resolve().parents[2]
     try:
-        done = subprocess.run([sys.executable, "-c", READER, str(store), str(ROUNDS), *QUERIES], cwd=root,
+        done = subprocess.run([sys.executable, "-c", READER, str(store), str(ROUNDS), *QUERIES], cwd=ROOT,
                               capture_output=True, text=True, timeout=DEADLINE_S)
     except subprocess.TimeoutExpired as hung:
         raise AssertionError(f"a reader closing an unfinished result hung ({DEADLINE_S} s): "
